@@ -1,0 +1,78 @@
+"""Turn a config dict (see configs/) into a synth and a model. The only place that knows the wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from torch import nn
+
+from synthinv.models.encoders import SpectrumCNN
+from synthinv.models.fields import MLPField, TransformerField
+from synthinv.models.flow import FlowModel
+from synthinv.models.regression import RegressionModel
+from synthinv.models.tokenisers import FixedSplit, Param2Tok
+from synthinv.synths.kosc import PARAMS_PER_OSC, KOscSynth
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+SYNTHS = {"kosc": KOscSynth}
+
+
+class ConfigError(ValueError):
+    """A config names something that does not exist or does not fit together."""
+
+
+def builtin_configs(synth: str = "kosc") -> dict[str, Path]:
+    """Shipped configs by method name, e.g. {"flow_param2tok": .../configs/kosc/flow_param2tok.yaml}."""
+    return {p.stem: p for p in sorted((CONFIG_DIR / synth).glob("*.yaml"))}
+
+
+def load_config(name_or_path: str, synth: str = "kosc") -> dict:
+    """A config from a shipped method name or a YAML path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        configs = builtin_configs(synth)
+        if name_or_path not in configs:
+            raise ConfigError(f"unknown method {name_or_path!r}; choose from {', '.join(configs)} or give a .yaml path")
+        path = configs[name_or_path]
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    config = yaml.safe_load(path.read_text())
+    config.setdefault("name", path.stem)
+    return config
+
+
+def build_synth(settings: dict):
+    name = settings.get("name", "kosc")
+    if name not in SYNTHS:
+        raise ConfigError(f"unknown synth {name!r}; available: {', '.join(SYNTHS)}")
+    synth_cls = SYNTHS[name]
+    if name == "kosc":
+        return synth_cls(k=int(settings["k"]), asym=bool(settings.get("asym", False)))
+    return synth_cls.from_settings(settings)
+
+
+def build_model(config: dict, synth) -> nn.Module:
+    """FlowModel or RegressionModel for `synth`, sized by config["model"] and config["encoder"]."""
+    m, n_params = config["model"], synth.spec.size
+    encoder = SpectrumCNN(n_samples=synth.length, **config.get("encoder", {}))
+    if m["kind"] == "regression":
+        return RegressionModel(encoder, n_params, synth.k, loss=m.get("loss", "mse"),
+                               hidden=m.get("hidden", 384), layers=m.get("layers", 3))
+    if m["kind"] != "flow":
+        raise ConfigError(f"unknown model kind {m['kind']!r}; use 'flow' or 'regression'")
+    if m["field"] == "mlp":
+        field = MLPField(n_params, encoder.dim, width=m.get("width", 192), layers=m.get("layers", 7))
+    elif m["field"] == "transformer":
+        d = m.get("d_model", 128)
+        tok = m.get("tokeniser", "fixed")
+        if tok == "fixed":
+            tokeniser = FixedSplit(n_params, PARAMS_PER_OSC, d)
+        elif tok == "param2tok":
+            tokeniser = Param2Tok(n_params, m.get("n_tokens") or synth.k, d)
+        else:
+            raise ConfigError(f"unknown tokeniser {tok!r}; use 'fixed' or 'param2tok'")
+        field = TransformerField(tokeniser, encoder.dim, d, m.get("layers", 5), m.get("heads", 4), m.get("ff", 256))
+    else:
+        raise ConfigError(f"unknown field {m['field']!r}; use 'mlp' or 'transformer'")
+    return FlowModel(encoder, field, n_params, cond_drop=m.get("cond_drop", 0.1), ot_coupling=m.get("ot", True))

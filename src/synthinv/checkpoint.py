@@ -1,0 +1,58 @@
+"""Self-contained checkpoints: weights + synth settings + spec (with hash) + config + training metadata."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from synthinv.build import build_model, build_synth
+
+FORMAT = "synthinv-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, not ours, or made for a different synth."""
+
+
+def save_checkpoint(path: Path, model, synth, config: dict, meta: dict, state_dict: dict | None = None) -> Path:
+    """Write atomically (temp file + rename) so an interrupted save never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "format": FORMAT,
+        "synth": {"name": synth.name, **synth.spec.settings},
+        "spec": synth.spec.to_dict(),
+        "spec_hash": synth.spec.hash(),
+        "config": config,
+        "meta": meta,
+        "state_dict": state_dict if state_dict is not None else model.state_dict(),
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, expect_synth: dict | None = None):
+    """-> (model in eval mode, synth, blob). `expect_synth` (e.g. {"name": "kosc", "k": 4}) must match."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a bad file
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a synthinv checkpoint")
+    for key, want in (expect_synth or {}).items():
+        have = blob["synth"].get(key)
+        if have != want:
+            raise CheckpointError(f"{path} was trained for synth {key}={have!r}, not {want!r}")
+    synth = build_synth(blob["synth"])
+    if synth.spec.hash() != blob["spec_hash"]:
+        raise CheckpointError(f"{path} has parameter spec {blob['spec_hash']}, this synth has {synth.spec.hash()}")
+    model = build_model(blob["config"], synth)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), synth, blob

@@ -1,0 +1,1 @@
+"""Data: on-the-fly generators and (later) sharded datasets."""

@@ -1,0 +1,1 @@
+"""Models: audio encoders, tokenisers, vector fields, flow matching and regression."""

@@ -1,0 +1,65 @@
+"""Point-estimate regression baseline: audio encoder + residual MLP head, with three losses."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from synthinv.metrics import chamfer_distance
+from synthinv.synths.kosc import sort_by_frequency, to_tokens
+
+LOSSES = ("mse", "chamfer", "sort")
+
+
+class ResidualMLP(nn.Module):
+    """(N, dim) -> (N, out): Linear, `layers` x pre-norm residual blocks, Linear."""
+
+    def __init__(self, dim: int, out: int, hidden: int = 384, layers: int = 3):
+        super().__init__()
+        self.inp = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+            for _ in range(layers)
+        )
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+
+class RegressionModel(nn.Module):
+    """Predicts one parameter vector per sound.
+
+    Losses: "mse" (plain), "chamfer" (set distance over oscillator tokens: blind to their order), "sort"
+    (MSE against targets whose oscillators are sorted by frequency: a symmetry-breaking heuristic).
+    """
+
+    def __init__(self, encoder: nn.Module, n_params: int, k: int, loss: str = "mse", hidden: int = 384,
+                 layers: int = 3):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"unknown regression loss {loss!r}; choose from {', '.join(LOSSES)}")
+        self.encoder, self.k, self.loss_name = encoder, k, loss
+        self.head = ResidualMLP(encoder.dim, n_params, hidden, layers)
+
+    def predict(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(audio))  # (N, P)
+
+    def loss(self, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        pred = self.predict(audio)
+        if self.loss_name == "chamfer":
+            return chamfer_distance(to_tokens(pred, self.k), to_tokens(params, self.k)).mean()
+        if self.loss_name == "sort":
+            params = sort_by_frequency(params, self.k)
+        return (pred - params).square().mean()
+
+    def penalty(self) -> torch.Tensor:
+        return self.head.inp.weight.new_zeros(())
+
+    @torch.no_grad()
+    def sample(self, audio: torch.Tensor, **_: object) -> torch.Tensor:
+        """Same interface as the flow: regression has one answer, whatever the sampler settings."""
+        return self.predict(audio).clamp(-1, 1)

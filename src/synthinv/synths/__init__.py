@@ -1,0 +1,1 @@
+"""Synthesizers: each exposes a ParamSpec and renders normalised parameters to audio."""
