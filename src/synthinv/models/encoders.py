@@ -26,13 +26,14 @@ class ResBlock1d(nn.Module):
 class SpectrumCNN(nn.Module):
     """1-D residual CNN over the log power spectrum, flattened (not pooled) so frequency position survives.
 
-    audio (N, T) -> log spectrum (N, 1, T/2+1) -> stem (stride 2) -> `blocks` x [ResBlock, stride-2 conv]
+    audio (N, T) -> log spectrum (N, 1, T/2+1) -> stem (stride `stem_stride`) -> `blocks` x [ResBlock, stride-2 conv]
     -> flatten -> Linear -> (N, dim).
     """
 
-    def __init__(self, n_samples: int = 1024, channels: int = 32, blocks: int = 4, kernel: int = 7, dim: int = 128):
+    def __init__(self, n_samples: int = 1024, channels: int = 16, blocks: int = 4, kernel: int = 7, dim: int = 128,
+                 stem_stride: int = 2):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv1d(1, channels, kernel, stride=2, padding=kernel // 2)]
+        layers: list[nn.Module] = [nn.Conv1d(1, channels, kernel, stride=stem_stride, padding=kernel // 2)]
         for _ in range(blocks):
             layers += [ResBlock1d(channels, kernel), nn.Conv1d(channels, channels, 4, stride=2, padding=1)]
         self.net = nn.Sequential(*layers)
