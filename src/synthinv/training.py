@@ -11,8 +11,10 @@ minutes, not steps; warm-up and cosine decay then fit whatever budget the machin
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -25,6 +27,12 @@ from synthinv.checkpoint import save_checkpoint
 from synthinv.evaluation import VAL_SEED, lsd_of, sample_params, split_batch
 
 TRAIN_SEED_BASE = 1_000_000
+
+# Lightning's start-up banners (GPU/TPU availability, tips) say nothing useful for a CPU run.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 class StepCounter(IterableDataset):

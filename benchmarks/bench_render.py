@@ -1,0 +1,70 @@
+"""k-osc render throughput: examples/s of KOscSynth.render at batch 1024 for k = 4, 8, 16, 32.
+
+Parameters are drawn once per k (synth.params_at, timed separately as `params ex/s`), then render is timed:
+warm-up calls first, then the median of several repeats. `make_batch ex/s` combines the two, as a training
+step does (InversionModule.make_batch), so it is the ceiling on training examples/s from data generation.
+
+    python benchmarks/bench_render.py [--quick] [--json out.json] [--ks 4 8] [--batch 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from _common import add_common_args, apply_threads, finish, machine_info, measure, print_machine, print_table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--ks", type=int, nargs="+", default=[4, 8, 16, 32], help="oscillator counts (default 4 8 16 32)")
+    parser.add_argument("--batch", type=int, default=1024, help="examples per render call (default 1024)")
+    parser.add_argument("--asym", action="store_true", help="render the asymmetric (banded) synth instead")
+    args = parser.parse_args(argv)
+    apply_threads(args.threads)
+
+    from synthinv.build import build_synth
+
+    started = time.perf_counter()
+    # (warm-up calls, max repeats, min repeats, timed-seconds budget per k)
+    warmup, repeats, min_repeats, budget = (1, 3, 2, 3.0) if args.quick else (2, 9, 5, 20.0)
+    info = machine_info()
+    print_machine(info)
+    print(f"k-osc render, batch {args.batch}, asym={args.asym}, {warmup} warm-up call(s), "
+          f"median of {min_repeats}-{repeats} repeats (capped at ~{budget:.0f} s of timing per k)\n")
+
+    rows = []
+    for k in args.ks:
+        synth = build_synth({"name": "kosc", "k": k, "asym": args.asym})
+        idx = np.arange(args.batch)
+        params = synth.params_at(1, idx)
+        with torch.no_grad():
+            r = measure(lambda: synth.render(params), warmup, repeats, budget, min_repeats)
+        p = measure(lambda: synth.params_at(1, idx), 1, max(repeats, 5), 1.0, 3)
+        render_s, params_s = r["median_s"], p["median_s"]
+        rows.append({
+            "k": k, "batch": args.batch, "render_ms": render_s * 1e3, "render_min_ms": r["min_s"] * 1e3,
+            "render_ex_per_s": args.batch / render_s,
+            "osc_samples_per_us": args.batch * k * synth.length / render_s / 1e6,
+            "params_ex_per_s": args.batch / params_s,
+            "make_batch_ex_per_s": args.batch / (render_s + params_s),
+            "repeats": r["n"], "render_all_s": r["all_s"],
+        })
+    print_table(rows, [
+        ("k", "k"), ("render_ms", "render ms (median)"), ("render_min_ms", "min ms"),
+        ("render_ex_per_s", "render ex/s"), ("osc_samples_per_us", "osc-samples/us"),
+        ("params_ex_per_s", "params ex/s"), ("make_batch_ex_per_s", "make_batch ex/s"), ("repeats", "n"),
+    ])
+    notes = ["osc-samples/us = batch * k * 1024 samples per microsecond: flat across k means cost is linear in k",
+             "compare rows of one run with each other; absolute figures move with machine load"]
+    finish("bench_render", args, info, {"batch": args.batch, "ks": args.ks, "asym": args.asym, "warmup": warmup,
+                                        "max_repeats": repeats, "min_repeats": min_repeats, "budget_s": budget},
+           rows, started, notes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The paper's k-oscillator experiment: ten methods, one budget each, one table, two pictures.
+
+Each finished method leaves results/kosc_k<k>/<method>.json; a rerun skips those (resume), so the
+experiment can be stopped at any point, and several processes can share the method list.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthinv.build import build_synth, load_config
+from synthinv.checkpoint import load_checkpoint
+from synthinv.evaluation import evaluate_model
+from synthinv.training import train
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # e.g. "flow_transformer_asym"
+    config: str  # shipped config name
+    asym: bool
+
+
+FAMILIES = ("regression_mse", "regression_chamfer", "regression_sort", "flow_mlp", "flow_transformer", "flow_param2tok")
+ASYM_FAMILIES = ("regression_mse", "flow_mlp", "flow_transformer", "flow_param2tok")
+METHODS = {m.name: m for m in [Method(f, f, False) for f in FAMILIES] + [Method(f + "_asym", f, True) for f in ASYM_FAMILIES]}
+
+COLUMNS = ["method", "task", "lsd", "lsd_random", "chamfer", "assignment_mse", "param_mse", "best_val_lsd",
+           "steps", "train_seconds", "examples_per_second", "budget_minutes", "torch_threads"]
+
+
+def select_methods(names: str | None) -> list[Method]:
+    if not names:
+        return list(METHODS.values())
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    return [METHODS[n] for n in chosen]
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path, runs_dir: Path, seed: int,
+               eval_examples: int, eval_steps: int, progress_bar: bool) -> dict:
+    """Train, evaluate on the test split, and write results_dir/<method>.json."""
+    config = load_config(method.config)
+    synth = build_synth({"name": "kosc", "k": k, "asym": method.asym})
+    run_dir = runs_dir / method.name
+    meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar)
+    model, synth, _ = load_checkpoint(run_dir / "model.ckpt")
+    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=config["sample"]["guidance"])
+    row = {"method": method.name, "task": "asym" if method.asym else "sym", "k": k, **metrics,
+           **{key: meta[key] for key in ("steps", "train_seconds", "examples_per_second", "best_val_lsd",
+                                         "budget_minutes", "torch_threads", "history")},
+           "checkpoint": str(run_dir / "model.ckpt")}
+    write_json_atomic(results_dir / f"{method.name}.json", row)
+    return row
+
+
+def collect(results_dir: Path) -> list[dict]:
+    rows = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    order = list(METHODS)
+    return sorted(rows, key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
+
+
+def write_tables(rows: list[dict], csv_path: Path, md_path: Path, title: str) -> None:
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    shown = ["method", "task", "lsd", "lsd_random", "chamfer", "assignment_mse", "param_mse", "steps", "train_seconds"]
+    lines = [f"# {title}", "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in shown) + " |" for r in rows]
+    lines += ["", "LSD in dB (lower is better); lsd_random: random parameters scored on the same test sounds.",
+              "param_mse is meaningful only on the asym task, where oscillator order is fixed."]
+    md_path.write_text("\n".join(lines) + "\n")
+
+
+def plot_lsd_bars(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(r["method"].removesuffix("_asym"), r["task"]): r for r in rows}
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.38
+    for i, fam in enumerate(FAMILIES):
+        for j, task in enumerate(("sym", "asym")):
+            r = by.get((fam, task))
+            if r:
+                ax.bar(i + (j - 0.5) * width, r["lsd"], width, color=("tab:blue", "tab:orange")[j],
+                       label=task if i == 0 or (task == "asym" and fam == "regression_mse") else None)
+    randoms = [r["lsd_random"] for r in rows]
+    if randoms:
+        ax.axhline(sum(randoms) / len(randoms), color="k", ls="--", lw=1, label="random parameters")
+    ax.set_xticks(range(len(FAMILIES)), [f.replace("_", "\n") for f in FAMILIES], fontsize=8)
+    ax.set_ylabel("test LSD (dB)")
+    lows = [r["lsd"] for r in rows]
+    if lows:
+        ax.set_ylim(min(lows) * 0.9, max(lows + randoms) * 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
+    """Heat map of |A| (tokens x parameters) of a Param2Tok checkpoint; False if there is none."""
+    if not ckpt.is_file():
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model, synth, _ = load_checkpoint(ckpt)
+    assign = model.field.tokeniser.assign.detach().abs().numpy()  # (n, P)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.35 * assign.shape[1], 1.2 + 0.35 * assign.shape[0]))
+    im = ax.imshow(assign, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(assign.shape[1]), synth.spec.names, rotation=90, fontsize=7)
+    ax.set_ylabel("token")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="|A|")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def summarise(k: int, results_dir: Path, out_dir: Path, runs_dir: Path) -> list[Path]:
+    """(Re)write the CSV, markdown table, LSD bar chart and Param2Tok pictures from finished methods."""
+    rows = collect(results_dir)
+    stem = out_dir / f"kosc_k{k}"
+    title = f"k-osc, k={k}"
+    write_tables(rows, stem.with_suffix(".csv"), stem.with_suffix(".md"), title)
+    written = [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+    if rows:
+        plot_lsd_bars(rows, Path(f"{stem}_lsd.png"), f"{title}: test LSD, symmetric vs asym task")
+        written.append(Path(f"{stem}_lsd.png"))
+    for task in ("", "_asym"):
+        pic = Path(f"{stem}_param2tok{task}.png")
+        if plot_assignment(runs_dir / f"flow_param2tok{task}" / "model.ckpt", pic,
+                           f"Param2Tok |A|, k={k} {'asym' if task else 'sym'}"):
+            written.append(pic)
+    return written

@@ -1,0 +1,37 @@
+"""Shared test settings: one torch thread (the machine is small and shared) and small helpers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+def freq_to_param(spec, index: int, hz: float) -> float:
+    """Inverse of spec.decode for one log-scaled parameter: native Hz -> normalised [-1, 1]."""
+    p = spec.params[index]
+    u = math.log(hz / p.low) / math.log(p.high / p.low)
+    return 2.0 * u - 1.0
+
+
+def randomise_adaln(module: torch.nn.Module, std: float = 0.2, seed: int = 0) -> None:
+    """AdaLN projections start at zero (every block is the identity); give them random weights so that
+    attention, time and audio conditioning actually influence the output under test."""
+    from synthinv.models.fields import AdaLN
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, AdaLN):
+                m.proj.weight.copy_(torch.randn(m.proj.weight.shape, generator=gen) * std)
+                m.proj.bias.copy_(torch.randn(m.proj.bias.shape, generator=gen) * std)
+
+
+@pytest.fixture
+def kosc4():
+    from synthinv.build import build_synth
+
+    return build_synth({"name": "kosc", "k": 4})
