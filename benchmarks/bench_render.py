@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[4, 8, 16, 32], help="oscillator counts (default 4 8 16 32)")
     parser.add_argument("--batch", type=int, default=1024, help="examples per render call (default 1024)")
     parser.add_argument("--asym", action="store_true", help="render the asymmetric (banded) synth instead")
+    parser.add_argument("--chunk", type=int, default=64,
+                        help="also time the same batch rendered in chunks of this many rows and concatenated "
+                             "(a diagnostic of memory-bound rendering; 0 to skip; default 64)")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
 
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         params = synth.params_at(1, idx)
         with torch.no_grad():
             r = measure(lambda: synth.render(params), warmup, repeats, budget, min_repeats)
+            c = (measure(lambda: torch.cat([synth.render(x) for x in params.split(args.chunk)]), warmup, repeats,
+                         budget, min_repeats) if args.chunk else None)
         p = measure(lambda: synth.params_at(1, idx), 1, max(repeats, 5), 1.0, 3)
         render_s, params_s = r["median_s"], p["median_s"]
         rows.append({
@@ -52,16 +57,21 @@ def main(argv: list[str] | None = None) -> None:
             "osc_samples_per_us": args.batch * k * synth.length / render_s / 1e6,
             "params_ex_per_s": args.batch / params_s,
             "make_batch_ex_per_s": args.batch / (render_s + params_s),
-            "repeats": r["n"], "render_all_s": r["all_s"],
+            "chunked_ex_per_s": args.batch / c["median_s"] if c else None,
+            "chunked_speedup": r["median_s"] / c["median_s"] if c else None,
+            "repeats": r["n"], "render_all_s": r["all_s"], "chunked_all_s": c["all_s"] if c else None,
         })
     print_table(rows, [
         ("k", "k"), ("render_ms", "render ms (median)"), ("render_min_ms", "min ms"),
         ("render_ex_per_s", "render ex/s"), ("osc_samples_per_us", "osc-samples/us"),
-        ("params_ex_per_s", "params ex/s"), ("make_batch_ex_per_s", "make_batch ex/s"), ("repeats", "n"),
+        ("params_ex_per_s", "params ex/s"), ("make_batch_ex_per_s", "make_batch ex/s"),
+        ("chunked_ex_per_s", f"chunk{args.chunk} ex/s"), ("chunked_speedup", "chunk speed-up"), ("repeats", "n"),
     ])
     notes = ["osc-samples/us = batch * k * 1024 samples per microsecond: flat across k means cost is linear in k",
+             f"chunk{args.chunk} ex/s: the same {args.batch} examples rendered {args.chunk} rows per call and "
+             "concatenated (identical output); a speed-up > 1 means one big call is memory/allocation-bound",
              "compare rows of one run with each other; absolute figures move with machine load"]
-    finish("bench_render", args, info, {"batch": args.batch, "ks": args.ks, "asym": args.asym, "warmup": warmup,
+    finish("bench_render", args, info, {"batch": args.batch, "ks": args.ks, "asym": args.asym, "chunk": args.chunk, "warmup": warmup,
                                         "max_repeats": repeats, "min_repeats": min_repeats, "budget_s": budget},
            rows, started, notes)
 

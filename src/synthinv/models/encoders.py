@@ -30,8 +30,8 @@ class SpectrumCNN(nn.Module):
     -> flatten -> Linear -> (N, dim).
     """
 
-    def __init__(self, n_samples: int = 1024, channels: int = 16, blocks: int = 4, kernel: int = 7, dim: int = 128,
-                 stem_stride: int = 2):
+    def __init__(self, n_samples: int = 1024, channels: int = 16, blocks: int = 3, kernel: int = 7, dim: int = 128,
+                 stem_stride: int = 4):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(1, channels, kernel, stride=stem_stride, padding=kernel // 2)]
         for _ in range(blocks):

@@ -1,0 +1,372 @@
+"""Models: equivariance of the fixed-token transformer field, Param2Tok, regression losses, OT pairing,
+the RK4 sampler and classifier-free guidance."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import randomise_adaln
+from synthinv.build import ConfigError, build_model, build_synth, load_config
+from synthinv.models.fields import TransformerField
+from synthinv.models.flow import FlowModel, ot_pair_noise
+from synthinv.models.regression import RegressionModel
+from synthinv.models.tokenisers import FixedSplit, Param2Tok
+from synthinv.synths.kosc import to_tokens
+
+K, P = 4, 12  # oscillators, parameters
+
+
+def permute_groups(x: torch.Tensor, perm, width: int = 3) -> torch.Tensor:
+    """(N, P) -> (N, P) with consecutive groups of `width` parameters reordered by `perm`."""
+    return x.view(x.shape[0], -1, width)[:, list(perm)].reshape(x.shape)
+
+
+def field_inputs(n: int = 6, p: int = P, cond_dim: int = 128, seed: int = 0):
+    """x (n, p), t (n,), emb (n, cond_dim)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, p, generator=gen), torch.rand(n, generator=gen), torch.randn(n, cond_dim, generator=gen)
+
+
+@pytest.fixture
+def flow_transformer(kosc4):
+    torch.manual_seed(0)
+    model = build_model(load_config("flow_transformer"), kosc4).eval()
+    randomise_adaln(model)  # otherwise every block starts as the identity and attention is never exercised
+    return model
+
+
+# --- equivariance ---------------------------------------------------------------------------------
+
+
+def test_transformer_field_is_permutation_equivariant(flow_transformer):
+    field = flow_transformer.field
+    assert isinstance(field, TransformerField) and isinstance(field.tokeniser, FixedSplit)
+    x, t, emb = field_inputs()
+    with torch.no_grad():
+        out = field(x, t, emb)  # (6, 12)
+        assert out.shape == x.shape
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            perm = torch.randperm(K, generator=gen).tolist()
+            torch.testing.assert_close(field(permute_groups(x, perm), t, emb), permute_groups(out, perm),
+                                       atol=1e-5, rtol=0)
+
+
+def test_transformer_field_output_is_not_trivial(flow_transformer):
+    """Guards the equivariance test: tokens must interact (attention) and the output must depend on x, t, emb."""
+    field = flow_transformer.field
+    x, t, emb = field_inputs()
+    with torch.no_grad():
+        out = field(x, t, emb)
+        x2 = x.clone()
+        x2[:, 0] += 1.0  # change oscillator 0 only
+        changed = (field(x2, t, emb) - out).abs().view(6, K, 3)
+        assert changed[:, 1:].max() > 1e-3  # ...and the other oscillators' outputs move: attention mixes tokens
+        assert (field(x, 1 - t, emb) - out).abs().max() > 1e-3
+        assert (field(x, t, -emb) - out).abs().max() > 1e-3
+
+
+def test_mlp_field_is_not_equivariant(kosc4):
+    torch.manual_seed(0)
+    model = build_model(load_config("flow_mlp"), kosc4).eval()
+    randomise_adaln(model)
+    x, t, emb = field_inputs()
+    with torch.no_grad():
+        out = model.field(x, t, emb)
+        diff = (model.field(permute_groups(x, [1, 0, 3, 2]), t, emb) - permute_groups(out, [1, 0, 3, 2])).abs()
+    assert diff.max() > 1e-3
+
+
+# --- Param2Tok ------------------------------------------------------------------------------------
+
+
+def block_assignment(n_tokens: int = K, width: int = 3) -> torch.Tensor:
+    """(n, P) 0/1 matrix sending parameters 3i..3i+2 to token i: the assignment a fixed split would make."""
+    a = torch.zeros(n_tokens, n_tokens * width)
+    for i in range(n_tokens):
+        a[i, i * width:(i + 1) * width] = 1.0
+    return a
+
+
+def test_param2tok_shapes_and_penalty():
+    torch.manual_seed(0)
+    tok = Param2Tok(P, K, 16)
+    x = torch.randn(5, P)
+    assert tok.encode(x).shape == (5, K, 16)
+    assert tok.decode(torch.randn(5, K, 16)).shape == (5, P)
+    # maximally symmetric start: A ~ 1/sqrt(nP) everywhere
+    assert tok.penalty().item() == pytest.approx(1 / math.sqrt(K * P), rel=1e-3)
+    with torch.no_grad():
+        tok.assign.copy_(block_assignment())
+    assert tok.penalty().item() == pytest.approx(P / (K * P))  # mean |A| of a hard assignment = 1/n
+    tok.assign.data[0, 0] = -2.0  # the penalty is an L1 norm: sign does not matter
+    assert tok.penalty().item() == pytest.approx((P - 1 + 2) / (K * P))
+
+
+def test_param2tok_penalty_is_the_models_penalty(kosc4):
+    torch.manual_seed(0)
+    model = build_model(load_config("flow_param2tok"), kosc4)
+    tok = model.field.tokeniser
+    assert isinstance(tok, Param2Tok) and tok.assign.shape == (K, P)
+    torch.testing.assert_close(model.penalty(), tok.assign.abs().mean())
+    model.penalty().backward()
+    assert tok.assign.grad is not None and tok.assign.grad.abs().sum() > 0
+
+
+def tied_param2tok(seed: int = 0) -> Param2Tok:
+    """Param2Tok with a hard oscillator assignment and per-role (freq/amp/wave) vectors shared across
+    oscillators: it then computes exactly what a fixed split does, so it must be equivariant."""
+    torch.manual_seed(seed)
+    tok = Param2Tok(P, K, 16)
+    with torch.no_grad():
+        tok.assign.copy_(block_assignment())
+        tok.z_in.copy_(torch.randn(3, 16).repeat(K, 1))
+        tok.z_out.copy_(torch.randn(3, 16).repeat(K, 1))
+    return tok
+
+
+def small_transformer(tok) -> TransformerField:
+    field = TransformerField(tok, cond_dim=8, d_model=16, layers=2, heads=2, ff=32).eval()
+    randomise_adaln(field)
+    return field
+
+
+def test_param2tok_with_hard_tied_assignment_is_equivariant():
+    field = small_transformer(tied_param2tok())
+    x, t, emb = field_inputs(cond_dim=8)
+    with torch.no_grad():
+        out = field(x, t, emb)
+        for perm in ([1, 0, 2, 3], [3, 2, 1, 0], [2, 3, 0, 1]):
+            torch.testing.assert_close(field(permute_groups(x, perm), t, emb), permute_groups(out, perm),
+                                       atol=1e-5, rtol=0)
+
+
+def test_param2tok_with_untied_vectors_is_not_equivariant():
+    tok = tied_param2tok()
+    with torch.no_grad():
+        tok.z_in.copy_(torch.randn(P, 16))  # each parameter its own vector: order now matters
+    field = small_transformer(tok)
+    x, t, emb = field_inputs(cond_dim=8)
+    with torch.no_grad():
+        out = field(x, t, emb)
+        diff = (field(permute_groups(x, [1, 0, 3, 2]), t, emb) - permute_groups(out, [1, 0, 3, 2])).abs()
+    assert diff.max() > 1e-3
+
+
+# --- regression losses ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def regression_batch(kosc4):
+    params = kosc4.random_params(16, seed=11)  # (16, 12)
+    shuffled = permute_groups(params, [2, 0, 3, 1])
+    audio = kosc4.render(params)
+    torch.testing.assert_close(kosc4.render(shuffled), audio, atol=1e-6, rtol=0)  # same sounds
+    return params, shuffled, audio
+
+
+def regression(kosc4, loss: str) -> RegressionModel:
+    torch.manual_seed(0)
+    model = build_model(load_config(f"regression_{loss}"), kosc4).eval()
+    assert isinstance(model, RegressionModel) and model.loss_name == loss
+    return model
+
+
+def test_chamfer_loss_ignores_oscillator_order(kosc4, regression_batch):
+    params, shuffled, audio = regression_batch
+    model = regression(kosc4, "chamfer")
+    with torch.no_grad():
+        torch.testing.assert_close(model.loss(shuffled, audio), model.loss(params, audio), atol=1e-6, rtol=0)
+
+
+def test_mse_loss_depends_on_oscillator_order(kosc4, regression_batch):
+    params, shuffled, audio = regression_batch
+    model = regression(kosc4, "mse")
+    with torch.no_grad():
+        a, b = model.loss(params, audio), model.loss(shuffled, audio)
+        torch.testing.assert_close(a, (model.predict(audio) - params).square().mean())
+    assert (a - b).abs() > 1e-3
+
+
+def test_sort_loss_is_mse_against_frequency_sorted_targets(kosc4, regression_batch):
+    params, shuffled, audio = regression_batch
+    model = regression(kosc4, "sort")
+    # independent sort: per example, order oscillator tokens by their frequency parameter
+    sorted_rows = [sorted(to_tokens(params, K)[i].tolist(), key=lambda tok: tok[0]) for i in range(16)]
+    target = torch.tensor(sorted_rows).reshape(16, P)
+    with torch.no_grad():
+        expected = (model.predict(audio) - target).square().mean()
+        torch.testing.assert_close(model.loss(params, audio), expected)
+        torch.testing.assert_close(model.loss(shuffled, audio), expected)  # invariant to the given order
+
+
+def test_regression_sample_is_clamped_prediction(kosc4, regression_batch):
+    _, _, audio = regression_batch
+    model = regression(kosc4, "mse")
+    with torch.no_grad():
+        model.head.out[1].bias.fill_(5.0)  # push predictions out of range
+        torch.testing.assert_close(model.sample(audio, steps=3, guidance=2.0), model.predict(audio).clamp(-1, 1))
+
+
+def test_unknown_regression_loss_raises(kosc4):
+    with pytest.raises(ValueError, match="unknown regression loss"):
+        RegressionModel(nn.Identity(), P, K, loss="l1")
+
+
+# --- minibatch OT coupling ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5, 6])
+def test_ot_pair_noise_is_the_optimal_permutation(batch):
+    gen = torch.Generator().manual_seed(batch)
+    for _ in range(4):
+        noise, data = torch.randn(batch, P, generator=gen), torch.rand(batch, P, generator=gen) * 2 - 1
+        paired = ot_pair_noise(noise, data)
+        # a permutation of the noise rows: every paired row is exactly one noise row, each used once
+        source = [int(np.flatnonzero((noise == row).all(1).numpy())[0]) for row in paired]
+        assert sorted(source) == list(range(batch))
+        cost = ((paired - data) ** 2).sum().item()
+        brute = min(((noise[list(p)] - data) ** 2).sum().item() for p in itertools.permutations(range(batch)))
+        assert cost == pytest.approx(brute, rel=1e-5)
+        assert cost <= ((noise - data) ** 2).sum().item() + 1e-5  # never worse than the given pairing
+
+
+# --- the RK4 sampler ------------------------------------------------------------------------------
+
+
+class TinyEncoder(nn.Module):
+    """audio (N, T) -> (N, 4): the first four samples; enough to satisfy FlowModel."""
+
+    dim = 4
+
+    def forward(self, audio):
+        return audio[:, :4]
+
+
+class FunctionField(nn.Module):
+    """v(x, t, emb) = fn(x, t), counting calls."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn, self.calls = fn, 0
+
+    def forward(self, x, t, emb):
+        self.calls += 1
+        return self.fn(x, t)
+
+    def penalty(self):
+        return torch.zeros(())
+
+
+def sample_with(fn, steps: int, guidance: float = 2.0, n: int = 3, n_params: int = 6):
+    """-> (starting noise (n, n_params), RK4 result (n, n_params), the field)."""
+    field = FunctionField(fn)
+    model = FlowModel(TinyEncoder(), field, n_params)
+    audio = torch.randn(n, 16)
+    noise = torch.randn(n, n_params, generator=torch.Generator().manual_seed(5))
+    out = model.sample(audio, steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(5))
+    return noise, out, field
+
+
+def test_rk4_constant_velocity_moves_noise_by_exactly_c():
+    c = torch.tensor([0.5, -1.0, 2.0, 0.0, 0.25, -3.0])
+    for steps, guidance in ((1, 1.0), (7, 2.0), (20, 0.0)):
+        noise, out, field = sample_with(lambda x, t: c.expand_as(x), steps, guidance)
+        torch.testing.assert_close(out, noise + c, atol=1e-5, rtol=0)
+        assert field.calls == 4 * steps  # four stages per step (guided halves share one batched call)
+
+
+def test_rk4_integrates_time_dependence_exactly_for_cubics():
+    # dx/dt = 4 t^3 -> x(1) = x(0) + 1; Simpson's rule inside RK4 is exact for cubics (Euler is not)
+    noise, out, _ = sample_with(lambda x, t: 4 * t[:, None] ** 3 * torch.ones_like(x), steps=3)
+    torch.testing.assert_close(out, noise + 1, atol=1e-5, rtol=0)
+
+
+def test_rk4_linear_field_matches_the_rk4_growth_factor():
+    # dx/dt = x: one RK4 step multiplies by 1 + h + h^2/2 + h^3/6 + h^4/24
+    steps = 5
+    h = 1 / steps
+    factor = (1 + h + h**2 / 2 + h**3 / 6 + h**4 / 24) ** steps
+    noise, out, _ = sample_with(lambda x, t: x, steps=steps)
+    torch.testing.assert_close(out, noise * factor, atol=1e-5, rtol=1e-5)
+    assert abs(factor - math.e) < 1e-3  # and that is close to the true flow e^1
+
+
+# --- classifier-free guidance ---------------------------------------------------------------------
+
+
+def test_guidance_one_is_the_conditional_velocity(flow_transformer):
+    model = flow_transformer
+    with torch.no_grad():
+        model.null_embedding.copy_(torch.randn(model.null_embedding.shape))
+        x, t, emb = field_inputs()
+        null = model.null_embedding.expand_as(emb)
+        v_cond, v_uncond = model.field(x, t, emb), model.field(x, t, null)
+        assert (v_cond - v_uncond).abs().max() > 1e-3  # the embedding matters, so the test can fail
+        torch.testing.assert_close(model.guided_velocity(x, t, emb, 1.0), v_cond, atol=1e-5, rtol=0)
+        # the batched path: v_uncond + g (v_cond - v_uncond), so g = 0 is unconditional and the map is affine
+        torch.testing.assert_close(model.guided_velocity(x, t, emb, 0.0), v_uncond, atol=1e-5, rtol=0)
+        v2 = model.guided_velocity(x, t, emb, 2.0)
+        torch.testing.assert_close(v2, 2 * v_cond - v_uncond, atol=1e-4, rtol=0)
+        torch.testing.assert_close(0.5 * (v2 + v_uncond), model.guided_velocity(x, t, emb, 1.0), atol=1e-4, rtol=0)
+
+
+def test_condition_dropout_routes_gradient_to_null_embedding(kosc4):
+    params = kosc4.random_params(8, seed=0)
+    audio = kosc4.render(params)
+    for drop in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = build_model(load_config("flow_transformer"), kosc4)
+        randomise_adaln(model)
+        model.cond_drop = drop
+        loss = model.loss(params, audio)
+        assert loss.ndim == 0 and torch.isfinite(loss)
+        loss.backward()
+        enc_grad = sum(p.grad.abs().sum() for p in model.encoder.parameters() if p.grad is not None)
+        null_grad = model.null_embedding.grad.abs().sum()
+        if drop == 0.0:  # always conditioned: the null embedding is never used
+            assert enc_grad > 0 and null_grad == 0
+        else:  # always dropped: the audio encoder gets no signal
+            assert enc_grad == 0 and null_grad > 0
+
+
+def test_flow_sample_is_seeded(flow_transformer, kosc4):
+    audio = kosc4.render(kosc4.random_params(4, seed=0))
+    a = flow_transformer.sample(audio, steps=2, generator=torch.Generator().manual_seed(3))
+    b = flow_transformer.sample(audio, steps=2, generator=torch.Generator().manual_seed(3))
+    c = flow_transformer.sample(audio, steps=2, generator=torch.Generator().manual_seed(4))
+    assert a.shape == (4, P) and torch.equal(a, b) and not torch.equal(a, c)
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["flow_mlp", "flow_transformer", "flow_param2tok", "regression_mse",
+                                  "regression_chamfer", "regression_sort"])
+def test_every_shipped_config_builds_and_samples(name, kosc4):
+    torch.manual_seed(0)
+    model = build_model(load_config(name), kosc4).eval()
+    audio = kosc4.render(kosc4.random_params(2, seed=0))
+    out = model.sample(audio, steps=1, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, P) and torch.isfinite(out).all()
+
+
+def test_bad_configs_raise_config_error(kosc4):
+    with pytest.raises(ConfigError, match="unknown method"):
+        load_config("no_such_method")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/config.yaml")
+    with pytest.raises(ConfigError, match="unknown synth"):
+        build_synth({"name": "moog", "k": 4})
+    base = load_config("flow_transformer")
+    for key, value, message in (("kind", "gan", "unknown model kind"), ("field", "rnn", "unknown field"),
+                                ("tokeniser", "bpe", "unknown tokeniser")):
+        config = {**base, "model": {**base["model"], key: value}}
+        with pytest.raises(ConfigError, match=message):
+            build_model(config, kosc4)
