@@ -125,10 +125,10 @@ def harmonic_magnitudes(audio: torch.Tensor, m: int, count: int) -> torch.Tensor
     return spectrum[[m * h for h in range(1, count + 1)]]
 
 
-def test_wave_zero_is_a_square():
-    # 172.3 Hz: exactly 4 periods of 256 samples in the frame. (m = 8 or 16 would hit a float32 glitch in
-    # the square's second polyBLEP - one sample of value 2.0 - reported separately, not asserted here.)
-    m = 4
+@pytest.mark.parametrize("m", [4, 8, 16])
+def test_wave_zero_is_a_square(m):
+    # m periods per frame. m = 8 and 16 used to put one sample at 2.0 (float32 rounded phase + 0.5 to 1.0
+    # just before the half-period edge); they stay as a regression test.
     synth = KOscSynth(1)
     audio = synth.render(one_osc(synth, m * BIN_HZ, wave=0.0))[0]
     at_rails = ((audio.abs() - 1).abs() < 1e-3).float().mean()

@@ -47,7 +47,7 @@ def build_synth(settings: dict):
     if name not in SYNTHS:
         raise ConfigError(f"unknown synth {name!r}; available: {', '.join(SYNTHS)}")
     synth_cls = SYNTHS[name]
-    if name == "kosc":
+    if name == "kosc" and "sample_rate" not in settings:
         return synth_cls(k=int(settings["k"]), asym=bool(settings.get("asym", False)))
     return synth_cls.from_settings(settings)
 

@@ -74,9 +74,11 @@ def oscillator_bank(freq_hz: torch.Tensor, wave: torch.Tensor, sample_rate: int,
     dt = (freq_hz.float() / sample_rate)[..., None]  # (N, k, 1)
     phase = torch.frac(dt * n)  # (N, k, T)
     sine = torch.sin(2 * math.pi * phase)
-    blep = _poly_blep(phase, dt)
-    saw = 2 * phase - 1 - blep
-    square = torch.where(phase < 0.5, 1.0, -1.0) + blep - _poly_blep(torch.frac(phase + 0.5), dt)
+    saw = 2 * phase - 1 - _poly_blep(phase, dt)
+    # A square is the difference of two half-period-shifted saws. Built this way (rather than a sign
+    # plus two corrections) it stays in [-1, 1] even where float32 rounds phase + 0.5 up to exactly 1.
+    shifted = torch.frac(phase + 0.5)
+    square = (2 * shifted - 1 - _poly_blep(shifted, dt)) - saw
     w = wave.float()[..., None]
     to_sine = (-w).clamp(0, 1)  # weight of sine for w in [-1, 0]
     to_saw = w.clamp(0, 1)  # weight of saw for w in [0, 1]
