@@ -79,6 +79,10 @@ def print_machine(info: dict) -> None:
           f"| {info['cpu_model']} | python {info['python']}")
     print(f"load average at start (1/5/15 min): {info['load_average_at_start']} "
           "- above the CPU count means another job competes for the cores")
+    load, cpus = info["load_average_at_start"], info["cpus_usable"] or 1
+    if load and load[0] > 0.5 * cpus and info["torch_threads"] > 1:
+        print("WARNING: the machine is busy and torch uses several threads: a thread that loses its core stalls "
+              "every parallel op, which can slow steps many-fold at random. Consider --threads 1.")
 
 
 def measure(fn: Callable[[], object], warmup: int, repeats: int, budget_s: float = float("inf"),

@@ -1,7 +1,15 @@
 """The synth contract: an ordered parameter spec and a deterministic renderer.
 
-Every synth works on the *normalised* encoding: a (N, P) tensor in [-1, 1]. The spec is the only place
+Every synth works on the *normalised* encoding: a (N, size) tensor in [-1, 1]. The spec is the only place
 that knows native units, so checkpoints can carry it and refuse to load against a different synth.
+
+Parameter kinds and their encoding (one parameter -> `Param.width` columns):
+- "continuous": one column; [-1, 1] maps linearly (or log-linearly, `scale="log"`) onto [low, high].
+- "discrete":   one column on an integer grid low, low+1, ..., high; native = low + round(u * (high - low))
+                with u = (x + 1) / 2, so the n values sit evenly spaced in [-1, 1] (both ends included).
+- "categorical": a one-hot block of len(choices) columns, chosen = +1, others = -1; native value is the
+                index of the choice, decoded by argmax (ties go to the first column).
+For an all-continuous spec (k-osc) `size == len(params)` and every column is one parameter, as before.
 """
 
 from __future__ import annotations
@@ -11,24 +19,71 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
+import numpy as np
 import torch
+
+KINDS = ("continuous", "discrete", "categorical")
 
 
 @dataclass(frozen=True)
 class Param:
-    """One synth parameter. `kind` is "continuous" here; discrete kinds arrive with real synths."""
+    """One synth parameter: continuous (default), discrete (integer grid) or categorical (one-hot).
+
+    Build the non-continuous kinds with `Param.discrete(...)` and `Param.categorical(...)`.
+    """
 
     name: str
     low: float
     high: float
     kind: str = "continuous"
-    scale: str = "linear"  # "linear" or "log": how [-1, 1] maps onto [low, high]
+    scale: str = "linear"  # "linear" or "log": how [-1, 1] maps onto [low, high] (continuous only)
     group: str | None = None  # e.g. the oscillator it belongs to (used for plots, never by models)
+    choices: tuple[str, ...] | None = None  # categorical only: labels of native values 0 .. n-1
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: unknown kind {self.kind!r}; use one of {KINDS}")
+        if self.kind == "categorical":
+            if not self.choices or len(self.choices) < 2:
+                raise ValueError(f"{self.name}: a categorical parameter needs at least 2 choices")
+            object.__setattr__(self, "choices", tuple(self.choices))  # JSON gives lists back
+        elif self.choices is not None:
+            raise ValueError(f"{self.name}: only categorical parameters have choices")
+        if self.kind == "discrete" and (self.low != int(self.low) or self.high != int(self.high) or self.high <= self.low):
+            raise ValueError(f"{self.name}: a discrete parameter needs integer low < high, got {self.low}, {self.high}")
+
+    @classmethod
+    def discrete(cls, name: str, low: int, high: int, group: str | None = None) -> "Param":
+        """An integer parameter taking every value low..high (one column)."""
+        return cls(name, float(low), float(high), kind="discrete", group=group)
+
+    @classmethod
+    def categorical(cls, name: str, choices, group: str | None = None) -> "Param":
+        """A choice among labelled options (a one-hot block); native value = index of the choice."""
+        choices = tuple(str(c) for c in choices)
+        return cls(name, 0.0, float(len(choices) - 1), kind="categorical", group=group, choices=choices)
+
+    @property
+    def width(self) -> int:
+        """Number of columns this parameter takes in the normalised encoding."""
+        return len(self.choices) if self.kind == "categorical" else 1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["choices"] is None:  # keep pre-categorical specs (and their hashes) byte-identical
+            del d["choices"]
+        else:
+            d["choices"] = list(d["choices"])
+        return d
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """Ordered parameters of a synth plus the settings that change what the numbers mean."""
+    """Ordered parameters of a synth plus the settings that change what the numbers mean.
+
+    `size` is the width of the normalised encoding (what models see); `len(params)` is the number of
+    native parameters (what `decode` returns and `encode` takes).
+    """
 
     synth: str
     params: tuple[Param, ...]
@@ -36,14 +91,29 @@ class ParamSpec:
 
     @property
     def size(self) -> int:
-        return len(self.params)
+        return sum(p.width for p in self.params)
 
     @property
     def names(self) -> list[str]:
+        """Native parameter names (len(params) of them)."""
         return [p.name for p in self.params]
 
+    @property
+    def columns(self) -> list[str]:
+        """One label per encoded column (`size` of them): "name" or "name=choice" inside one-hot blocks."""
+        return [label for p in self.params for label in ([f"{p.name}={c}" for c in p.choices] if p.choices else [p.name])]
+
+    @property
+    def slices(self) -> list[slice]:
+        """The encoded columns of each parameter, in order."""
+        out, start = [], 0
+        for p in self.params:
+            out.append(slice(start, start + p.width))
+            start += p.width
+        return out
+
     def to_dict(self) -> dict:
-        return {"synth": self.synth, "settings": self.settings, "params": [asdict(p) for p in self.params]}
+        return {"synth": self.synth, "settings": self.settings, "params": [p.to_dict() for p in self.params]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParamSpec":
@@ -54,15 +124,86 @@ class ParamSpec:
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised (N, P) in [-1, 1] -> native units (N, P); values outside [-1, 1] are clipped."""
+    def _scalar_columns(self) -> tuple[list[int], list[int], list[Param]]:
+        """(encoded column, native index, param) of every one-column parameter."""
+        cols, idx, params = [], [], []
+        for i, (p, s) in enumerate(zip(self.params, self.slices)):
+            if p.kind != "categorical":
+                cols.append(s.start), idx.append(i), params.append(p)
+        return cols, idx, params
+
+    @staticmethod
+    def _decode_scalars(x: torch.Tensor, params: list[Param]) -> torch.Tensor:
+        """(N, m) normalised columns of m one-column params -> native (N, m); clipped to [-1, 1]."""
         u = (x.clamp(-1, 1) + 1) / 2
-        low = torch.tensor([p.low for p in self.params], dtype=x.dtype, device=x.device)
-        high = torch.tensor([p.high for p in self.params], dtype=x.dtype, device=x.device)
-        is_log = torch.tensor([p.scale == "log" for p in self.params], device=x.device)
+        low = torch.tensor([p.low for p in params], dtype=x.dtype, device=x.device)
+        high = torch.tensor([p.high for p in params], dtype=x.dtype, device=x.device)
+        is_log = torch.tensor([p.scale == "log" for p in params], device=x.device)
         lin = low + u * (high - low)
         log = low.clamp_min(1e-12) * (high / low.clamp_min(1e-12)).clamp_min(1e-12) ** u
-        return torch.where(is_log, log, lin)
+        out = torch.where(is_log, log, lin)
+        is_discrete = torch.tensor([p.kind == "discrete" for p in params], device=x.device)
+        if is_discrete.any():
+            out = torch.where(is_discrete, low + torch.round(u * (high - low)), out)
+        return out
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (N, size) -> native units (N, len(params)); values outside [-1, 1] are clipped,
+        discrete values snap to the nearest grid point, categorical blocks decode by argmax (index)."""
+        if all(p.kind == "continuous" for p in self.params):
+            return self._decode_scalars(x, list(self.params))
+        if x.shape[-1] != self.size:
+            raise ValueError(f"expected {self.size} encoded columns for {self.synth}, got {x.shape[-1]}")
+        out = torch.empty(x.shape[0], len(self.params), dtype=x.dtype, device=x.device)
+        cols, idx, params = self._scalar_columns()
+        if cols:
+            out[:, idx] = self._decode_scalars(x[:, cols], params)
+        for i, (p, s) in enumerate(zip(self.params, self.slices)):
+            if p.kind == "categorical":
+                out[:, i] = x[:, s].argmax(dim=1).to(x.dtype)
+        return out
+
+    def encode(self, native: torch.Tensor) -> torch.Tensor:
+        """Native (N, len(params)) -> normalised (N, size); the inverse of `decode` (exact on the
+        integer grid of discrete and categorical parameters, up to float rounding for continuous ones)."""
+        native = torch.as_tensor(native)
+        if not native.is_floating_point():
+            native = native.float()
+        if native.shape[-1] != len(self.params):
+            raise ValueError(f"expected {len(self.params)} native values for {self.synth}, got {native.shape[-1]}")
+        out = torch.empty(native.shape[0], self.size, dtype=native.dtype, device=native.device)
+        for i, (p, s) in enumerate(zip(self.params, self.slices)):
+            v = native[:, i]
+            if p.kind == "categorical":
+                k = v.round().long().clamp(0, p.width - 1)
+                out[:, s] = torch.nn.functional.one_hot(k, p.width).to(native.dtype) * 2 - 1
+            elif p.kind == "discrete":
+                out[:, s.start] = 2 * (v.round().clamp(p.low, p.high) - p.low) / (p.high - p.low) - 1
+            elif p.scale == "log":
+                out[:, s.start] = 2 * torch.log(v / p.low) / np.log(p.high / p.low) - 1
+            else:
+                out[:, s.start] = 2 * (v - p.low) / (p.high - p.low) - 1
+        return out
+
+    def from_uniform(self, u: np.ndarray) -> torch.Tensor:
+        """Uniform draws (N, len(params)) in [-1, 1) -> encoded (N, size), one draw per parameter.
+
+        Continuous columns keep the draw; discrete ones take each grid value with equal probability;
+        categorical ones pick a choice uniformly and emit its one-hot block. For an all-continuous
+        spec this is the identity, so k-osc data are unchanged by it.
+        """
+        u = torch.as_tensor(np.asarray(u), dtype=torch.float64)
+        if all(p.kind == "continuous" for p in self.params):
+            return u.float()
+        native = torch.empty_like(u)
+        for i, p in enumerate(self.params):
+            n = int(p.high - p.low) + 1  # number of grid values (choices for categorical: low = 0)
+            native[:, i] = p.low if p.kind == "continuous" else p.low + ((u[:, i] + 1) / 2 * n).floor().clamp(0, n - 1)
+        out = self.encode(native)
+        for i, (p, s) in enumerate(zip(self.params, self.slices)):
+            if p.kind == "continuous":
+                out[:, s.start] = u[:, i]  # the draw itself, not a decode/encode round trip
+        return out.float()
 
 
 class Synth(Protocol):
@@ -72,9 +213,9 @@ class Synth(Protocol):
     sample_rate: int
 
     def render(self, params: torch.Tensor) -> torch.Tensor:
-        """params: (N, P) normalised -> audio: (N, T). Deterministic."""
+        """params: (N, size) normalised -> audio: (N, T). Deterministic."""
         ...
 
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
-        """(n, P) parameters of examples offset..offset+n-1; a pure function of (seed, index)."""
+        """(n, size) parameters of examples offset..offset+n-1; a pure function of (seed, index)."""
         ...
