@@ -12,10 +12,11 @@ from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
+from synthinv.synths.dexed import DexedSynth
 from synthinv.synths.kosc import PARAMS_PER_OSC, KOscSynth
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-SYNTHS = {"kosc": KOscSynth}
+SYNTHS = {"kosc": KOscSynth, "dexed": DexedSynth}
 
 
 class ConfigError(ValueError):

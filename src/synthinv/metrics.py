@@ -35,3 +35,25 @@ def assignment_mse(pred_tokens: torch.Tensor, true_tokens: torch.Tensor) -> torc
 def param_mse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """(N, P), (N, P) -> (N,): plain mean squared error, meaningful only when order is fixed (asym)."""
     return (pred - true).square().mean(dim=-1)
+
+
+def multiscale_spectral_distance(pred_audio: torch.Tensor, true_audio: torch.Tensor,
+                                 ffts: tuple[int, ...] = (256, 512, 1024)) -> torch.Tensor:
+    """(N, T), (N, T) -> (N,): multi-resolution STFT distance, mean over FFT sizes of
+    mean |log S_pred - log S_true| + ||S_pred - S_true||_F / ||S_true||_F (spectral convergence).
+
+    The ranking score of `invert`: the log term hears quiet partials, the convergence term loud ones.
+    FFT sizes larger than the signal are skipped. Not symmetric (the convergence term divides by truth).
+    """
+    total, used = torch.zeros(pred_audio.shape[0]), 0
+    for n_fft in ffts:
+        if n_fft > pred_audio.shape[-1]:
+            continue
+        window = torch.hann_window(n_fft, device=pred_audio.device)
+        mag = [torch.stft(a, n_fft, n_fft // 4, window=window, return_complex=True).abs() for a in (pred_audio, true_audio)]
+        log_term = (torch.log(mag[0] + 1e-5) - torch.log(mag[1] + 1e-5)).abs().mean(dim=(1, 2))
+        convergence = (mag[0] - mag[1]).norm(dim=(1, 2)) / mag[1].norm(dim=(1, 2)).clamp_min(1e-8)
+        total, used = total + (log_term + convergence).cpu(), used + 1
+    if not used:
+        raise ValueError(f"signal of {pred_audio.shape[-1]} samples is shorter than every FFT size {ffts}")
+    return total / used

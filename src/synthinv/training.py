@@ -1,7 +1,7 @@
 """Training with Lightning on batches generated on the fly, under a wall-clock and/or step budget.
 
 Why batches are made inside the training step: rendering k-osc audio for a whole batch is one
-vectorised call (~10k examples/s on 2 cores), cheaper than any worker pipeline. Example i of the training
+vectorised call (measured by benchmarks/bench_render.py), cheaper than any worker pipeline. Example i of the training
 split is a pure function of (train seed, i), so a run is reproducible from its seed.
 
 Why the learning rate follows *progress* (max of step and time fractions) instead of steps: a user gives

@@ -167,8 +167,8 @@ class ParamSpec:
         """Native (N, len(params)) -> normalised (N, size); the inverse of `decode` (exact on the
         integer grid of discrete and categorical parameters, up to float rounding for continuous ones)."""
         native = torch.as_tensor(native)
-        if not native.is_floating_point():
-            native = native.float()
+        dtype = native.dtype if native.is_floating_point() else torch.float32
+        native = native.double()  # computed in float64, so the result does not depend on the input dtype
         if native.shape[-1] != len(self.params):
             raise ValueError(f"expected {len(self.params)} native values for {self.synth}, got {native.shape[-1]}")
         out = torch.empty(native.shape[0], self.size, dtype=native.dtype, device=native.device)
@@ -183,7 +183,7 @@ class ParamSpec:
                 out[:, s.start] = 2 * torch.log(v / p.low) / np.log(p.high / p.low) - 1
             else:
                 out[:, s.start] = 2 * (v - p.low) / (p.high - p.low) - 1
-        return out
+        return out.to(dtype)
 
     def from_uniform(self, u: np.ndarray) -> torch.Tensor:
         """Uniform draws (N, len(params)) in [-1, 1) -> encoded (N, size), one draw per parameter.

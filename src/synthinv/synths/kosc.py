@@ -101,10 +101,17 @@ class KOscSynth:
     def from_settings(cls, settings: dict) -> "KOscSynth":
         return cls(settings["k"], settings["asym"], settings["sample_rate"], settings["length"])
 
-    def render(self, params: torch.Tensor) -> torch.Tensor:
+    def render(self, params: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        # Rendered `chunk` rows at a time (default: ~256k oscillator samples per chunk, 64 rows at k=4):
+        # the (rows, k, T) temporaries then stay in cache, which measured 2-9x faster than one call over a
+        # batch of 1024 (benchmarks/bench_render.py).
+        chunk = chunk or max(1, 2**18 // (self.k * self.length))
         native = self.spec.decode(params.float()).view(-1, self.k, PARAMS_PER_OSC)  # (N, k, 3)
-        waves = oscillator_bank(native[..., 0], native[..., 2], self.sample_rate, self.length)  # (N, k, T)
-        return (native[..., 1:2] * waves).mean(dim=1)  # (N, T)
+        out = []
+        for part in native.split(chunk):
+            waves = oscillator_bank(part[..., 0], part[..., 2], self.sample_rate, self.length)  # (n, k, T)
+            out.append((part[..., 1:2] * waves).mean(dim=1))  # (n, T)
+        return torch.cat(out) if out else native.new_zeros(0, self.length)
 
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
         idx = np.arange(offset, offset + n)
