@@ -88,6 +88,22 @@ def test_discrete_grid_spans_the_interval():
     assert spec.decode(torch.tensor([[-0.7], [0.1], [5.0], [-9.0]]))[:, 0].tolist() == [0.0, 2.0, 3.0, 0.0]
 
 
+def test_mixed_spec_columns_and_uniform_draws():
+    spec = ParamSpec("t", (Param("f", 20.0, 4000.0, scale="log"), Param.categorical("c", "abc"), Param.discrete("d", 1, 4)))
+    assert spec.size == 5 and spec.columns == ["f", "c=a", "c=b", "c=c", "d"]
+    assert [(s.start, s.stop) for s in spec.slices] == [(0, 1), (1, 4), (4, 5)]
+    u = np.array([[-0.5, -0.99, 0.99], [0.25, 0.1, -1.0]])
+    x = spec.from_uniform(u)
+    assert x[:, 0].tolist() == torch.tensor(u[:, 0], dtype=torch.float32).tolist()  # continuous draws kept
+    assert spec.decode(x)[:, 1:].tolist() == [[0.0, 4.0], [1.0, 1.0]]
+    native = torch.tensor([[440.0, 2.0, 3.0]])
+    back = spec.decode(spec.encode(native))
+    assert back[0, 1:].tolist() == [2.0, 3.0] and back[0, 0].item() == pytest.approx(440.0, rel=1e-5)
+    assert ParamSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    with pytest.raises(ValueError, match="choices"):
+        Param.categorical("c", ["only"])
+
+
 def test_categorical_decodes_by_argmax(synth):
     spec = synth.spec
     i = names_index(spec, "global.algorithm")

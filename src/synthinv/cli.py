@@ -135,6 +135,68 @@ def evaluate(
     typer.echo(f"metrics: {out}")
 
 
+@app.command()
+@friendly_errors
+def invert(
+    sound: Path = typer.Argument(..., help="The sound to invert (wav, flac, ogg, aiff; any rate, mono or stereo)."),
+    synth: str = typer.Option("kosc", help="Which synth to find presets for."),
+    model: Optional[str] = typer.Option(None, help="Shipped model name (see `synthinv models`) or a checkpoint path."),
+    candidates: int = typer.Option(8, help="How many parameter sets to sample and rank."),
+    steps: int = typer.Option(50, help="RK4 steps of the flow sampler."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the model's)."),
+    refine: int = typer.Option(0, help="Render budget for a Nelder-Mead refinement of the best candidate (0: off)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: inversions/<sound name>)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    truth: Optional[Path] = typer.Option(None, help="A preset JSON with the true parameters, shown in the report."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output folder."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+):
+    """Find presets that reproduce SOUND: sample candidates, render, rank by spectral distance, write a report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from synthinv.audio_io import AudioError
+    from synthinv.invert import invert as run_invert
+    from synthinv.invert import write_inversion
+    from synthinv.presets import read_json_preset
+
+    out = out or Path("inversions") / sound.stem
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    set_threads(threads)
+    try:
+        result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed)
+    except AudioError as exc:
+        raise ValueError(str(exc)) from None
+    for note in result.target.notes:
+        typer.echo(f"input: {note}")
+    true_params = read_json_preset(truth, result.synth) if truth else None
+    write_inversion(result, out, force=force, truth=true_params)
+    table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
+    for col in ("rank", "distance", "LSD (dB)", "source", "preset"):
+        table.add_column(col)
+    for rank, cand in enumerate(result.candidates[:10], 1):
+        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.lsd:.2f}", cand.source,
+                      str(out / f"candidate_{rank:02d}" / "preset.json"))
+    Console().print(table)
+    if result.refine_gain is not None:
+        typer.echo(f"refinement: distance of the best sample / refined = {result.refine_gain:.2f}x")
+    typer.echo(f"report: {out / 'report.html'}")
+
+
+@app.command()
+def models():
+    """List the models shipped with synthinv (no download needed)."""
+    from synthinv.zoo import model_card, shipped_models
+
+    found = shipped_models()
+    if not found:
+        typer.echo("no shipped models in this installation")
+    for name, path in found.items():
+        first = next((line for line in model_card(name).splitlines() if line.strip() and not line.startswith("#")), "")
+        typer.echo(f"{name}  ({path.stat().st_size / 1e6:.1f} MB)  {first}")
+
+
 @experiment_app.command("kosc")
 @friendly_errors
 def experiment_kosc(

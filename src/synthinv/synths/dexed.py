@@ -231,9 +231,8 @@ class DexedSynth:
 
     def render(self, params: torch.Tensor) -> torch.Tensor:
         """params (N, 225) normalised -> audio (N, T) float32 mono; the same params give the same audio."""
-        params = _as_2d(params)
-        vced = self.to_vced(params)
-        notes = self.notes(params)
+        native = self.spec.decode(_as_2d(params).double()).numpy()  # (N, 145), decoded once
+        vced, notes = native_to_vced(native, self.transpose), np.rint(native[:, -1]).astype(int)
         if self._engine is None:
             self._engine = dexed.DexedSynth(sample_rate=float(self.sample_rate))
         # TODO(issue 4): a process pool for large N (one engine per worker, workers write the audio or

@@ -1,0 +1,147 @@
+"""Sound -> ranked, loadable presets: sample candidates, re-render, score, (refine), rank, write.
+
+Output folder layout (written to a hidden temporary folder, renamed into place only when complete):
+    target.wav              the sound as the model heard it (mono, resampled, trimmed, level-adjusted)
+    ranking.csv             rank, distance, lsd, source, folder
+    candidate_01/           preset.json + audio.wav, best first
+    report.html             spectra/spectrograms, players, tables (synthinv.report)
+    summary.json            settings, notes and scores
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import minimize
+
+from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
+from synthinv.checkpoint import load_checkpoint
+from synthinv.metrics import log_spectral_distance, multiscale_spectral_distance
+from synthinv.presets import write_json_preset
+from synthinv.zoo import resolve_model
+
+
+@dataclass
+class Candidate:
+    params: torch.Tensor  # (P,) normalised, in [-1, 1]
+    audio: torch.Tensor  # (T,)
+    distance: float  # multiscale spectral distance to the target (ranking score, lower is better)
+    lsd: float  # log-spectral distance in dB
+    source: str  # "flow sample", "regression", "refined from #1"
+
+
+@dataclass
+class Inversion:
+    target: LoadedSound
+    candidates: list[Candidate]  # best first
+    synth: object  # the synth that rendered the candidates
+    out: Path | None = None
+    refine_gain: float | None = None  # distance before / after refinement of the best candidate
+    settings: dict = field(default_factory=dict)
+
+
+def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
+    """5th-95th percentile RMS of the synth's random patches: the loudness range it can make."""
+    audio = synth.render(synth.random_params(n, seed))
+    rms = audio.square().mean(dim=-1).sqrt().numpy()
+    return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
+
+
+def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """params (N, P) -> (audio (N, T), distance (N,), lsd (N,)) against target (T,)."""
+    audio = synth.render(params.clamp(-1, 1))
+    targets = target.expand_as(audio)
+    return audio, multiscale_spectral_distance(audio, targets), log_spectral_distance(audio, targets)
+
+
+def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
+    """Nelder-Mead from `start` (P,) on the multiscale distance, at most `budget` renders; -> (P,)."""
+
+    def objective(x: np.ndarray) -> float:
+        params = torch.from_numpy(np.clip(x, -1, 1)).float()[None]
+        return float(multiscale_spectral_distance(synth.render(params), target[None])[0])
+
+    x0 = start.clamp(-1, 1).double().numpy()
+    result = minimize(objective, x0, method="Nelder-Mead",
+                      options={"maxfev": budget, "xatol": 1e-4, "fatol": 1e-6, "adaptive": True})
+    return torch.from_numpy(np.clip(result.x, -1, 1)).float()
+
+
+def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc", candidates: int = 8,
+           steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0) -> Inversion:
+    """Sample `candidates` parameter sets for `sound`, render and rank them; optionally refine the best."""
+    if candidates < 1:
+        raise ValueError(f"--candidates must be at least 1, got {candidates}")
+    if steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    ckpt = resolve_model(model, synth_name)
+    net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name})
+    guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
+    target = prepare_sound(sound, synth.sample_rate, synth.length, synth_rms_range(synth))
+    audio_in = target.audio[None].expand(candidates, -1)  # (N, T)
+    gen = torch.Generator().manual_seed(seed)
+    params = net.sample(audio_in, steps=steps, guidance=guidance, generator=gen).clamp(-1, 1)  # (N, P)
+    is_flow = blob["config"]["model"]["kind"] == "flow"
+    if not is_flow:
+        params = params[:1]  # a regressor has one answer
+    audio, dist, lsd = score(synth, params, target.audio)
+    found = [Candidate(params[i], audio[i], float(dist[i]), float(lsd[i]), "flow sample" if is_flow else "regression")
+             for i in range(len(params))]
+    found.sort(key=lambda c: c.distance)
+    gain = None
+    if refine_budget > 0:
+        best = found[0]
+        refined = refine(synth, best.params, target.audio, refine_budget)
+        r_audio, r_dist, r_lsd = score(synth, refined[None], target.audio)
+        gain = best.distance / max(float(r_dist[0]), 1e-12)
+        found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_lsd[0]), "refined from #1"))
+        found.sort(key=lambda c: c.distance)
+    settings = {"sound": str(sound), "model": str(ckpt), "synth": synth_name, "candidates": candidates,
+                "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed}
+    return Inversion(target, found, synth, refine_gain=gain, settings=settings)
+
+
+def write_inversion(result: Inversion, out: Path, force: bool = False, truth: torch.Tensor | None = None) -> Path:
+    """Write everything to a temporary sibling folder, then rename it to `out` (never half-written)."""
+    from synthinv.report import write_report
+
+    out, synth = Path(out), result.synth
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        write_wav(tmp / "target.wav", result.target.audio, synth.sample_rate)
+        rows, report_items = [], []
+        for rank, cand in enumerate(result.candidates, 1):
+            folder = f"candidate_{rank:02d}"
+            (tmp / folder).mkdir()
+            write_json_preset(tmp / folder / "preset.json", synth, cand.params)
+            write_wav(tmp / folder / "audio.wav", cand.audio, synth.sample_rate)
+            rows.append({"rank": rank, "distance": round(cand.distance, 5), "lsd": round(cand.lsd, 4),
+                         "source": cand.source, "folder": folder})
+            report_items.append({"rank": rank, "folder": folder, "audio": cand.audio, "params": cand.params,
+                                 "distance": cand.distance, "lsd": cand.lsd, "source": cand.source})
+        with open(tmp / "ranking.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        summary = {**result.settings, "notes": result.target.notes, "refine_gain": result.refine_gain, "ranking": rows}
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_report(tmp, result.target.audio, report_items, synth, result.target.notes,
+                     Path(result.settings["sound"]).name, truth=truth)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result.out = out
+    return out
