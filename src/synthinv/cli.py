@@ -170,6 +170,8 @@ def invert(
         raise ValueError(str(exc)) from None
     for note in result.target.notes:
         typer.echo(f"input: {note}")
+    for message in result.messages:
+        typer.echo(message)
     true_params = read_json_preset(truth, result.synth) if truth else None
     write_inversion(result, out, force=force, truth=true_params)
     table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
@@ -179,8 +181,6 @@ def invert(
         table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.lsd:.2f}", cand.source,
                       str(out / f"candidate_{rank:02d}" / "preset.json"))
     Console().print(table)
-    if result.refine_gain is not None:
-        typer.echo(f"refinement: distance of the best sample / refined = {result.refine_gain:.2f}x")
     typer.echo(f"report: {out / 'report.html'}")
 
 

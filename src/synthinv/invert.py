@@ -46,6 +46,18 @@ class Inversion:
     refine_gain: float | None = None  # distance before / after refinement of the best candidate
     settings: dict = field(default_factory=dict)
 
+    @property
+    def messages(self) -> list[str]:
+        """What the run itself did, in words (the input notes are in target.notes)."""
+        said = []
+        if self.settings.get("model_kind") == "regression" and self.settings.get("candidates", 1) > 1:
+            said.append("a regression model gives one answer: one candidate instead of "
+                        f"{self.settings['candidates']}")
+        if self.refine_gain is not None:
+            said.append(f"refinement ({self.settings['refine_budget']} renders) divided the best distance by "
+                        f"{self.refine_gain:.2f}")
+        return said
+
 
 def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     """5th-95th percentile RMS of the synth's random patches: the loudness range it can make."""
@@ -103,7 +115,8 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
         gain = best.distance / max(float(r_dist[0]), 1e-12)
         found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_lsd[0]), "refined from #1"))
         found.sort(key=lambda c: c.distance)
-    settings = {"sound": str(sound), "model": str(ckpt), "synth": synth_name, "candidates": candidates,
+    settings = {"sound": str(sound), "model": str(ckpt), "model_kind": blob["config"]["model"]["kind"],
+                "synth": synth_name, "candidates": candidates,
                 "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed}
     return Inversion(target, found, synth, refine_gain=gain, settings=settings)
 
@@ -134,9 +147,10 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        summary = {**result.settings, "notes": result.target.notes, "refine_gain": result.refine_gain, "ranking": rows}
+        summary = {**result.settings, "notes": result.target.notes + result.messages, "refine_gain": result.refine_gain,
+                   "ranking": rows}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-        write_report(tmp, result.target.audio, report_items, synth, result.target.notes,
+        write_report(tmp, result.target.audio, report_items, synth, result.target.notes + result.messages,
                      Path(result.settings["sound"]).name, truth=truth)
         if out.exists():
             shutil.rmtree(out)
