@@ -1,0 +1,306 @@
+"""Dataset directories: HDF5 shards written atomically, a manifest, validation, and a torch Dataset.
+
+A dataset directory holds `manifest.json` and shards `shard_00000.h5`, `shard_00001.h5`, ...; shard k
+holds examples k * shard_size .. min(n, (k + 1) * shard_size) - 1 as three HDF5 datasets:
+
+    params  (count, P)               float32  normalised synth parameters (spec.size columns)
+    mel     (count, n_mels, frames)  float16  log-mel power in dB (synthinv.features.log_mel_spectrogram)
+    index   (count,)                 int64    example indices (every example is a pure function of (seed, index))
+
+Audio is not stored: it is re-rendered deterministically from `params` when needed.
+
+A shard is written to a temporary file in the same directory and renamed (`os.replace`), so it is either
+complete or absent. The manifest lists every planned shard; a finished one carries its sha256 and size.
+It is rewritten atomically under a lock (`fcntl.flock` on `.lock`), so several processes generating
+disjoint shard ranges (`--shards a:b`, e.g. a SLURM array) may share one directory.
+
+    problems = check(out_dir)             # [] when every shard is present and valid
+    ds = ShardDataset(out_dir)            # ds[i] -> (params (P,), mel (n_mels, frames)) float32 tensors
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, so run one generating process per directory
+    fcntl = None
+
+MANIFEST = "manifest.json"
+FORMAT = "synthinv-dataset/1"
+LOCK = ".lock"
+
+
+class DatasetError(ValueError):
+    """A dataset directory or shard that cannot be used as asked (one-line message)."""
+
+
+def shard_name(k: int) -> str:
+    return f"shard_{k:05d}.h5"
+
+
+def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
+    """[(start, stop), ...] of every shard of an n-example dataset."""
+    if n <= 0 or shard_size <= 0:
+        raise DatasetError(f"n and shard_size must be positive, got n={n}, shard_size={shard_size}")
+    return [(s, min(n, s + shard_size)) for s in range(0, n, shard_size)]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- the manifest -----------------------------------------------------------------------------------
+
+
+def read_manifest(out_dir: Path) -> dict | None:
+    """The manifest of `out_dir`, or None where there is none; DatasetError if it is not readable."""
+    path = Path(out_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path} is not a readable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DatasetError(f"{path} is not a synthinv dataset manifest (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    return manifest
+
+
+def write_manifest(out_dir: Path, manifest: dict) -> None:
+    """Atomically (temp file + rename) write `manifest`."""
+    path = Path(out_dir) / MANIFEST
+    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def manifest_lock(out_dir: Path):
+    """Exclusive lock for read-modify-write of the manifest (no-op where fcntl is missing)."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(Path(out_dir) / LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def record_shard(out_dir: Path, k: int, sha256: str, size: int) -> dict:
+    """Mark shard k complete in the manifest (under the lock) and update bytes per example."""
+    with manifest_lock(out_dir):
+        manifest = read_manifest(out_dir)
+        manifest["shards"][k].update(sha256=sha256, bytes=size)
+        done = [s for s in manifest["shards"] if s.get("sha256")]
+        manifest["bytes_per_example"] = round(sum(s["bytes"] for s in done) / sum(s["count"] for s in done), 1)
+        write_manifest(out_dir, manifest)
+    return manifest
+
+
+def identity(manifest: dict) -> dict:
+    """What must match for two runs to write the same dataset."""
+    keys = ("synth", "spec_hash", "seed", "sample_rate", "n", "shard_size", "features")
+    return {k: manifest.get(k) for k in keys}
+
+
+def describe_mismatch(existing: dict, wanted: dict) -> str:
+    a, b = identity(existing), identity(wanted)
+    diffs = []
+    for key in a:
+        if a[key] != b[key]:
+            if key == "synth" and a[key].get("name") == b[key].get("name"):
+                changed = sorted(k for k in set(a[key]["settings"]) | set(b[key]["settings"])
+                                 if a[key]["settings"].get(k) != b[key]["settings"].get(k))
+                diffs.append(f"synth settings ({', '.join(f'{k} {a[key]['settings'].get(k)!r} vs {b[key]['settings'].get(k)!r}' for k in changed)})")
+            elif key == "synth":
+                diffs.append(f"synth {a[key].get('name')!r} vs {b[key].get('name')!r}")
+            elif key != "spec_hash" or not diffs:
+                diffs.append(f"{key} {a[key]!r} vs {b[key]!r}")
+    return "; ".join(diffs)
+
+
+# --- shard files ------------------------------------------------------------------------------------
+
+
+def write_shard(path: Path, params: np.ndarray, mel: np.ndarray, index: np.ndarray, attrs: dict) -> tuple[str, int]:
+    """Write one shard atomically (temp file in the same folder, then os.replace); -> (sha256, bytes).
+
+    The bytes are a pure function of the inputs (no timestamps), so regenerated shards are bit-identical.
+    A failure (e.g. a full disk) removes the temporary file and re-raises; the final path is never partial.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("params", data=np.asarray(params, dtype=np.float32), track_times=False)
+            f.create_dataset("mel", data=np.asarray(mel, dtype=np.float16), track_times=False)
+            f.create_dataset("index", data=np.asarray(index, dtype=np.int64), track_times=False)
+            for key, value in attrs.items():
+                f.attrs[key] = value
+        with open(tmp, "rb+") as f:  # data on disk before the rename makes it visible
+            os.fsync(f.fileno())
+        digest, size = file_sha256(tmp), tmp.stat().st_size
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest, size
+
+
+def remove_stale_temps(out_dir: Path, ks) -> None:
+    """Delete temporary files left by killed runs for shards `ks` (only those: other processes may be
+    writing other shards of the same directory)."""
+    for k in ks:
+        for tmp in Path(out_dir).glob(f".{shard_name(k)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def shard_is_complete(out_dir: Path, entry: dict) -> bool:
+    """True when the manifest marks the shard done and the file has the recorded size and sha256."""
+    path = Path(out_dir) / entry["file"]
+    if not entry.get("sha256") or not path.is_file() or path.stat().st_size != entry.get("bytes"):
+        return False
+    return file_sha256(path) == entry["sha256"]
+
+
+def check_shard(out_dir: Path, entry: dict, manifest: dict) -> list[str]:
+    """Problems of one shard (one line each): missing, wrong checksum, unreadable, shapes, index, values."""
+    path = Path(out_dir) / entry["file"]
+    name = entry["file"]
+    if not entry.get("sha256"):
+        return [f"{name}: not generated yet (rerun generate to complete the dataset)"]
+    if not path.is_file():
+        return [f"{name}: missing (the manifest says it was written)"]
+    if path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
+        problem = [f"{name}: sha256 or size differs from the manifest (truncated or corrupt; rerun generate to rewrite it)"]
+    else:
+        problem = []
+    count, start = entry["count"], entry["start"]
+    feats = manifest["features"]
+    want = {"params": ((count, manifest["params_dim"]), np.float32),
+            "mel": ((count, feats["n_mels"], feats["frames"]), np.float16),
+            "index": ((count,), np.int64)}
+    try:
+        with h5py.File(path, "r") as f:
+            for key, (shape, dtype) in want.items():
+                if key not in f:
+                    problem.append(f"{name}: no {key!r} dataset")
+                    continue
+                data = f[key]
+                if data.shape != shape or data.dtype != dtype:
+                    problem.append(f"{name}: {key} is {data.dtype}{list(data.shape)}, expected {np.dtype(dtype)}{list(shape)}")
+                    continue
+                values = data[()]
+                if key == "index" and not np.array_equal(values, np.arange(start, start + count)):
+                    problem.append(f"{name}: index is not {start}..{start + count - 1}")
+                elif key != "index" and not np.isfinite(values).all():
+                    problem.append(f"{name}: {key} has {int((~np.isfinite(values)).sum())} non-finite values")
+                elif key == "params" and np.abs(values).max(initial=0) > 1:
+                    problem.append(f"{name}: params outside [-1, 1]")
+    except (OSError, KeyError, ValueError) as exc:
+        problem.append(f"{name}: cannot be read as HDF5 ({str(exc).splitlines()[0][:80]})")
+    return problem
+
+
+def check(out_dir: Path) -> list[str]:
+    """Validate a dataset directory: every shard in the manifest opens, has the right shapes, count,
+    indices and sha256, and holds finite values. -> problems, one line each ([] when all is well)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return [f"{out_dir}: no such directory"]
+    try:
+        manifest = read_manifest(out_dir)
+    except DatasetError as exc:
+        return [str(exc)]
+    if manifest is None:
+        return [f"{out_dir}: no {MANIFEST} (not a synthinv dataset)"]
+    problems = []
+    for entry in manifest["shards"]:
+        problems += check_shard(out_dir, entry, manifest)
+    return problems
+
+
+def load_shard(path: Path) -> dict[str, np.ndarray]:
+    """A whole shard as arrays: {"params", "mel", "index"}."""
+    with h5py.File(path, "r") as f:
+        return {key: f[key][()] for key in ("params", "mel", "index")}
+
+
+# --- reading for training ---------------------------------------------------------------------------
+
+
+class ShardDataset(torch.utils.data.Dataset):
+    """The finished shards of a dataset directory as a map-style torch Dataset.
+
+    `ds[i] -> (params (P,), mel (n_mels, frames))` float32 tensors, i over the examples of the complete
+    shards in index order (a dataset still being generated gives the shards finished so far; `indices`
+    maps positions to example indices). Files are opened lazily, once per process, so it works with
+    DataLoader workers.
+
+        ds = ShardDataset("data/dexed")
+        loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)
+    """
+
+    def __init__(self, out_dir: Path | str, verify: bool = False):
+        self.out_dir = Path(out_dir)
+        self.manifest = read_manifest(self.out_dir)
+        if self.manifest is None:
+            raise DatasetError(f"{self.out_dir} holds no {MANIFEST}; generate a dataset there first")
+        self.shards = [e for e in self.manifest["shards"] if e.get("sha256") and (self.out_dir / e["file"]).is_file()]
+        if verify:
+            bad = [e["file"] for e in self.shards if not shard_is_complete(self.out_dir, e)]
+            if bad:
+                raise DatasetError(f"{len(bad)} shard(s) fail their checksum, first {bad[0]}; run `synthinv data check {self.out_dir}`")
+        if not self.shards:
+            raise DatasetError(f"{self.out_dir} has no finished shards yet")
+        self._offsets = np.cumsum([0] + [e["count"] for e in self.shards])
+        self._files: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Example index (seed-relative) of every position (len,)."""
+        return np.concatenate([np.arange(e["start"], e["start"] + e["count"]) for e in self.shards])
+
+    def _file(self, s: int) -> h5py.File:
+        if os.getpid() != self._pid:  # a DataLoader worker: never share HDF5 handles across processes
+            self._files, self._pid = {}, os.getpid()
+        if s not in self._files:
+            self._files[s] = h5py.File(self.out_dir / self.shards[s]["file"], "r")
+        return self._files[s]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} examples")
+        s = bisect.bisect_right(self._offsets, i) - 1
+        f, j = self._file(s), i - int(self._offsets[s])
+        params = torch.from_numpy(f["params"][j])
+        mel = torch.from_numpy(f["mel"][j].astype(np.float32))
+        return params, mel
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_files"] = {}
+        return state
