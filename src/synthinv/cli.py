@@ -236,6 +236,87 @@ def experiment_kosc(
         typer.echo(f"wrote {path}")
 
 
+data_app = typer.Typer(help="Inspect generated datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@app.command("generate")
+@friendly_errors
+def generate_command(
+    synth: str = typer.Option("dexed", help="Which synth to render: dexed or kosc."),
+    n: int = typer.Option(..., help="Number of examples in the dataset."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset directory (manifest.json + shard_*.h5)."),
+    workers: int = typer.Option(1, help="Rendering processes (one synth each; use one per free core)."),
+    seed: int = typer.Option(0, help="Split seed: example i is a pure function of (seed, i)."),
+    shards: Optional[str] = typer.Option(None, help="Only shards a..b-1, as a:b (for spreading one dataset over jobs)."),
+    shard_size: int = typer.Option(1024, help="Examples per shard file."),
+    prior: Optional[str] = typer.Option(None, help="Dexed only: patch (default; sounds like patches) or uniform."),
+    k: int = typer.Option(4, help="k-osc only: number of oscillators."),
+    progress: bool = typer.Option(True, help="Show a progress bar with examples/s."),
+):
+    """Render a dataset (parameters + log-mel spectrograms) into shards; rerun the same command to resume."""
+    import errno
+
+    from synthinv.data.generate import generate, parse_shards
+    from synthinv.data.shards import completed, read_manifest
+
+    if n <= 0 or shard_size <= 0 or workers <= 0:
+        raise ValueError(f"--n, --shard-size and --workers must be positive, got {n}, {shard_size}, {workers}")
+    if synth == "kosc":
+        check_k(k)
+        settings = {"name": "kosc", "k": k}
+        if prior is not None:
+            raise ValueError("--prior applies to --synth dexed only")
+    else:
+        settings = {"name": synth, **({"prior": prior} if prior is not None else {})}
+    shard_range = parse_shards(shards) if shards is not None else None
+    try:
+        result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ValueError(exc.strerror if exc.strerror and "shards" in exc.strerror else f"disk full writing to {out}; "
+                             "completed shards are kept; free some space and rerun the same command to resume") from None
+        raise
+    except KeyboardInterrupt:
+        manifest = read_manifest(out) if out.is_dir() else None
+        done = completed(manifest) if manifest else 0
+        total = len(manifest["shards"]) if manifest else 0
+        typer.echo(f"interrupted: {done} of {total} shards complete in {out}; rerun the same command to resume", err=True)
+        raise typer.Exit(130) from None
+    skipped = f"; {len(result.skipped)} already complete, skipped" if result.skipped else ""
+    rewritten = f"; {len(result.rewritten)} rewritten (corrupt or truncated)" if result.rewritten else ""
+    typer.echo(f"wrote {len(result.written)} shards ({result.examples} examples) in {result.seconds:.1f} s, "
+               f"{result.examples_per_s:.0f} examples/s{skipped}{rewritten}")
+    manifest = read_manifest(out)
+    done = completed(manifest)
+    state = "complete" if result.complete else f"{done} of {len(manifest['shards'])} shards done"
+    bpe = f", {result.bytes_per_example / 1000:.1f} kB per example" if result.bytes_per_example else ""
+    typer.echo(f"dataset {state}{bpe}: {out / 'manifest.json'}")
+
+
+@data_app.command("check")
+@friendly_errors
+def data_check(out: Path = typer.Argument(..., help="A dataset directory written by `synthinv generate`.")):
+    """Validate every shard (present, opens, shapes, indices, sha256, finite values); exit 1 on any problem."""
+    from synthinv.data.shards import MANIFEST, check, read_manifest
+
+    if not out.is_dir():
+        raise FileNotFoundError(f"dataset directory not found: {out}")
+    if read_manifest(out) is None:
+        raise FileNotFoundError(f"{out} holds no {MANIFEST}: not a dataset written by `synthinv generate`")
+    problems = check(out)
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {out}; rerun `synthinv generate` with the same options to rewrite "
+                   "missing or corrupt shards", err=True)
+        raise typer.Exit(1)
+    manifest = read_manifest(out)
+    size = sum(s["bytes"] for s in manifest["shards"])
+    typer.echo(f"ok: {len(manifest['shards'])} shards, {manifest['n']} examples of {manifest['synth']['name']} "
+               f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {manifest['bytes_per_example'] / 1000:.1f} kB per example")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m synthinv.cli`
     sys.exit(app())
 

@@ -30,7 +30,8 @@ Random patches come from one of two priors, recorded as spec.settings["prior"]:
 - "patch" (default): `PATCH_PRIOR`, per-parameter mixtures that sound like DX7 patches (carriers loud and
   in ratio mode, modulator levels spread, envelopes that open, point masses such as "no LFO depth"), and
   near-silent draws (RMS below `SILENCE_DBFS` = -55 dBFS) redrawn; see `sample_patch_native` and
-  `DexedSynth.draw`. Measured on 200 patches: uniform 28% near silent, patch prior 0% (after redraws).
+  `DexedSynth.draw`. Measured on 200 patches (seed 1): uniform 28% near silent; patch prior 1.5% before
+  redraws (0.6% over 480 patches of seeds 0 and 1), 0% after; median RMS -41 dBFS uniform, -26 dBFS prior.
 - "uniform": every value of every parameter equally likely (about a quarter of these are near silent).
 """
 
