@@ -50,7 +50,7 @@ k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['l
 - Training: {meta['steps']:,} steps at batch {blob['config']['train']['batch_size']} ({meta['steps'] * blob['config']['train']['batch_size']:,} examples) in {meta['train_seconds']:.0f} s with {meta['torch_threads']} torch thread(s), on {platform.machine()} CPU ({platform.processor() or 'unknown'}), torch {torch.__version__}; best validation LSD {meta['best_val_lsd']:.2f} dB.
 - Trained by: `{args.command or 'see scripts/train_shipped_models.sh'}`
 
-## Test split ({metrics['n']} examples, {metrics['steps']} RK4 steps, guidance {metrics['guidance']})
+## Test split ({metrics['n']} examples, {metrics['sample_steps']} RK4 steps, guidance {metrics['guidance']})
 
 | metric | value |
 | --- | --- |

@@ -88,3 +88,11 @@ def test_experiment_runs_and_resumes(tmp_path):
     assert "already done" in result.output
     assert (out / "kosc_k2" / "regression_mse.json").stat().st_mtime_ns == stamp
     assert len(list(csv.DictReader(open(out / "kosc_k2.csv")))) == 3
+
+    # --eval-only re-scores finished runs with new settings and trains nothing
+    steps_before = json.loads((out / "kosc_k2" / "regression_sort.json").read_text())["steps"]
+    result = invoke(*common[:-7], "--eval-examples", 8, "--eval-steps", 2, "--out", out, "--runs", runs,
+                    "--no-progress", "--eval-only")
+    assert result.exit_code == 0, result.output
+    row = json.loads((out / "kosc_k2" / "regression_sort.json").read_text())
+    assert row["n"] == 8 and row["steps"] == steps_before and "lsd_ci95" in row

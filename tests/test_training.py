@@ -206,7 +206,7 @@ class Oracle(nn.Module):
         return self.answer[: audio.shape[0]]
 
 
-METRIC_KEYS = {"lsd", "lsd_random", "chamfer", "assignment_mse", "param_mse", "n", "steps", "guidance",
+METRIC_KEYS = {"lsd", "lsd_ci95", "lsd_random", "lsd_random_ci95", "chamfer", "assignment_mse", "param_mse", "n", "sample_steps", "guidance",
                "sample_seconds"}
 
 

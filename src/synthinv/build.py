@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from synthinv.models.encoders import SpectrumCNN
+from synthinv.models.encoders import MelCNN, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
@@ -29,12 +29,14 @@ def builtin_configs(synth: str = "kosc") -> dict[str, Path]:
 
 
 def load_config(name_or_path: str, synth: str = "kosc") -> dict:
-    """A config from a shipped method name or a YAML path."""
+    """A config from a shipped method name (looked up in configs/<synth>/) or a YAML path."""
     path = Path(name_or_path)
     if not path.suffix:
+        if synth not in SYNTHS:
+            raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
         configs = builtin_configs(synth)
         if name_or_path not in configs:
-            raise ConfigError(f"unknown method {name_or_path!r}; choose from {', '.join(configs)} or give a .yaml path")
+            raise ConfigError(f"unknown method {name_or_path!r} for {synth}; choose from {', '.join(configs)} or give a .yaml path")
         path = configs[name_or_path]
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -53,12 +55,32 @@ def build_synth(settings: dict):
     return synth_cls.from_settings(settings)
 
 
+def uses_dataset(synth) -> bool:
+    """True for synths trained from a generated dataset (Dexed); k-osc makes its batches on the fly."""
+    return synth.name != "kosc"
+
+
+def build_encoder(config: dict, synth) -> nn.Module:
+    """k-osc: SpectrumCNN over the audio's spectrum; Dexed: MelCNN over `synth.features` (log-mel)."""
+    settings = dict(config.get("encoder", {}))
+    if synth.name == "kosc":
+        return SpectrumCNN(n_samples=synth.length, **settings)
+    n_mels, frames = synth.feature_shape
+    try:
+        return MelCNN(n_mels=n_mels, frames=frames, **settings)
+    except TypeError as exc:
+        raise ConfigError(f"bad encoder settings for {synth.name} (MelCNN): {exc}") from None
+
+
 def build_model(config: dict, synth) -> nn.Module:
     """FlowModel or RegressionModel for `synth`, sized by config["model"] and config["encoder"]."""
     m, n_params = config["model"], synth.spec.size
-    encoder = SpectrumCNN(n_samples=synth.length, **config.get("encoder", {}))
+    encoder = build_encoder(config, synth)
     if m["kind"] == "regression":
-        return RegressionModel(encoder, n_params, synth.k, loss=m.get("loss", "mse"),
+        loss = m.get("loss", "mse")
+        if synth.name != "kosc" and loss != "mse":
+            raise ConfigError(f"regression loss {loss!r} needs k-osc oscillator tokens; for {synth.name} use loss: mse")
+        return RegressionModel(encoder, n_params, getattr(synth, "k", None), loss=loss,
                                hidden=m.get("hidden", 384), layers=m.get("layers", 3))
     if m["kind"] != "flow":
         raise ConfigError(f"unknown model kind {m['kind']!r}; use 'flow' or 'regression'")
@@ -68,9 +90,14 @@ def build_model(config: dict, synth) -> nn.Module:
         d = m.get("d_model", 128)
         tok = m.get("tokeniser", "fixed")
         if tok == "fixed":
+            if synth.name != "kosc":
+                raise ConfigError(f"the fixed tokeniser splits k-osc oscillators; for {synth.name} use tokeniser: param2tok")
             tokeniser = FixedSplit(n_params, PARAMS_PER_OSC, d)
         elif tok == "param2tok":
-            tokeniser = Param2Tok(n_params, m.get("n_tokens") or synth.k, d)
+            n_tokens = m.get("n_tokens") or getattr(synth, "k", None)
+            if not n_tokens:
+                raise ConfigError(f"Param2Tok for {synth.name} needs model.n_tokens in the config")
+            tokeniser = Param2Tok(n_params, n_tokens, d)
         else:
             raise ConfigError(f"unknown tokeniser {tok!r}; use 'fixed' or 'param2tok'")
         field = TransformerField(tokeniser, encoder.dim, d, m.get("layers", 5), m.get("heads", 4), m.get("ff", 256))

@@ -70,8 +70,12 @@ def check_k(k: int) -> None:
 def train(
     method: str = typer.Argument(..., help="Shipped method (e.g. flow_param2tok, regression_mse) or a config .yaml."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for model.ckpt and train.json."),
-    k: int = typer.Option(4, help="Number of oscillators."),
-    asym: bool = typer.Option(False, "--asym", help="Symmetry-broken task: disjoint frequency bands."),
+    synth: str = typer.Option("kosc", "--synth", help="kosc (batches generated on the fly) or dexed (trains from --data)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dexed: training dataset directory (from `synthinv generate`)."),
+    val_data: Optional[Path] = typer.Option(None, "--val-data", help="Dexed: validation dataset directory (default: "
+                                            "examples drawn from the fixed validation seed)."),
+    k: int = typer.Option(4, help="k-osc: number of oscillators."),
+    asym: bool = typer.Option(False, "--asym", help="k-osc: symmetry-broken task (disjoint frequency bands)."),
     budget: Optional[float] = typer.Option(None, help="Training time budget in minutes (validation excluded)."),
     steps: Optional[int] = typer.Option(None, help="Maximum optimiser steps (with --budget: whichever ends first)."),
     batch_size: Optional[int] = typer.Option(None, help="Override the config's batch size."),
@@ -81,24 +85,54 @@ def train(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
 ):
-    """Train one model on the k-oscillator synth; keeps the checkpoint with the best validation LSD."""
-    from synthinv.build import build_synth, load_config
+    """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
+    from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
     from synthinv.training import train as run_training
 
     check_budget(budget, steps)
-    check_k(k)
-    config = load_config(method)
+    if synth not in SYNTHS:
+        raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
+    if synth == "kosc":
+        if data is not None or val_data is not None:
+            raise ValueError("--data/--val-data are for --synth dexed; k-osc generates its training batches on the fly")
+        check_k(k)
+        config = load_config(method)
+        the_synth = build_synth({"name": "kosc", "k": k, "asym": asym})
+    else:
+        from synthinv.datasets import DatasetError, check_disjoint, open_dataset, synth_of_dataset
+        from synthinv.evaluation import VAL_SEED
+
+        if data is None:
+            raise ValueError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
+                             f"(make one with `synthinv generate --synth {synth} --n N --out DIR`)")
+        if asym:
+            raise ValueError("--asym is for --synth kosc only")
+        config = load_config(method, synth)
+        the_synth, manifest = synth_of_dataset(data)
+        if the_synth.name != synth:
+            raise DatasetError(f"{data} is a {the_synth.name!r} dataset, not {synth!r}")
+        if val_data is not None:
+            val_seed = open_dataset(val_data, the_synth, role="validation").manifest["seed"]
+            check_disjoint(manifest, val_seed, "validation", str(val_data))
+        else:
+            check_disjoint(manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
     if batch_size:
         config["train"]["batch_size"] = batch_size
     if lr:
         config["train"]["lr"] = lr
-    synth = build_synth({"name": "kosc", "k": k, "asym": asym})
     prepare_out_dir(out, force)
     set_threads(threads)
-    meta = run_training(config, synth, out, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
-    (out / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
-    typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
-               f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
+    if synth == "kosc":
+        meta = run_training(config, the_synth, out, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
+        (out / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
+        typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
+                   f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
+    else:
+        meta = run_training(config, the_synth, out, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
+                            data_dir=data, val_dir=val_data)
+        (out / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
+        typer.echo(f"trained {config['name']} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
+                   f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB")
     typer.echo(f"checkpoint: {out / 'model.ckpt'}")
 
 
@@ -107,6 +141,8 @@ def train(
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A model.ckpt written by `synthinv train`."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Metrics JSON (default: metrics.json beside the checkpoint)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dexed: test dataset directory (default: examples drawn "
+                                        "from the fixed test seed)."),
     n: int = typer.Option(512, help="Number of test examples."),
     steps: int = typer.Option(100, help="RK4 steps for flow sampling."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the config's)."),
@@ -114,7 +150,9 @@ def evaluate(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing metrics file."),
 ):
-    """Score a checkpoint on the fixed test split: LSD (with the random-parameter baseline), Chamfer, assignment MSE."""
+    """Score a checkpoint on the fixed test split. k-osc: LSD (with the random-parameter baseline), Chamfer,
+    assignment MSE. Dexed: MSS (with random patches as the baseline), parameter MSE, categorical accuracy."""
+    from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
     from synthinv.evaluation import evaluate_model
 
@@ -126,12 +164,24 @@ def evaluate(
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
-    metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed)
+    if not uses_dataset(synth):
+        if data is not None:
+            raise ValueError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
+        metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed)
+    else:
+        train_seed = (blob["meta"].get("data") or {}).get("seed")
+        metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=2))
-    typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB), "
-               f"Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}")
+    if not uses_dataset(synth):
+        typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB), "
+                   f"Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}")
+    else:
+        typer.echo(f"MSS {metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f} dB (random patches: {metrics['mss_random']:.3f} dB) "
+                   f"on {metrics['n']} examples, parameter MSE {metrics['param_mse']:.4f} (random "
+                   f"{metrics['param_mse_random']:.4f}), categorical accuracy {metrics['categorical_accuracy']:.3f} "
+                   f"(random {metrics['categorical_accuracy_random']:.3f})")
     typer.echo(f"metrics: {out}")
 
 
@@ -211,9 +261,10 @@ def experiment_kosc(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     force: bool = typer.Option(False, "--force", help="Rerun methods that already have results."),
     progress: bool = typer.Option(True, help="Show a progress bar per method."),
+    eval_only: bool = typer.Option(False, "--eval-only", help="Re-score finished methods' checkpoints; train nothing."),
 ):
     """Train and evaluate the ten k-osc methods at one budget; resumable (finished methods are skipped)."""
-    from synthinv.experiment import run_method, select_methods, summarise
+    from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
 
     check_budget(budget, None)
     check_k(k)
@@ -223,6 +274,11 @@ def experiment_kosc(
     set_threads(threads)
     for i, method in enumerate(chosen, 1):
         done = results_dir / f"{method.name}.json"
+        if eval_only:
+            if done.exists():
+                row = reevaluate_method(method, results_dir, runs_dir, eval_examples, eval_steps)
+                typer.echo(f"[{i}/{len(chosen)}] {method.name}: test LSD {row['lsd']:.3f} ± {row['lsd_ci95']:.3f} dB")
+            continue
         if done.exists() and not force:
             typer.echo(f"[{i}/{len(chosen)}] {method.name}: already done ({done}), skipping")
             continue

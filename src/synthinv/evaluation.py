@@ -1,4 +1,10 @@
-"""Score a model on a fixed split: sample parameters, re-render, compare with the truth."""
+"""Score a model on a fixed split: sample parameters, re-render, compare with the truth.
+
+k-osc: LSD, Chamfer, assignment MSE, parameter MSE on a generated split. Dataset-backed synths (Dexed):
+the multi-scale mel distance (MSS) of the re-rendered sampled parameters against the true audio, next to
+random patches from the prior (the random baseline), plus parameter MSE and categorical accuracy, on a
+test dataset directory or on examples drawn from TEST_SEED.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, param_mse
+from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, mss_distance, param_mse
 from synthinv.synths.kosc import to_tokens
 
 # Split seeds are fixed, not derived from the training seed, so every model sees the same val/test sets.
@@ -27,15 +33,93 @@ def sample_params(model, audio: torch.Tensor, steps: int, guidance: float, seed:
     return torch.cat([model.sample(a, steps=steps, guidance=guidance, generator=gen) for a in audio.split(batch)])
 
 
+def mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
+    """{name: mean, name_ci95: half-width of the normal 95% interval of the mean} over examples."""
+    n = per_example.numel()
+    half = 1.96 * per_example.std().item() / n**0.5 if n > 1 else float("nan")
+    return {name: per_example.mean().item(), f"{name}_ci95": half}
+
+
 @torch.no_grad()
 def lsd_of(synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     return log_spectral_distance(synth.render(params.clamp(-1, 1)), audio)
 
 
 @torch.no_grad()
+def mss_of(synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """MSS (N,) of the audio rendered from `params` (clamped to [-1, 1]; the synth decodes one-hot blocks
+    by argmax) against `audio`."""
+    return mss_distance(synth.render(params.clamp(-1, 1).cpu()), audio.cpu(), synth.sample_rate)
+
+
+def drawn_examples(synth, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(params (n, P), encoder input, audio (n, T)) of examples 0..n-1 of split `seed`, drawn by the synth
+    (Dexed: the patch prior with silence redraws). The encoder input is rounded to float16 and back, as a
+    dataset shard stores it, so drawn and stored examples look the same to a model."""
+    idx = np.arange(n)
+    params, audio = synth.draw(seed, idx) if hasattr(synth, "draw") else split_batch(synth, seed, n)
+    return params, synth.features(audio).half().float(), audio
+
+
+def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """(N,): share of categorical parameters whose argmax choice is right (nan without categorical ones)."""
+    hits = [(pred[:, s].argmax(1) == true[:, s].argmax(1)).float()
+            for p, s in zip(spec.params, spec.slices) if p.kind == "categorical"]
+    return torch.stack(hits, 1).mean(1) if hits else torch.full((pred.shape[0],), float("nan"))
+
+
+@torch.no_grad()
+def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
+                      split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None) -> dict:
+    """Real-synth metrics on n test examples: the first n of `data_dir` (a dataset directory generated for
+    this synth; its prior may differ), or examples 0..n-1 drawn from `split_seed`. `train_seed` (the
+    training data's seed, from the checkpoint) guards against testing on training examples."""
+    from synthinv.datasets import DatasetError, open_dataset
+
+    model = model.to(device).eval()
+    if data_dir is not None:
+        ds = open_dataset(data_dir, synth, role="test")
+        if train_seed is not None and int(ds.manifest["seed"]) == int(train_seed):
+            raise DatasetError(f"test data {data_dir} use seed {train_seed}, the model's training split; "
+                               "generate test data with another --seed")
+        rows = [ds[i] for i in range(min(n, len(ds)))]
+        params, feats = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+        audio = synth.render(params)
+        source = {"data": str(data_dir), "seed": int(ds.manifest["seed"]), "prior": ds.manifest["synth"]["settings"].get("prior")}
+    else:
+        if train_seed is not None and int(split_seed) == int(train_seed):
+            raise DatasetError(f"the test split seed {split_seed} is the model's training seed")
+        params, feats, audio = drawn_examples(synth, split_seed, n)
+        source = {"drawn": True, "seed": int(split_seed), "prior": synth.spec.settings.get("prior")}
+    n = len(params)
+    start = time.perf_counter()
+    pred = sample_params(model, feats.to(device), steps, guidance, seed).cpu().clamp(-1, 1)
+    sample_seconds = time.perf_counter() - start
+    rand, rand_audio = (synth.draw(RANDOM_BASELINE_SEED, np.arange(n)) if hasattr(synth, "draw")
+                        else split_batch(synth, RANDOM_BASELINE_SEED, n))
+    return {
+        **mean_and_ci95("mss", mss_of(synth, pred, audio)),
+        **mean_and_ci95("mss_random", mss_distance(rand_audio, audio, synth.sample_rate)),
+        "param_mse": param_mse(pred, params).mean().item(),
+        "param_mse_random": param_mse(rand, params).mean().item(),
+        "categorical_accuracy": categorical_accuracy(synth.spec, pred, params).mean().item(),
+        "categorical_accuracy_random": categorical_accuracy(synth.spec, rand, params).mean().item(),
+        "n": n, "sample_steps": steps, "guidance": guidance, "sample_seconds": round(sample_seconds, 3), "test": source,
+    }
+
+
+@torch.no_grad()
 def evaluate_model(model, synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
-                   split_seed: int = TEST_SEED, device: str = "cpu") -> dict:
-    """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD."""
+                   split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None) -> dict:
+    """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD.
+
+    For dataset-backed synths (Dexed) this is `evaluate_rendered` (MSS etc.; `data_dir`, `train_seed`)."""
+    from synthinv.build import uses_dataset
+
+    if uses_dataset(synth):
+        return evaluate_rendered(model, synth, n, steps, guidance, seed, split_seed, device, data_dir, train_seed)
+    if data_dir is not None:
+        raise ValueError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
     model = model.to(device).eval()
     params, audio = split_batch(synth, split_seed, n, device)
     start = time.perf_counter()
@@ -44,11 +128,11 @@ def evaluate_model(model, synth, n: int = 512, steps: int = 100, guidance: float
     k = synth.k
     rand = synth.params_at(RANDOM_BASELINE_SEED, np.arange(n)).to(device)
     result = {
-        "lsd": lsd_of(synth, pred, audio).mean().item(),
-        "lsd_random": lsd_of(synth, rand, audio).mean().item(),
+        **mean_and_ci95("lsd", lsd_of(synth, pred, audio)),
+        **mean_and_ci95("lsd_random", lsd_of(synth, rand, audio)),
         "chamfer": chamfer_distance(to_tokens(pred.clamp(-1, 1), k), to_tokens(params, k)).mean().item(),
         "assignment_mse": assignment_mse(to_tokens(pred.clamp(-1, 1), k), to_tokens(params, k)).mean().item(),
         "param_mse": param_mse(pred.clamp(-1, 1), params).mean().item(),
-        "n": n, "steps": steps, "guidance": guidance, "sample_seconds": round(sample_seconds, 3),
+        "n": n, "sample_steps": steps, "guidance": guidance, "sample_seconds": round(sample_seconds, 3),
     }
     return result

@@ -29,7 +29,7 @@ FAMILIES = ("regression_mse", "regression_chamfer", "regression_sort", "flow_mlp
 ASYM_FAMILIES = ("regression_mse", "flow_mlp", "flow_transformer", "flow_param2tok")
 METHODS = {m.name: m for m in [Method(f, f, False) for f in FAMILIES] + [Method(f + "_asym", f, True) for f in ASYM_FAMILIES]}
 
-COLUMNS = ["method", "task", "lsd", "lsd_random", "chamfer", "assignment_mse", "param_mse", "best_val_lsd",
+COLUMNS = ["method", "task", "lsd", "lsd_ci95", "lsd_random", "chamfer", "assignment_mse", "param_mse", "best_val_lsd",
            "steps", "train_seconds", "examples_per_second", "budget_minutes", "torch_threads"]
 
 
@@ -66,6 +66,19 @@ def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path,
     return row
 
 
+def reevaluate_method(method: Method, results_dir: Path, runs_dir: Path, eval_examples: int, eval_steps: int) -> dict:
+    """Score a finished method's checkpoint again (e.g. on more test examples); training figures are kept."""
+    done = results_dir / f"{method.name}.json"
+    ckpt = runs_dir / method.name / "model.ckpt"
+    if not done.is_file() or not ckpt.is_file():
+        raise FileNotFoundError(f"{method.name} has no finished run to re-evaluate ({done} and {ckpt} are needed)")
+    model, synth, blob = load_checkpoint(ckpt)
+    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=blob["config"]["sample"]["guidance"])
+    row = {**json.loads(done.read_text()), **metrics}
+    write_json_atomic(done, row)
+    return row
+
+
 def collect(results_dir: Path) -> list[dict]:
     rows = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     order = list(METHODS)
@@ -77,12 +90,19 @@ def write_tables(rows: list[dict], csv_path: Path, md_path: Path, title: str) ->
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    def fmt(row: dict, col: str) -> str:
+        value = row.get(col, "")
+        if col in ("lsd", "lsd_random") and f"{col}_ci95" in row:
+            return f"{value:.3f} ± {row[col + '_ci95']:.3f}"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
     shown = ["method", "task", "lsd", "lsd_random", "chamfer", "assignment_mse", "param_mse", "steps", "train_seconds"]
     lines = [f"# {title}", "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in shown) + " |" for r in rows]
-    lines += ["", "LSD in dB (lower is better); lsd_random: random parameters scored on the same test sounds.",
-              "param_mse is meaningful only on the asym task, where oscillator order is fixed."]
+    lines += ["| " + " | ".join(fmt(r, c) for c in shown) + " |" for r in rows]
+    n = rows[0].get("n") if rows else None
+    lines += ["", f"LSD in dB (lower is better), mean ± 95% interval over {n} test sounds; lsd_random: random",
+              "parameters scored on the same sounds. param_mse is meaningful only on the asym task, where",
+              "oscillator order is fixed. Flows are scored on one sample per sound."]
     md_path.write_text("\n".join(lines) + "\n")
 
 
@@ -116,8 +136,34 @@ def plot_lsd_bars(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def column_groups(spec) -> list[str]:
+    """The group of every encoded column (`spec.size` of them), e.g. "op3" for op3.eg_rate1 or for each
+    column of op3.osc_mode's one-hot block; "other" where a parameter has no group."""
+    return [p.group or "other" for p in spec.params for _ in range(p.width)]
+
+
+def assignment_group_shares(assign, spec) -> tuple[list[str], "np.ndarray"]:
+    """|A| (n tokens, size) -> (group names in spec order, (n, groups) shares): each token's mean |A| over
+    a group's columns, normalised so every row sums to 1. A uniform A gives 1 / groups everywhere; a
+    token that has found an operator puts most of its share on that operator's group."""
+    import numpy as np
+
+    groups = column_groups(spec)
+    names = list(dict.fromkeys(groups))
+    a = np.abs(np.asarray(assign, dtype=np.float64))
+    means = np.stack([a[:, [g == name for g in groups]].mean(axis=1) for name in names], axis=1)  # (n, G)
+    return names, means / np.maximum(means.sum(axis=1, keepdims=True), 1e-12)
+
+
 def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
-    """Heat map of |A| (tokens x parameters) of a Param2Tok checkpoint; False if there is none."""
+    """Heat map of |A| (tokens x parameters) of any Param2Tok checkpoint; False if there is none (no file,
+    or a model without a Param2Tok tokeniser).
+
+    k-osc (one column per parameter): the plain heat map, parameter names on the x axis. Synths with
+    one-hot blocks (Dexed): one label per encoded column (`spec.columns`), columns coloured and separated
+    by group (op1..op6, global, note), tokens sorted by the group they weigh most, and a second panel with
+    each token's share per group (`assignment_group_shares`) - does Param2Tok find the operators?"""
+    ckpt = Path(ckpt)
     if not ckpt.is_file():
         return False
     import matplotlib
@@ -125,18 +171,66 @@ def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from synthinv.models.tokenisers import Param2Tok
+
     model, synth, _ = load_checkpoint(ckpt)
-    assign = model.field.tokeniser.assign.detach().abs().numpy()  # (n, P)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.35 * assign.shape[1], 1.2 + 0.35 * assign.shape[0]))
-    im = ax.imshow(assign, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(assign.shape[1]), synth.spec.names, rotation=90, fontsize=7)
-    ax.set_ylabel("token")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="|A|")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    tokeniser = getattr(getattr(model, "field", None), "tokeniser", None)
+    if not isinstance(tokeniser, Param2Tok):
+        return False
+    assign = tokeniser.assign.detach().abs().numpy()  # (n, P)
+    spec = synth.spec
+    if synth.name == "kosc" and spec.size == len(spec.names):
+        fig, ax = plt.subplots(figsize=(1.2 + 0.35 * assign.shape[1], 1.2 + 0.35 * assign.shape[0]))
+        im = ax.imshow(assign, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(assign.shape[1]), spec.names, rotation=90, fontsize=7)
+        ax.set_ylabel("token")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, label="|A|")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return True
+    _plot_grouped_assignment(plt, assign, spec, path, title)
     return True
+
+
+def _plot_grouped_assignment(plt, assign, spec, path: Path, title: str) -> None:
+    import numpy as np
+
+    n, size = assign.shape
+    groups = column_groups(spec)
+    names, shares = assignment_group_shares(assign, spec)
+    labels = spec.columns if spec.size != len(spec.names) else spec.names
+    order = np.lexsort((-shares.max(axis=1), shares.argmax(axis=1)))  # tokens grouped by their main group
+    colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(names)}
+    width = max(8.0, 2.5 + 0.1 * size + 0.5 * len(names))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width, 2.5 + 0.25 * n),
+                                  gridspec_kw={"width_ratios": [size, max(6, 3 * len(names))]})
+    im = ax.imshow(assign[order], cmap="viridis", aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(size), labels, rotation=90, fontsize=4 if size > 60 else 7)
+    for tick, g in zip(ax.get_xticklabels(), groups):
+        tick.set_color(colours[g])
+    ax.set_yticks(range(n), [str(i) for i in order], fontsize=6)
+    ax.set_ylabel("token (sorted by main group)")
+    start = 0
+    for g in names:
+        stop = start + groups.count(g)
+        if start:
+            ax.axvline(start - 0.5, color="w", lw=0.8)
+        ax.text((start + stop - 1) / 2, -0.8, g, ha="center", va="bottom", fontsize=7, color=colours[g])
+        start = stop
+    ax.set_title(title, fontsize=9, pad=14)
+    fig.colorbar(im, ax=ax, label="|A|", fraction=0.02, pad=0.01)
+    im2 = ax2.imshow(shares[order], cmap="magma", aspect="auto", vmin=0, interpolation="nearest")
+    ax2.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    for tick, g in zip(ax2.get_xticklabels(), names):
+        tick.set_color(colours[g])
+    ax2.set_yticks(range(n), [str(i) for i in order], fontsize=6)
+    ax2.set_title(f"share per group\n(uniform: {1 / len(names):.2f})", fontsize=8)
+    fig.colorbar(im2, ax=ax2, fraction=0.05, pad=0.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
 
 
 def summarise(k: int, results_dir: Path, out_dir: Path, runs_dir: Path) -> list[Path]:

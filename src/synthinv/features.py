@@ -23,6 +23,9 @@ def encoder_input(audio: torch.Tensor) -> torch.Tensor:
 # --- log-mel spectrograms (the Dexed encoder's input and what dataset shards store) ---------------------
 
 LOG_MEL_FLOOR_DB = -100.0  # power floor of log_mel_spectrogram (1e-10)
+# The log-mel settings of dataset shards and of the Dexed encoder's input (data.generate.DEFAULT_FEATURES
+# is the same dict; a test checks it): 128 HTK mels, 25 ms Hann window, 10 ms hop, as in the paper.
+MEL_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
 
 
 def hz_to_mel(hz):
@@ -63,12 +66,12 @@ def _mel_setup(sample_rate: int, n_mels: int, win_ms: float, hop_ms: float) -> t
 
 
 def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = 128, win_ms: float = 25.0,
-                        hop_ms: float = 10.0) -> torch.Tensor:
+                        hop_ms: float = 10.0, floor_db: float = LOG_MEL_FLOOR_DB) -> torch.Tensor:
     """audio (N, T) -> log-mel power in dB (N, n_mels, frames), frames = 1 + T // hop.
 
     A Hann window of `win_ms`, hop `hop_ms`, frames centred on t = k * hop (zero padding at both ends),
     power |STFT|^2 / (sum of window)^2 (a full-scale sine's peak bin reads about -6 dB), then HTK-mel
-    triangles (`mel_filterbank`) and 10 log10, floored at -100 dB. Rows are computed one at a time, so a
+    triangles (`mel_filterbank`) and 10 log10, floored at `floor_db` (-100 dB: what dataset shards store). Rows are computed one at a time, so a
     row's features are bit-identical whatever batch it came in (batched FFT/GEMM kernels may reorder sums).
     """
     audio = torch.as_tensor(audio, dtype=torch.float32)
@@ -82,4 +85,4 @@ def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = 128
         out.append(fb @ power)
     mel = torch.stack(out) if out else audio.new_zeros(0, n_mels, 1 + audio.shape[-1] // hop)
     scale = float(window.sum()) ** 2
-    return 10.0 * torch.log10((mel / scale).clamp_min(10 ** (LOG_MEL_FLOOR_DB / 10)))
+    return 10.0 * torch.log10((mel / scale).clamp_min(10 ** (floor_db / 10)))

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from synthinv.features import log_power_spectrum
+from synthinv.features import log_mel_spectrogram, log_power_spectrum
 
 
 def log_spectral_distance(pred_audio: torch.Tensor, true_audio: torch.Tensor) -> torch.Tensor:
@@ -57,3 +57,41 @@ def multiscale_spectral_distance(pred_audio: torch.Tensor, true_audio: torch.Ten
     if not used:
         raise ValueError(f"signal of {pred_audio.shape[-1]} samples is shorter than every FFT size {ffts}")
     return total / used
+
+
+# (window ms, hop ms, mel bands) of the paper's multi-scale mel distance
+MSS_SCALES = ((10.0, 5.0, 32), (25.0, 10.0, 64), (100.0, 50.0, 128))
+MSS_RANGE_DB = 80.0  # each log-mel is floored this far below its own maximum
+MSS_ABS_FLOOR_DB = -240.0  # absolute power floor before that (float32 power of a quiet tail reaches ~1e-20)
+
+
+def relative_log_mel(audio: torch.Tensor, sample_rate: int, win_ms: float, hop_ms: float, n_mels: int,
+                     range_db: float = MSS_RANGE_DB) -> torch.Tensor:
+    """audio (N, T) -> log-mel in dB relative to each example's own maximum, floored at -range_db
+    (N, n_mels, frames), values in [-range_db, 0]. The absolute floor (MSS_ABS_FLOOR_DB, -240 dB) sits far
+    below any peak, so only the relative floor acts; a silent example (nothing above the absolute floor)
+    is -range_db everywhere rather than a flat 0 dB."""
+    mel = log_mel_spectrogram(audio, sample_rate, n_mels, win_ms, hop_ms, floor_db=MSS_ABS_FLOOR_DB)
+    peak = mel.amax(dim=(1, 2), keepdim=True)
+    rel = (mel - peak).clamp_min(-range_db)
+    return torch.where(peak > MSS_ABS_FLOOR_DB + range_db, rel, torch.full_like(rel, -range_db))
+
+
+def mss_distance(pred_audio: torch.Tensor, true_audio: torch.Tensor, sample_rate: int,
+                 scales: tuple[tuple[float, float, int], ...] = MSS_SCALES) -> torch.Tensor:
+    """(N, T), (N, T) -> (N,): the paper's multi-scale mel distance (MSS), in dB.
+
+    At each scale (10/5 ms window/hop with 32 mels, 25/10 ms with 64, 100/50 ms with 128; Hann windows,
+    HTK mels, `log_mel_spectrogram`) both log-mels are taken in dB relative to their own maximum and
+    floored 80 dB below it; the distance is the mean absolute dB difference over bands and frames, and
+    MSS is the mean over the scales. Symmetric, zero for identical audio, and blind to an overall gain
+    (each spectrogram is relative to its own peak) except through the floor.
+    """
+    if pred_audio.shape != true_audio.shape:
+        raise ValueError(f"pred and true audio differ in shape: {tuple(pred_audio.shape)} vs {tuple(true_audio.shape)}")
+    total = torch.zeros(pred_audio.shape[0])
+    for win_ms, hop_ms, n_mels in scales:
+        a = relative_log_mel(pred_audio, sample_rate, win_ms, hop_ms, n_mels)
+        b = relative_log_mel(true_audio, sample_rate, win_ms, hop_ms, n_mels)
+        total += (a - b).abs().mean(dim=(1, 2)).cpu()
+    return total / len(scales)

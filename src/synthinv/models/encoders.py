@@ -1,4 +1,4 @@
-"""Audio encoders: audio (N, T) -> embedding (N, dim)."""
+"""Encoders: encoder input (k-osc: audio (N, T); Dexed: log-mel (N, 128, frames)) -> embedding (N, dim)."""
 
 from __future__ import annotations
 
@@ -45,3 +45,42 @@ class SpectrumCNN(nn.Module):
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = encoder_input(audio)[:, None, :]  # (N, 1, F)
         return self.head(self.net(x).flatten(1))  # (N, dim)
+
+
+class MelCNN(nn.Module):
+    """2-D CNN over a log-mel spectrogram (the Dexed encoder): (N, n_mels, frames) in dB -> (N, dim).
+
+    Input standardisation is a fixed affine map on dB, x = (dB - offset) / scale (default (dB + 50) / 25:
+    the -100 dB floor goes to -2, a full-scale partial near 0 dB to +2); no statistics are estimated, so
+    the checkpoint's config says everything. Then a patchify stem (kernel = stride = `stem`, no overlap),
+    and one stride-2 3x3 convolution per entry of `channels` (pre-activation: GroupNorm, GELU, conv), and
+    the feature map is flattened (not pooled) so that both the frequency position (pitch, partials) and
+    the time position (envelope) of each feature survive to the final Linear.
+
+    Default sizes for (128, 151): stem 4 x 4 -> (8, 32, 37); stages of 16, 32, 64 channels -> (64, 4, 5);
+    flatten 1280 -> 128; 189k weights, most of them in the final Linear. Measured on one CPU thread, batch
+    64: about 15 ms forward + backward (a 16-channel stem with 32/48/64-channel stages: 25-35 ms).
+    """
+
+    def __init__(self, n_mels: int = 128, frames: int = 151, channels: tuple[int, ...] = (16, 32, 64),
+                 stem_channels: int = 8, stem: int = 4, dim: int = 128, offset: float = -50.0, scale: float = 25.0,
+                 groups: int = 4):
+        super().__init__()
+        self.offset, self.scale = float(offset), float(scale)
+        layers: list[nn.Module] = [nn.Conv2d(1, stem_channels, stem, stride=stem)]
+        c_in = stem_channels
+        for c in channels:
+            layers += [nn.GroupNorm(min(groups, c_in), c_in), nn.GELU(), nn.Conv2d(c_in, c, 3, stride=2, padding=1)]
+            c_in = c
+        self.net = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.net(torch.zeros(1, 1, n_mels, frames)).numel()
+        self.head = nn.Sequential(nn.GroupNorm(min(groups, c_in), c_in), nn.GELU(), nn.Flatten(), nn.Linear(flat, dim))
+        self.input_shape, self.dim = (n_mels, frames), dim
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if tuple(mel.shape[1:]) != self.input_shape:
+            raise ValueError(f"MelCNN expects log-mels of shape (N, {self.input_shape[0]}, {self.input_shape[1]}), "
+                             f"got {tuple(mel.shape)}")
+        x = ((mel - self.offset) / self.scale)[:, None]  # (N, 1, n_mels, frames)
+        return self.head(self.net(x))  # (N, dim)

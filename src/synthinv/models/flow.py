@@ -20,7 +20,10 @@ def ot_pair_noise(noise: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
 
 
 class FlowModel(nn.Module):
-    """Audio encoder + vector field + a learned 'no audio' embedding for classifier-free guidance.
+    """Encoder + vector field + a learned 'no audio' embedding for classifier-free guidance.
+
+    The conditioning `audio` argument of `loss` and `sample` is the encoder's input, `synth.features(audio)`:
+    the audio itself for k-osc (N, T), a log-mel (N, 128, frames) for Dexed.
 
     Usage:
         model = FlowModel(SpectrumCNN(), MLPField(n_params=12), n_params=12)
@@ -37,7 +40,7 @@ class FlowModel(nn.Module):
         self.cond_drop, self.ot_coupling = cond_drop, ot_coupling
 
     def loss(self, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """params: (B, P) in [-1, 1], audio: (B, T) -> scalar CFM loss."""
+        """params: (B, P) in [-1, 1], audio: encoder input (B, ...) -> scalar CFM loss."""
         emb = self.encoder(audio)  # (B, dim)
         drop = torch.rand(emb.shape[0], 1, device=emb.device) < self.cond_drop
         emb = torch.where(drop, self.null_embedding.expand_as(emb), emb)
@@ -63,7 +66,9 @@ class FlowModel(nn.Module):
     @torch.no_grad()
     def sample(self, audio: torch.Tensor, steps: int = 50, guidance: float = 2.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """audio: (N, T) -> one parameter sample per example (N, P), by RK4 from t=0 to t=1."""
+        """audio: encoder input (N, ...) -> one parameter sample per example (N, P), by RK4 from t=0 to t=1.
+
+        Samples are unbounded; callers clamp to [-1, 1] and let the synth decode (argmax for one-hot blocks)."""
         emb = self.encoder(audio)
         x = torch.randn(audio.shape[0], self.n_params, generator=generator).to(audio.device)
         dt = 1.0 / steps

@@ -1,4 +1,5 @@
-"""Point-estimate regression baseline: audio encoder + residual MLP head, with three losses."""
+"""Point-estimate regression baseline: encoder + residual MLP head, with three losses (k-osc) or MSE
+(other synths). `audio` arguments are the encoder's input, `synth.features(audio)`."""
 
 from __future__ import annotations
 

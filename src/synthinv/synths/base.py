@@ -216,6 +216,10 @@ class Synth(Protocol):
         """params: (N, size) normalised -> audio: (N, T). Deterministic."""
         ...
 
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (N, T) -> what the model's encoder takes (k-osc: the audio; Dexed: a log-mel (N, 128, F))."""
+        ...
+
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
         """(n, size) parameters of examples offset..offset+n-1; a pure function of (seed, index)."""
         ...

@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from synthinv.features import MEL_FEATURES, log_mel_spectrogram
 from synthinv.synths.base import Param, ParamSpec
 from synthinv.synths.kosc import _splitmix64, hashed_uniform
 
@@ -266,6 +267,27 @@ class DexedSynth:
             n = min(len(audio), self.length)
             out[i, :n] = audio[:n]
         return torch.from_numpy(out)
+
+    # --- encoder input --------------------------------------------------------------------------
+
+    @property
+    def feature_settings(self) -> dict:
+        """The log-mel settings of `features`, as a dataset manifest records them ("features")."""
+        hop = int(round(MEL_FEATURES["hop_ms"] * self.sample_rate / 1000))
+        return {**MEL_FEATURES, "frames": 1 + self.length // hop}
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        """Shape of one example's encoder input: (n_mels, frames), (128, 151) at the default settings."""
+        f = self.feature_settings
+        return f["n_mels"], f["frames"]
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (N, T) -> the encoder input: log-mel power in dB (N, 128, frames), computed exactly as
+        dataset shards store it (`synthinv.features.log_mel_spectrogram` with MEL_FEATURES; shards keep
+        it as float16)."""
+        f = MEL_FEATURES
+        return log_mel_spectrogram(audio, self.sample_rate, f["n_mels"], f["win_ms"], f["hop_ms"])
 
     # --- sampling -------------------------------------------------------------------------------
 

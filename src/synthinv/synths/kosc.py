@@ -113,6 +113,10 @@ class KOscSynth:
             out.append((part[..., 1:2] * waves).mean(dim=1))  # (n, T)
         return torch.cat(out) if out else native.new_zeros(0, self.length)
 
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """The encoder input of `audio` (N, T): the audio itself (SpectrumCNN computes its spectrum)."""
+        return audio
+
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
         idx = np.arange(offset, offset + n)
         return torch.from_numpy(hashed_uniform(seed, idx, self.spec.size)).float()

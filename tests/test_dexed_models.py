@@ -1,0 +1,275 @@
+"""Dexed models end to end on a tiny generated dataset: the encoder input, each shipped Dexed config
+(build, one training step, checkpoint round trip, evaluation), decoding before rendering, and the
+one-line errors for a dataset that does not fit."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+dexed = pytest.importorskip("dexed")  # dexed-py
+pytest.importorskip("h5py")
+
+from synthinv.build import ConfigError, build_model, build_synth, builtin_configs, load_config  # noqa: E402
+from synthinv.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from synthinv.cli import app  # noqa: E402
+from synthinv.data.generate import DEFAULT_FEATURES, generate  # noqa: E402
+from synthinv.data.shards import ShardDataset  # noqa: E402
+from synthinv.datasets import DatasetError, open_dataset  # noqa: E402
+from synthinv.evaluation import evaluate_model, mss_of  # noqa: E402
+from synthinv.experiment import assignment_group_shares, plot_assignment  # noqa: E402
+from synthinv.features import MEL_FEATURES  # noqa: E402
+from synthinv.models.encoders import MelCNN, SpectrumCNN  # noqa: E402
+from synthinv.training import ShardBatches, train  # noqa: E402
+
+METHODS = ("flow_param2tok", "flow_mlp", "regression_mse")
+
+
+def tiny(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    config["train"]["batch_size"] = 8
+    config["sample"].update(val_examples=4, val_steps=2)
+    return config
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return build_synth({"name": "dexed"})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Training data (16 examples, seed 0, 2 shards) and validation/test data (8 examples, seed 1)."""
+    root = tmp_path_factory.mktemp("dexed_data")
+    generate({"name": "dexed"}, 16, root / "train", seed=0, shard_size=8, workers=1, progress=False)
+    generate({"name": "dexed"}, 8, root / "val", seed=1, shard_size=8, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(data, synth, tmp_path_factory):
+    """One 2-step training run per shipped Dexed config -> {method: (run dir, meta)}."""
+    torch.set_num_threads(1)
+    out = {}
+    for name in METHODS:
+        run = tmp_path_factory.mktemp(name)
+        meta = train(tiny(load_config(name, "dexed")), synth, run, max_steps=2, seed=0, progress_bar=False,
+                     n_validations=1, data_dir=data / "train", val_dir=data / "val")
+        out[name] = (run, meta)
+    return out
+
+
+# --- the encoder input ----------------------------------------------------------------------------
+
+
+def test_features_are_what_the_shards_store(data, synth):
+    assert MEL_FEATURES == {k: DEFAULT_FEATURES[k] for k in MEL_FEATURES}
+    ds = ShardDataset(data / "train")
+    assert ds.manifest["features"] == synth.feature_settings
+    params, mel = zip(*(ds[i] for i in range(4)))
+    feats = synth.features(synth.render(torch.stack(params)))
+    assert feats.shape == (4, *synth.feature_shape) == (4, 128, 151)
+    torch.testing.assert_close(torch.stack(mel), feats.half().float(), atol=0, rtol=0)  # float16 storage only
+
+
+def test_kosc_features_are_the_audio(kosc4):
+    audio = kosc4.render(kosc4.random_params(2, seed=0))
+    assert kosc4.features(audio) is audio
+
+
+def test_shard_batches_cover_every_example_once_per_epoch(data):
+    ds = ShardDataset(data / "train")  # 16 examples in 2 shards of 8
+    stored = torch.stack([ds[i][0] for i in range(len(ds))])
+    batches = ShardBatches(ds, 6, seed=3)
+    epochs = [list(batches) for _ in range(2)]
+    for epoch in epochs:
+        assert [len(p) for p, _ in epoch] == [6, 6]  # the partial batch of 4 is dropped
+        for p, mel in epoch:
+            assert mel.dtype == torch.float32 and mel.shape[1:] == (128, 151)
+            # each row is a stored example, with its own mel
+            rows = [(stored == row).all(1).nonzero().item() for row in p]
+            assert len(set(rows)) == len(rows)
+            torch.testing.assert_close(mel, torch.stack([ds[i][1] for i in rows]), atol=0, rtol=0)
+    assert not torch.equal(epochs[0][0][0], epochs[1][0][0])  # a new order every epoch
+    again = ShardBatches(ds, 6, seed=3)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(epochs[0], list(again)))  # a pure function of the seed
+    whole = list(ShardBatches(ds, 32, seed=0))  # smaller than a batch: one batch of everything
+    assert len(whole) == 1 and len(whole[0][0]) == 16
+
+
+# --- building -------------------------------------------------------------------------------------
+
+
+def test_shipped_dexed_configs():
+    assert set(builtin_configs("dexed")) == set(METHODS)
+    assert load_config("flow_param2tok", "dexed")["model"]["n_tokens"] == 16
+    with pytest.raises(ConfigError, match="unknown method"):
+        load_config("flow_transformer", "dexed")  # the fixed split is k-osc only
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_build_each_config(name, synth):
+    torch.manual_seed(0)
+    model = build_model(load_config(name, "dexed"), synth)
+    assert isinstance(model.encoder, MelCNN) and model.encoder.input_shape == (128, 151)
+    mel = torch.randn(3, 128, 151) * 20 - 50
+    params = synth.random_params(3, seed=5)
+    assert model.loss(params, mel).ndim == 0
+    out = model.sample(mel, steps=2, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, synth.spec.size) == (3, 225) and torch.isfinite(out).all()
+
+
+def test_kosc_still_gets_the_spectrum_encoder(kosc4):
+    assert isinstance(build_model(load_config("flow_param2tok"), kosc4).encoder, SpectrumCNN)
+
+
+def test_dexed_config_errors(synth):
+    config = load_config("regression_mse", "dexed")
+    for loss in ("chamfer", "sort"):
+        config["model"]["loss"] = loss
+        with pytest.raises(ConfigError, match="mse"):
+            build_model(config, synth)
+    config = load_config("flow_param2tok", "dexed")
+    config["model"]["tokeniser"] = "fixed"
+    with pytest.raises(ConfigError, match="param2tok"):
+        build_model(config, synth)
+    config["model"].update(tokeniser="param2tok", n_tokens=None)
+    with pytest.raises(ConfigError, match="n_tokens"):
+        build_model(config, synth)
+
+
+def test_sampled_params_are_clamped_and_decoded_before_rendering(synth):
+    """A relaxed sample (one-hot blocks not +-1, values past the ends) renders as its decoded patch."""
+    params = synth.random_params(3, seed=2)
+    audio = synth.render(params)
+    relaxed = params.clone()
+    for p, s in zip(synth.spec.params, synth.spec.slices):
+        if p.kind == "categorical":
+            block = relaxed[:, s]
+            relaxed[:, s] = torch.where(block > 0, 0.4, -0.7 + 0.1 * torch.rand_like(block))
+        else:
+            col = relaxed[:, s.start]
+            relaxed[:, s.start] = torch.where(col.abs() == 1, col * 1.8, col)
+    assert relaxed.abs().max() > 1
+    assert torch.equal(mss_of(synth, relaxed, audio), torch.zeros(3))
+
+
+# --- training, checkpoints, evaluation ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_one_training_run_per_config(name, runs):
+    run, meta = runs[name]
+    assert meta["steps"] == 2 and meta["val_metric"] == "mss"
+    assert meta["best_val_mss"] == min(h["val_mss"] for h in meta["history"]) and np.isfinite(meta["best_val_mss"])
+    assert meta["data"]["examples"] == 16 and meta["data"]["seed"] == 0
+    assert (run / "model.ckpt").is_file()
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_checkpoint_round_trip_and_evaluation(name, runs, data, synth):
+    run, meta = runs[name]
+    model, loaded_synth, blob = load_checkpoint(run / "model.ckpt", expect_synth={"name": "dexed"})
+    assert loaded_synth.spec.hash() == synth.spec.hash() and blob["meta"]["best_val_mss"] == meta["best_val_mss"]
+    # the saved weights re-score the validation examples to the recorded best MSS
+    config = blob["config"]
+    result = evaluate_model(model, loaded_synth, n=config["sample"]["val_examples"], steps=config["sample"]["val_steps"],
+                            guidance=config["sample"]["guidance"], seed=0, data_dir=data / "val", train_seed=0)
+    assert result["mss"] == pytest.approx(meta["best_val_mss"], rel=1e-5)
+    assert result["n"] == 4 and result["test"]["seed"] == 1
+    for key in ("mss", "mss_random", "param_mse", "param_mse_random", "categorical_accuracy"):
+        assert np.isfinite(result[key]), key
+    assert result["mss_random"] > 0 and 0 <= result["categorical_accuracy"] <= 1
+    # without a dataset: examples drawn from the test seed
+    drawn = evaluate_model(model, loaded_synth, n=2, steps=2, guidance=2.0)
+    assert drawn["n"] == 2 and drawn["test"]["drawn"] and np.isfinite(drawn["mss"])
+
+
+def test_save_load_gives_identical_predictions(synth, tmp_path):
+    torch.manual_seed(0)
+    config = load_config("flow_param2tok", "dexed")
+    model = build_model(config, synth).eval()
+    path = save_checkpoint(tmp_path / "model.ckpt", model, synth, config, {"note": "test"})
+    loaded, _, _ = load_checkpoint(path)
+    mel = torch.randn(2, 128, 151) * 20 - 50
+    a = model.sample(mel, steps=2, generator=torch.Generator().manual_seed(1))
+    b = loaded.sample(mel, steps=2, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_assignment_plot_groups_by_operator(runs, tmp_path):
+    run, _ = runs["flow_param2tok"]
+    assert plot_assignment(run / "model.ckpt", tmp_path / "a.png", "Param2Tok |A|, Dexed")
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    assert not plot_assignment(runs["flow_mlp"][0] / "model.ckpt", tmp_path / "b.png", "no Param2Tok")
+    model, synth, _ = load_checkpoint(run / "model.ckpt")
+    groups, shares = assignment_group_shares(model.field.tokeniser.assign.detach(), synth.spec)
+    assert groups == ["op1", "op2", "op3", "op4", "op5", "op6", "global", "note"]
+    assert shares.shape == (16, 8) and np.allclose(shares.sum(1), 1)
+
+
+# --- datasets that do not fit ---------------------------------------------------------------------
+
+
+def test_wrong_dataset_errors(data, synth, runs, tmp_path):
+    kosc_dir = tmp_path / "kosc"
+    generate({"name": "kosc", "k": 2}, 8, kosc_dir, seed=0, shard_size=8, workers=1, progress=False)
+    with pytest.raises(DatasetError, match="'kosc' dataset"):
+        open_dataset(kosc_dir, synth)
+    with pytest.raises(DatasetError, match="'kosc' dataset"):
+        train(tiny(load_config("regression_mse", "dexed")), synth, tmp_path / "r", max_steps=1, data_dir=kosc_dir,
+              progress_bar=False)
+    other = tmp_path / "vel90"
+    generate({"name": "dexed", "velocity": 90}, 2, other, seed=5, shard_size=2, workers=1, progress=False)
+    with pytest.raises(DatasetError, match="velocity 90 vs 100"):
+        open_dataset(other, synth, role="test")
+    with pytest.raises(DatasetError, match="needs|give data_dir"):
+        train(tiny(load_config("regression_mse", "dexed")), synth, tmp_path / "r", max_steps=1, progress_bar=False)
+    # validation or test examples from the training split are refused
+    with pytest.raises(DatasetError, match="same split"):
+        train(tiny(load_config("regression_mse", "dexed")), synth, tmp_path / "r", max_steps=1, progress_bar=False,
+              data_dir=data / "train", val_dir=data / "train")
+    model, _, _ = load_checkpoint(runs["regression_mse"][0] / "model.ckpt")
+    with pytest.raises(DatasetError, match="training split"):
+        evaluate_model(model, synth, n=2, steps=1, data_dir=data / "train", train_seed=0)
+
+
+def test_cli_train_and_evaluate_dexed(data, tmp_path):
+    runner = CliRunner()
+    invoke = lambda *a: runner.invoke(app, [str(x) for x in a])  # noqa: E731
+    run = tmp_path / "run"
+    result = invoke("train", "regression_mse", "--synth", "dexed", "--data", data / "train", "--val-data", data / "val",
+                    "--out", run, "--steps", 2, "--batch-size", 8, "--threads", 1)
+    assert result.exit_code == 0, result.output
+    assert "best validation MSS" in result.output
+    info = json.loads((run / "train.json").read_text())
+    assert info["synth"] == "dexed" and info["steps"] == 2
+    result = invoke("evaluate", run / "model.ckpt", "--data", data / "val", "--n", 3, "--steps", 2)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"] == 3 and metrics["mss"] >= 0 and metrics["mss_random"] > 0
+
+    # one-line errors
+    kosc_dir = tmp_path / "kosc"
+    generate({"name": "kosc", "k": 2}, 8, kosc_dir, seed=3, shard_size=8, workers=1, progress=False)
+    cases = [
+        (["train", "flow_mlp", "--synth", "dexed", "--out", tmp_path / "x", "--steps", 1], "--data"),
+        (["train", "flow_mlp", "--synth", "dexed", "--data", kosc_dir, "--out", tmp_path / "x", "--steps", 1], "kosc"),
+        (["train", "flow_mlp", "--synth", "dexed", "--data", tmp_path / "nope", "--out", tmp_path / "x", "--steps", 1],
+         "not found"),
+        (["train", "flow_mlp", "--data", data / "train", "--out", tmp_path / "x", "--steps", 1], "--synth dexed"),
+        (["train", "flow_transformer", "--synth", "dexed", "--data", data / "train", "--out", tmp_path / "x",
+          "--steps", 1], "unknown method"),
+        (["evaluate", run / "model.ckpt", "--data", kosc_dir, "--force", "--n", 2], "kosc"),
+        (["evaluate", run / "model.ckpt", "--data", data / "train", "--force", "--n", 2], "training split"),
+    ]
+    for args, message in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert not (tmp_path / "x").exists()  # nothing created by a refused run
