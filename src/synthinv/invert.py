@@ -97,9 +97,10 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
     net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name})
     guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
     target = prepare_sound(sound, synth.sample_rate, synth.length, synth_rms_range(synth))
-    audio_in = target.audio[None].expand(candidates, -1)  # (N, T)
+    cond = synth.features(target.audio[None])  # what the encoder hears: audio (k-osc) or log-mel (Dexed)
+    cond = cond.expand(candidates, *cond.shape[1:])  # (N, ...)
     gen = torch.Generator().manual_seed(seed)
-    params = net.sample(audio_in, steps=steps, guidance=guidance, generator=gen).clamp(-1, 1)  # (N, P)
+    params = net.sample(cond, steps=steps, guidance=guidance, generator=gen).clamp(-1, 1)  # (N, P)
     is_flow = blob["config"]["model"]["kind"] == "flow"
     if not is_flow:
         params = params[:1]  # a regressor has one answer
