@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,19 @@ from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import log_spectral_distance, multiscale_spectral_distance
 from synthinv.presets import write_json_preset
 from synthinv.zoo import resolve_model
+
+
+class Stopwatch:
+    """Seconds spent in each named phase, for the summary and benchmarks/bench_invert.py."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
 
 
 @dataclass
@@ -66,11 +80,16 @@ def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 
 
+def distances(audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """audio (N, T) vs target (T,) -> (multiscale distance (N,), lsd (N,))."""
+    targets = target.expand_as(audio)
+    return multiscale_spectral_distance(audio, targets), log_spectral_distance(audio, targets)
+
+
 def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """params (N, P) -> (audio (N, T), distance (N,), lsd (N,)) against target (T,)."""
     audio = synth.render(params.clamp(-1, 1))
-    targets = target.expand_as(audio)
-    return audio, multiscale_spectral_distance(audio, targets), log_spectral_distance(audio, targets)
+    return (audio, *distances(audio, target))
 
 
 def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
@@ -93,18 +112,24 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
         raise ValueError(f"--candidates must be at least 1, got {candidates}")
     if steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
+    clock = Stopwatch()
     ckpt = resolve_model(model, synth_name)
     net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name})
     guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
     target = prepare_sound(sound, synth.sample_rate, synth.length, synth_rms_range(synth))
     cond = synth.features(target.audio[None])  # what the encoder hears: audio (k-osc) or log-mel (Dexed)
     cond = cond.expand(candidates, *cond.shape[1:])  # (N, ...)
+    clock.lap("load")
     gen = torch.Generator().manual_seed(seed)
     params = net.sample(cond, steps=steps, guidance=guidance, generator=gen).clamp(-1, 1)  # (N, P)
     is_flow = blob["config"]["model"]["kind"] == "flow"
     if not is_flow:
         params = params[:1]  # a regressor has one answer
-    audio, dist, lsd = score(synth, params, target.audio)
+    clock.lap("sample")
+    audio = synth.render(params)
+    clock.lap("render")
+    dist, lsd = distances(audio, target.audio)
+    clock.lap("score")
     found = [Candidate(params[i], audio[i], float(dist[i]), float(lsd[i]), "flow sample" if is_flow else "regression")
              for i in range(len(params))]
     found.sort(key=lambda c: c.distance)
@@ -116,9 +141,11 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
         gain = best.distance / max(float(r_dist[0]), 1e-12)
         found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_lsd[0]), "refined from #1"))
         found.sort(key=lambda c: c.distance)
+        clock.lap("refine")
     settings = {"sound": str(sound), "model": str(ckpt), "model_kind": blob["config"]["model"]["kind"],
                 "synth": synth_name, "candidates": candidates,
-                "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed}
+                "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
+                "seconds": clock.laps}
     return Inversion(target, found, synth, refine_gain=gain, settings=settings)
 
 
