@@ -81,14 +81,15 @@ def prepare_sound(path: str | Path, sample_rate: int, length: int,
     if peak == 0 or np.sqrt(np.mean(mono**2)) < SILENCE_RMS:
         raise AudioError(f"{path} is silent (RMS below -100 dBFS)")
     onset = int(np.argmax(np.abs(mono) >= peak * 10 ** (ONSET_DB / 20)))
-    if onset > sample_rate // 1000:  # shorter leads (e.g. a synth's first zero sample) are part of the note
+    if onset > sample_rate // 100:  # shorter leads (a synth's first samples, an attack ramp) are part of the note
         mono = mono[onset:]
         notes.append(f"skipped {onset / sample_rate * 1000:.1f} ms of near-silence before the onset")
     if len(mono) > length:
         notes.append(f"kept the first {length / sample_rate:.3f} s of {len(mono) / sample_rate:.3f} s (the model's note length)")
         mono = mono[:length]
     elif len(mono) < length:
-        notes.append(f"padded {len(mono)} samples with silence to the model's {length} ({length / sample_rate:.3f} s)")
+        notes.append(f"padded with {length - len(mono)} samples of silence to the model's length "
+                     f"({length} samples, {length / sample_rate:.3f} s)")
         mono = np.pad(mono, (0, length - len(mono)))
     rms = float(np.sqrt(np.mean(mono**2)))
     if rms < SILENCE_RMS:

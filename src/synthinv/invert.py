@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import log_spectral_distance, multiscale_spectral_distance
-from synthinv.presets import write_json_preset
+from synthinv.presets import write_json_preset, write_native_preset
 from synthinv.zoo import resolve_model
 
 
@@ -166,6 +166,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
             folder = f"candidate_{rank:02d}"
             (tmp / folder).mkdir()
             write_json_preset(tmp / folder / "preset.json", synth, cand.params)
+            write_native_preset(tmp / folder, synth, cand.params, name=f"SYNTHINV{rank:02d}")
             write_wav(tmp / folder / "audio.wav", cand.audio, synth.sample_rate)
             rows.append({"rank": rank, "distance": round(cand.distance, 5), "lsd": round(cand.lsd, 4),
                          "source": cand.source, "folder": folder})

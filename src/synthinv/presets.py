@@ -153,3 +153,10 @@ def read_syx_bank(path) -> list:
         return dexed.Patch.load_bank(str(path))
     except ValueError as exc:
         raise PresetError(str(exc)) from None
+
+
+def write_native_preset(folder: Path, synth, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path | None:
+    """The synth's own preset format beside preset.json, where it has one (Dexed: preset.syx); else None."""
+    if synth.name == "dexed":
+        return write_syx_voice(Path(folder) / "preset.syx", params, synth.spec, name=name)
+    return None
