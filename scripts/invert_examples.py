@@ -49,11 +49,12 @@ def main() -> None:
         truth_file = EXAMPLES / name.replace(".wav", ".json")
         truth = read_json_preset(truth_file, synth) if truth_file.exists() else None
         best = min((c for c in result.candidates if c.source == "flow sample"), key=lambda c: c.distance)
-        refined = next(c for c in result.candidates if c.source.startswith("refined"))
+        refined = next((c for c in result.candidates if c.source.startswith("refined")), None)
         sec = result.settings["seconds"]
+        refined_cell = ("-" if refined is None else
+                        f"{refined.distance:.3f} / {refined.lsd:.2f} / {param_error(synth, refined.params, truth)}")
         lines.append(f"| {name} | {best.distance:.3f} / {best.lsd:.2f} / {param_error(synth, best.params, truth)} "
-                     f"| {refined.distance:.3f} / {refined.lsd:.2f} / {param_error(synth, refined.params, truth)} "
-                     f"| {sec['sample']:.2f} | {sec['refine']:.2f} |")
+                     f"| {refined_cell} | {sec['sample']:.2f} | {sec.get('refine', 0):.2f} |")
         print(lines[-1])
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

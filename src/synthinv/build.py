@@ -40,7 +40,15 @@ def load_config(name_or_path: str, synth: str = "kosc") -> dict:
         path = configs[name_or_path]
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    missing = [key for key in ("model", "train", "sample") if not isinstance(config, dict) or key not in config]
+    if missing or "kind" not in config["model"]:
+        raise ConfigError(f"{path} is not a method config: it needs model (with kind), train and sample sections")
+    if config["model"]["kind"] == "flow" and "field" not in config["model"]:
+        raise ConfigError(f"{path}: a flow model needs model.field (mlp or transformer)")
     config.setdefault("name", path.stem)
     return config
 

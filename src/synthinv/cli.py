@@ -44,6 +44,8 @@ def set_threads(threads: Optional[int]) -> None:
 
 def prepare_out_dir(out: Path, force: bool) -> None:
     """Refuse to reuse a non-empty output directory unless --force (then it is cleared)."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
@@ -205,25 +207,19 @@ def invert(
     from rich.console import Console
     from rich.table import Table
 
-    from synthinv.audio_io import AudioError
     from synthinv.invert import invert as run_invert
     from synthinv.invert import write_inversion
-    from synthinv.presets import read_json_preset
 
     out = out or Path("inversions") / sound.stem
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
     set_threads(threads)
-    try:
-        result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed)
-    except AudioError as exc:
-        raise ValueError(str(exc)) from None
+    result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth)
     for note in result.target.notes:
         typer.echo(f"input: {note}")
     for message in result.messages:
         typer.echo(message)
-    true_params = read_json_preset(truth, result.synth) if truth else None
-    write_inversion(result, out, force=force, truth=true_params)
+    write_inversion(result, out, force=force, truth=result.truth)
     table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
     for col in ("rank", "distance", "LSD (dB)", "source", "preset"):
         table.add_column(col)
@@ -251,7 +247,7 @@ def models():
 @friendly_errors
 def experiment_kosc(
     k: int = typer.Option(4, help="Number of oscillators."),
-    budget: float = typer.Option(..., help="Training minutes per method (validation and test excluded)."),
+    budget: Optional[float] = typer.Option(None, help="Training minutes per method (validation and test excluded); required unless --eval-only."),
     methods: Optional[str] = typer.Option(None, help="Comma-separated subset of methods (default: all ten)."),
     out: Path = typer.Option(Path("results"), help="Where tables and plots go (results/kosc_k<k>.*)."),
     runs: Path = typer.Option(Path("runs"), help="Where checkpoints go (not committed)."),
@@ -266,7 +262,8 @@ def experiment_kosc(
     """Train and evaluate the ten k-osc methods at one budget; resumable (finished methods are skipped)."""
     from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
 
-    check_budget(budget, None)
+    if not eval_only:
+        check_budget(budget, None)
     check_k(k)
     chosen = select_methods(methods)
     results_dir, runs_dir = out / f"kosc_k{k}", runs / f"kosc_k{k}"
@@ -278,6 +275,8 @@ def experiment_kosc(
             if done.exists():
                 row = reevaluate_method(method, results_dir, runs_dir, eval_examples, eval_steps)
                 typer.echo(f"[{i}/{len(chosen)}] {method.name}: test LSD {row['lsd']:.3f} ± {row['lsd_ci95']:.3f} dB")
+            else:
+                typer.echo(f"[{i}/{len(chosen)}] {method.name}: no results yet, skipping")
             continue
         if done.exists() and not force:
             typer.echo(f"[{i}/{len(chosen)}] {method.name}: already done ({done}), skipping")

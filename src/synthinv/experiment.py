@@ -1,7 +1,8 @@
 """The paper's k-oscillator experiment: ten methods, one budget each, one table, two pictures.
 
 Each finished method leaves results/kosc_k<k>/<method>.json; a rerun skips those (resume), so the
-experiment can be stopped at any point, and several processes can share the method list.
+experiment can be stopped at any point. Several processes can split the methods with disjoint
+`--methods` lists (there is no locking: two processes given the same method would both train it).
 """
 
 from __future__ import annotations

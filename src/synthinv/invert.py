@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import log_spectral_distance, multiscale_spectral_distance
-from synthinv.presets import write_json_preset, write_native_preset
+from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.zoo import resolve_model
 
 
@@ -59,6 +59,7 @@ class Inversion:
     out: Path | None = None
     refine_gain: float | None = None  # distance before / after refinement of the best candidate
     settings: dict = field(default_factory=dict)
+    truth: torch.Tensor | None = None  # (P,) the true preset, when the user knows it
 
     @property
     def messages(self) -> list[str]:
@@ -106,7 +107,8 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
 
 
 def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc", candidates: int = 8,
-           steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0) -> Inversion:
+           steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0,
+           truth: str | Path | None = None) -> Inversion:
     """Sample `candidates` parameter sets for `sound`, render and rank them; optionally refine the best."""
     if candidates < 1:
         raise ValueError(f"--candidates must be at least 1, got {candidates}")
@@ -115,16 +117,15 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
     clock = Stopwatch()
     ckpt = resolve_model(model, synth_name)
     net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name})
+    true_params = read_json_preset(truth, synth) if truth else None  # checked before minutes of work
     guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
     target = prepare_sound(sound, synth.sample_rate, synth.length, synth_rms_range(synth))
     cond = synth.features(target.audio[None])  # what the encoder hears: audio (k-osc) or log-mel (Dexed)
-    cond = cond.expand(candidates, *cond.shape[1:])  # (N, ...)
+    is_flow = blob["config"]["model"]["kind"] == "flow"
+    cond = cond.expand(candidates if is_flow else 1, *cond.shape[1:])  # (N, ...): a regressor has one answer
     clock.lap("load")
     gen = torch.Generator().manual_seed(seed)
     params = net.sample(cond, steps=steps, guidance=guidance, generator=gen).clamp(-1, 1)  # (N, P)
-    is_flow = blob["config"]["model"]["kind"] == "flow"
-    if not is_flow:
-        params = params[:1]  # a regressor has one answer
     clock.lap("sample")
     audio = synth.render(params)
     clock.lap("render")
@@ -146,7 +147,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
                 "synth": synth_name, "candidates": candidates,
                 "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
                 "seconds": clock.laps}
-    return Inversion(target, found, synth, refine_gain=gain, settings=settings)
+    return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
 
 
 def write_inversion(result: Inversion, out: Path, force: bool = False, truth: torch.Tensor | None = None) -> Path:

@@ -45,10 +45,14 @@ def write_json_preset(path: Path, synth, params: torch.Tensor) -> Path:
 
 def read_json_preset(path: Path, synth) -> torch.Tensor:
     """-> (P,) normalised parameters; refuses a preset written for another synth or spec."""
-    data = json.loads(Path(path).read_text())
-    if data.get("spec_hash") != synth.spec.hash():
-        raise ValueError(f"{path} is a preset for {data.get('synth')} spec {data.get('spec_hash')}, not this synth")
-    return torch.tensor(data["normalised"], dtype=torch.float32)
+    try:
+        data = json.loads(Path(path).read_text())
+        spec_hash, values = data.get("spec_hash"), data["normalised"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a synthinv JSON preset") from None
+    if spec_hash != synth.spec.hash():
+        raise ValueError(f"{path} is a preset for {data.get('synth')} spec {spec_hash}, not this synth")
+    return torch.tensor(values, dtype=torch.float32)
 
 
 # --- DX7 sysex (Dexed) ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Vector fields v(x_t, t | audio embedding): a residual MLP and a permutation-equivariant transformer.
 
 Both condition on c = time_embedding(t) + embedding through adaptive layer norm (adaLN-zero: each block
-starts as the identity, so the untrained field is zero and training starts from a calm place).
+starts as the identity, so an untrained field is a plain linear read-out of its input).
 """
 
 from __future__ import annotations

@@ -118,8 +118,7 @@ class KOscSynth:
         return audio
 
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
-        idx = np.arange(offset, offset + n)
-        return torch.from_numpy(hashed_uniform(seed, idx, self.spec.size)).float()
+        return self.params_at(seed, np.arange(offset, offset + n))
 
     def params_at(self, seed: int, indices: np.ndarray) -> torch.Tensor:
         """Parameters of arbitrary example indices of a split (N, P)."""
