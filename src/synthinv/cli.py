@@ -157,6 +157,7 @@ def evaluate(
     from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
     from synthinv.evaluation import evaluate_model
+    from synthinv.experiment import write_json_atomic
 
     out = out or checkpoint.parent / "metrics.json"
     if out.exists() and not force:
@@ -166,16 +167,13 @@ def evaluate(
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
-    if not uses_dataset(synth):
-        if data is not None:
-            raise ValueError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
-        metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed)
-    else:
-        train_seed = (blob["meta"].get("data") or {}).get("seed")
-        metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed)
+    if data is not None and not uses_dataset(synth):
+        raise ValueError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
+    train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
+    metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2))
+    write_json_atomic(out, metrics)
     if not uses_dataset(synth):
         typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB), "
                    f"Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}")
