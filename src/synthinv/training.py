@@ -147,7 +147,7 @@ class BudgetAndValidation(L.Callback):
         self.t, self.s = config["train"], config["sample"]
         self.budget_s, self.max_steps = budget_s, max_steps
         self.val_points = [(i + 1) / n_validations for i in range(n_validations)]
-        self.train_seconds, self.best_lsd, self.best_state, self.history = 0.0, math.inf, None, []
+        self.train_seconds, self.best_value, self.best_state, self.history = 0.0, math.inf, None, []
         self.validation = validation or KOscValidation(self.s["val_examples"])
         self.count_loading = count_loading
         self._last = None
@@ -197,8 +197,8 @@ class BudgetAndValidation(L.Callback):
         key = f"val_{self.metric}"
         self.history.append({"step": step, "train_seconds": round(self.train_seconds, 1), "loss": loss, key: value})
         module.log(key, value, prog_bar=True)
-        if value < self.best_lsd:
-            self.best_lsd, self.best_state = value, copy.deepcopy(model.state_dict())
+        if value < self.best_value:
+            self.best_value, self.best_state = value, copy.deepcopy(model.state_dict())
 
 
 class ShardBatches(IterableDataset):
@@ -298,7 +298,7 @@ def train(config: dict, synth, out: Path, budget_minutes: float | None = None, m
     meta = {
         "steps": steps, "train_seconds": round(budget.train_seconds, 1),
         "examples_per_second": round(steps * config["train"]["batch_size"] / max(budget.train_seconds, 1e-9), 1),
-        f"best_val_{budget.metric}": budget.best_lsd, "val_metric": budget.metric, "history": budget.history,
+        f"best_val_{budget.metric}": budget.best_value, "val_metric": budget.metric, "history": budget.history,
         "seed": seed, "budget_minutes": budget_minutes, "max_steps": max_steps, "torch_threads": torch.get_num_threads(),
         "interrupted": bool(trainer.interrupted),
     }
