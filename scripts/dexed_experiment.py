@@ -17,7 +17,8 @@ import torch
 from synthinv.build import build_synth, load_config
 from synthinv.checkpoint import load_checkpoint
 from synthinv.evaluation import evaluate_model
-from synthinv.experiment import plot_assignment, write_json_atomic
+from synthinv.experiment import plot_assignment
+from synthinv.fileio import write_json_atomic
 from synthinv.training import train
 
 SHOWN = ["mss", "mss_random", "param_mse", "param_mse_random", "categorical_accuracy", "categorical_accuracy_random"]

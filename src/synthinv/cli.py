@@ -157,7 +157,7 @@ def evaluate(
     from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
     from synthinv.evaluation import evaluate_model
-    from synthinv.experiment import write_json_atomic
+    from synthinv.fileio import write_json_atomic
 
     out = out or checkpoint.parent / "metrics.json"
     if out.exists() and not force:

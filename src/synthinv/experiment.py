@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from synthinv.build import build_synth, load_config
+from synthinv.fileio import write_json_atomic
 from synthinv.checkpoint import load_checkpoint
 from synthinv.evaluation import evaluate_model
 from synthinv.training import train
@@ -42,12 +42,6 @@ def select_methods(names: str | None) -> list[Method]:
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     return [METHODS[n] for n in chosen]
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path, runs_dir: Path, seed: int,

@@ -16,13 +16,13 @@ The checksum is the low 7 bits of minus the payload sum. Banks are read back wit
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from synthinv.synths.base import ParamSpec
+from synthinv.fileio import atomic_write
 from synthinv.synths.dexed import DEFAULT_NAME, DexedSynth, init_vced
 
 
@@ -70,15 +70,6 @@ def _checksum(payload: bytes) -> int:
     return (-sum(payload)) & 0x7F
 
 
-def _write_atomic(path, data: bytes) -> Path:
-    """Write via a temporary file and rename, so a preset file is either complete or absent."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
 def _dexed_synth(spec: ParamSpec | None) -> DexedSynth:
     if spec is None:
         return DexedSynth()
@@ -112,7 +103,7 @@ def write_syx_voice(path, params_row, spec: ParamSpec | None = None, name: str =
     row = torch.as_tensor(params_row)
     if row.dim() != 1:
         raise PresetError(f"write_syx_voice takes one parameter row, got shape {tuple(row.shape)}")
-    return _write_atomic(path, voice_sysex(row, spec, name))
+    return atomic_write(path, voice_sysex(row, spec, name))
 
 
 def read_syx_voice(path) -> "dexed.Patch":  # noqa: F821 - the type comes from dexed-py
@@ -146,7 +137,7 @@ def write_syx_bank(path, rows, spec: ParamSpec | None = None, names=None) -> Pat
     voices += [init_vced()] * (BANK_VOICES - len(voices))
     payload = b"".join(dexed.Patch.from_sysex(bytes(v)).to_packed() for v in voices)
     assert len(payload) == BANK_VOICES * PACKED_BYTES
-    return _write_atomic(path, BANK_HEADER + payload + bytes([_checksum(payload), 0xF7]))
+    return atomic_write(path, BANK_HEADER + payload + bytes([_checksum(payload), 0xF7]))
 
 
 def read_syx_bank(path) -> list:

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from synthinv.metrics import assignment_mse, param_mse
+from synthinv.fileio import atomic_write
 
 SHORT_SOUND = 8192  # below this many samples draw a spectrum, at or above it a spectrogram
 DPI = 80
@@ -422,8 +423,4 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
         ]
     parts += [f"<script>{MEDIA_CHECK_JS}</script>", "</body></html>"]
 
-    path = out_dir / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out_dir / "report.html", "\n".join(parts))

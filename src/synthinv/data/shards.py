@@ -32,6 +32,8 @@ import h5py
 import numpy as np
 import torch
 
+from synthinv.fileio import write_json_atomic
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no lock, so run one generating process per directory
@@ -85,10 +87,7 @@ def read_manifest(out_dir: Path) -> dict | None:
 
 def write_manifest(out_dir: Path, manifest: dict) -> None:
     """Atomically (temp file + rename) write `manifest`."""
-    path = Path(out_dir) / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)
+    write_json_atomic(Path(out_dir) / MANIFEST, manifest, indent=1)
 
 
 @contextlib.contextmanager
