@@ -21,7 +21,7 @@ from synthinv.cli import app  # noqa: E402
 from synthinv.data.generate import DEFAULT_FEATURES, generate  # noqa: E402
 from synthinv.data.shards import ShardDataset  # noqa: E402
 from synthinv.datasets import DatasetError, open_dataset  # noqa: E402
-from synthinv.evaluation import evaluate_model, mss_of  # noqa: E402
+from synthinv.evaluation import best_of_candidates, evaluate_model, mss_of, sample_params  # noqa: E402
 from synthinv.experiment import assignment_group_shares, plot_assignment  # noqa: E402
 from synthinv.features import MEL_FEATURES  # noqa: E402
 from synthinv.models.encoders import MelCNN, SpectrumCNN  # noqa: E402
@@ -188,6 +188,23 @@ def test_checkpoint_round_trip_and_evaluation(name, runs, data, synth):
     # without a dataset: examples drawn from the test seed
     drawn = evaluate_model(model, loaded_synth, n=2, steps=2, guidance=2.0)
     assert drawn["n"] == 2 and drawn["test"]["drawn"] and np.isfinite(drawn["mss"])
+
+
+def test_best_of_candidates_keeps_the_closest_rendering(runs, data, synth):
+    """Best-of-N is the per-sound minimum of the candidates' own MSS; a regressor has no candidates."""
+    flow, _, _ = load_checkpoint(runs["flow_mlp"][0] / "model.ckpt")
+    ds = ShardDataset(data / "val")
+    params, feats = torch.stack([ds[i][0] for i in range(3)]), torch.stack([ds[i][1] for i in range(3)])
+    audio = synth.render(params)
+    result = best_of_candidates(flow, synth, feats, audio, params, candidates=4, steps=2, guidance=2.0, seed=5)
+    # the same candidates, scored one by one: rows i*4 .. i*4+3 belong to sound i
+    cands = sample_params(flow, feats.repeat_interleave(4, 0), 2, 2.0, 6).clamp(-1, 1)
+    per_candidate = mss_of(synth, cands, audio.repeat_interleave(4, 0)).reshape(3, 4)
+    assert result["candidates"] == 4
+    assert result["mss_best_of"] == pytest.approx(per_candidate.min(1).values.mean().item(), rel=1e-5)
+    assert result["mss_best_of"] <= per_candidate.mean().item()
+    regressor, _, _ = load_checkpoint(runs["regression_mse"][0] / "model.ckpt")
+    assert best_of_candidates(regressor, synth, feats, audio, params, 4, 2, 2.0, 5) == {}
 
 
 def test_save_load_gives_identical_predictions(synth, tmp_path):

@@ -149,6 +149,8 @@ def evaluate(
     steps: int = typer.Option(100, help="RK4 steps for flow sampling."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the config's)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    candidates: int = typer.Option(1, help="Dexed: also score the best of this many samples per sound (by MSS, "
+                                   "as `invert` ranks them); 1 = the single-sample metrics only."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing metrics file."),
 ):
@@ -162,15 +164,18 @@ def evaluate(
     out = out or checkpoint.parent / "metrics.json"
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    if n <= 0 or steps <= 0:
-        raise ValueError("--n and --steps must be positive")
+    if n <= 0 or steps <= 0 or candidates <= 0:
+        raise ValueError("--n, --steps and --candidates must be positive")
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
     if data is not None and not uses_dataset(synth):
         raise ValueError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
     train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
-    metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed)
+    if candidates > 1 and not uses_dataset(synth):
+        raise ValueError("--candidates is for dataset-backed synths (dexed)")
+    metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
+                             candidates=candidates)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)
@@ -182,6 +187,9 @@ def evaluate(
                    f"on {metrics['n']} examples, parameter MSE {metrics['param_mse']:.4f} (random "
                    f"{metrics['param_mse_random']:.4f}), categorical accuracy {metrics['categorical_accuracy']:.3f} "
                    f"(random {metrics['categorical_accuracy_random']:.3f})")
+        if "mss_best_of" in metrics:
+            typer.echo(f"best of {metrics['candidates']} samples per sound: MSS {metrics['mss_best_of']:.3f} ± "
+                       f"{metrics['mss_best_of_ci95']:.3f} dB")
     typer.echo(f"metrics: {out}")
 
 
