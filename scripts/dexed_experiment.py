@@ -1,9 +1,14 @@
 """Dexed: Param2Tok flow vs MLP flow vs MSE regression at one CPU budget each -> results/dexed.md.
 
     python scripts/dexed_experiment.py --budget 10 [--methods flow_param2tok,flow_mlp,regression_mse]
+    python scripts/dexed_experiment.py --steps 20000 --train-data data/dexed_train_big --name dexed_20k
 
-Needs datasets made by `synthinv generate` (see README): data/dexed_train (seed 1), data/dexed_val (seed 2),
-data/dexed_test (seed 3). Resumable: a method with results/dexed/<method>.json is skipped.
+A budget is minutes per method (wall clock: fair only on an otherwise idle machine); --steps gives every
+method the same number of optimiser steps instead (fair under any load). Needs datasets made by
+`synthinv generate` (see README): data/dexed_train (seed 1), data/dexed_val (seed 2), data/dexed_test
+(seed 3). Resumable: a method with results/<name>/<method>.json is skipped; --eval-only re-scores the
+finished runs. Flows are scored on one sample per sound (the paper's protocol) and on the best of
+--candidates samples by MSS (what `synthinv invert` returns first).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from synthinv.experiment import plot_assignment
 from synthinv.fileio import write_json_atomic
 from synthinv.training import train
 
-SHOWN = ["mss", "mss_random", "param_mse", "param_mse_random", "categorical_accuracy", "categorical_accuracy_random"]
+SHOWN = ["mss", "mss_best_of", "mss_random", "param_mse", "param_mse_random", "categorical_accuracy", "categorical_accuracy_random"]
 
 
 def fmt(row: dict, col: str) -> str:
+    if col not in row:
+        return "-"
     value = row[col]
     if f"{col}_ci95" in row:
         return f"{value:.2f} ± {row[col + '_ci95']:.2f}"
@@ -33,10 +40,16 @@ def fmt(row: dict, col: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budget", type=float, required=True, help="training minutes per method")
+    budget = ap.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--budget", type=float, help="training minutes per method")
+    budget.add_argument("--steps", type=int, help="optimiser steps per method")
+    ap.add_argument("--train-data", type=Path, default=None, help="training dataset (default: DATA/dexed_train)")
+    ap.add_argument("--name", default="dexed", help="results/<name>.md, results/<name>/, runs/<name>/")
+    ap.add_argument("--candidates", type=int, default=8, help="best-of-N scoring for flows (1: off)")
+    ap.add_argument("--eval-only", action="store_true", help="re-score finished runs, no training")
     ap.add_argument("--methods", default="flow_param2tok,flow_mlp,regression_mse")
     ap.add_argument("--data", type=Path, default=Path("data"))
-    ap.add_argument("--runs", type=Path, default=Path("runs/dexed"))
+    ap.add_argument("--runs", type=Path, default=Path("runs"))
     ap.add_argument("--out", type=Path, default=Path("results"))
     ap.add_argument("--eval-examples", type=int, default=256)
     ap.add_argument("--eval-steps", type=int, default=50)
@@ -44,29 +57,34 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    results_dir = args.out / "dexed"
+    results_dir, runs = args.out / args.name, args.runs / args.name
+    train_data = args.train_data or args.data / "dexed_train"
     results_dir.mkdir(parents=True, exist_ok=True)
     synth = build_synth({"name": "dexed"})
     for name in args.methods.split(","):
         done = results_dir / f"{name}.json"
-        if done.exists():
+        if done.exists() and not args.eval_only:
             print(f"{name}: done, skipping")
             continue
-        config = load_config(name, "dexed")
-        meta = train(config, synth, args.runs / name, budget_minutes=args.budget, progress_bar=False,
-                     data_dir=args.data / "dexed_train", val_dir=args.data / "dexed_val")
-        model, synth, blob = load_checkpoint(args.runs / name / "model.ckpt")
+        if not args.eval_only:
+            train(load_config(name, "dexed"), synth, runs / name, budget_minutes=args.budget, max_steps=args.steps,
+                  progress_bar=False, data_dir=train_data, val_dir=args.data / "dexed_val")
+        model, synth, blob = load_checkpoint(runs / name / "model.ckpt")
+        meta = blob["meta"]
         metrics = evaluate_model(model, synth, n=args.eval_examples, steps=args.eval_steps,
-                                 guidance=config["sample"]["guidance"], data_dir=args.data / "dexed_test",
-                                 train_seed=(blob["meta"].get("data") or {}).get("seed"))
+                                 guidance=blob["config"]["sample"]["guidance"], data_dir=args.data / "dexed_test",
+                                 train_seed=(meta.get("data") or {}).get("seed"), candidates=args.candidates)
         row = {"method": name, **metrics, **{k: meta[k] for k in ("steps", "train_seconds", "examples_per_second")},
-               "budget_minutes": args.budget, "weights": sum(p.numel() for p in model.parameters())}
+               "budget_minutes": meta.get("budget_minutes"), "max_steps": meta.get("max_steps"),
+               "train_examples": meta["data"]["examples"], "weights": sum(p.numel() for p in model.parameters())}
         write_json_atomic(done, row)
         print(f"{name}: MSS {metrics['mss']:.2f} dB (random patches {metrics['mss_random']:.2f})")
 
     order = ["flow_param2tok", "flow_mlp", "regression_mse"]  # every finished method, not only this call's
     rows = sorted((json.loads(p.read_text()) for p in results_dir.glob("*.json")),
                   key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
+    budget_text = (f"{args.steps} optimiser steps" if args.steps else f"{args.budget} min") if not args.eval_only else (
+        f"{rows[0]['max_steps']} optimiser steps" if rows and rows[0].get("max_steps") else f"{rows[0]['budget_minutes'] if rows else '?'} min")
     lines = ["# Dexed (DX7): flow vs regression", "",
              "| method | " + " | ".join(SHOWN) + " | steps | examples/s | weights |",
              "|---|" + "---|" * (len(SHOWN) + 3)]
@@ -74,15 +92,17 @@ def main() -> None:
         lines.append(f"| {r['method']} | " + " | ".join(fmt(r, c) for c in SHOWN)
                      + f" | {r['steps']} | {r['examples_per_second']:.0f} | {r['weights']:,} |")
     lines += ["", f"Test set: the first {rows[0]['n'] if rows else '?'} examples of data/dexed_test (seed 3, patch prior); "
-              f"{args.eval_steps} RK4 steps, one sample per sound. MSS: multi-scale log-mel distance in dB (mean ± 95% "
-              "interval, lower is better); *_random: patches drawn from the same prior, scored against the same sounds.",
-              f"Training: {args.budget} min per method, {args.threads} torch thread(s), 2-core CPU, from "
-              "data/dexed_train (seed 1)."]
-    (args.out / "dexed.md").write_text("\n".join(lines) + "\n")
-    if plot_assignment(args.runs / "flow_param2tok" / "model.ckpt", args.out / "dexed_param2tok.png",
+              f"{args.eval_steps} RK4 steps. mss: one sample per sound (the paper's protocol); mss_best_of: the best of "
+              f"{args.candidates} samples per sound by MSS, as `synthinv invert` ranks them (flows only: a regressor has "
+              "one answer). MSS: multi-scale log-mel distance in dB (mean ± 95% interval, lower is better); *_random: "
+              "patches drawn from the same prior, scored against the same sounds.",
+              f"Training: {budget_text} per method, batch 64, {args.threads} torch thread(s), 2-core CPU, from "
+              f"{train_data} (seed 1, {rows[0]['train_examples'] if rows and 'train_examples' in rows[0] else '?'} examples)."]
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    if plot_assignment(runs / "flow_param2tok" / "model.ckpt", args.out / f"{args.name}_param2tok.png",
                        "Dexed Param2Tok |A| (tokens x parameter columns)"):
-        print(f"wrote {args.out / 'dexed_param2tok.png'}")
-    print(f"wrote {args.out / 'dexed.md'}")
+        print(f"wrote {args.out / f'{args.name}_param2tok.png'}")
+    print(f"wrote {args.out / f'{args.name}.md'}")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,19 @@ def test_shard_batches_cover_every_example_once_per_epoch(data):
     assert len(whole) == 1 and len(whole[0][0]) == 16
 
 
+def test_shard_cache_gives_the_same_batches_and_respects_its_cap(data):
+    ds = ShardDataset(data / "train")
+    plain, cached = ShardBatches(ds, 6, seed=3), ShardBatches(ds, 6, seed=3, cache_gb=1.0)
+    for _ in range(2):  # the second epoch is served from the cache
+        for (p0, m0), (p1, m1) in zip(plain, cached):
+            assert torch.equal(p0, p1) and torch.equal(m0, m1)
+    assert len(cached.cache) == 2 and not plain.cache
+    one_shard = sum(a.nbytes for a in cached.cache[0]) / 2**30
+    capped = ShardBatches(ds, 6, seed=3, cache_gb=1.5 * one_shard)
+    list(capped)
+    assert len(capped.cache) == 1  # a second shard would pass the cap
+
+
 # --- building -------------------------------------------------------------------------------------
 
 

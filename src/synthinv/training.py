@@ -212,14 +212,22 @@ class ShardBatches(IterableDataset):
     takes every num_workers-th shard. The order is a pure function of (seed, epoch).
     """
 
-    def __init__(self, dataset: ShardDataset, batch_size: int, seed: int):
+    def __init__(self, dataset: ShardDataset, batch_size: int, seed: int, cache_gb: float = 0.0):
         self.dataset, self.batch_size, self.seed, self.epoch = dataset, int(batch_size), int(seed), 0
+        # Decompressed shards kept in memory up to cache_gb: after the first epoch a step reads no gzip
+        # (about 13 ms of a 40-60 ms step at batch 64 on one CPU thread).
+        self.cache_bytes, self.cache = cache_gb * 2**30, {}
 
     def _read(self, s: int) -> tuple[np.ndarray, np.ndarray]:
         import h5py
 
+        if s in self.cache:
+            return self.cache[s]
         with h5py.File(self.dataset.out_dir / self.dataset.shards[s]["file"], "r") as f:
-            return f["params"][()], f["mel"][()]
+            arrays = f["params"][()], f["mel"][()]
+        if sum(a.nbytes + b.nbytes for a, b in self.cache.values()) + arrays[0].nbytes + arrays[1].nbytes <= self.cache_bytes:
+            self.cache[s] = arrays
+        return arrays
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -246,10 +254,12 @@ class ShardBatches(IterableDataset):
 
 def dataset_loader(data_dir: Path, synth, config: dict, seed: int = 0) -> tuple[DataLoader, dict]:
     """A DataLoader of shuffled (params, log-mel) batches over the finished shards of `data_dir` (see
-    `ShardBatches`; config train.num_workers loader processes, default 0), and a summary of the data."""
+    `ShardBatches`; config train.num_workers loader processes, default 0; train.cache_gb of decompressed
+    shards kept in memory, default 4), and a summary of the data."""
     ds = open_dataset(data_dir, synth, role="training", allow_other_prior=False)
     workers = int(config["train"].get("num_workers", 0))
-    batches = ShardBatches(ds, config["train"]["batch_size"], TRAIN_SEED_BASE + seed)
+    batches = ShardBatches(ds, config["train"]["batch_size"], TRAIN_SEED_BASE + seed,
+                           cache_gb=float(config["train"].get("cache_gb", 4.0)))
     loader = DataLoader(batches, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
     info = {"dir": str(data_dir), "examples": len(ds), "seed": int(ds.manifest["seed"]), "n": int(ds.manifest["n"]),
             "spec_hash": ds.manifest["spec_hash"], "features": ds.manifest["features"]}
