@@ -27,7 +27,7 @@ from synthinv.features import MEL_FEATURES  # noqa: E402
 from synthinv.models.encoders import MelCNN, SpectrumCNN  # noqa: E402
 from synthinv.training import ShardBatches, train  # noqa: E402
 
-METHODS = ("flow_param2tok", "flow_mlp", "regression_mse")
+METHODS = ("flow_param2tok", "flow_mlp", "regression_mse", "vae_realnvp")
 
 
 def tiny(config: dict) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import yaml
 from torch import nn
 
@@ -12,6 +13,7 @@ from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
+from synthinv.models.vae_flow import MelDecoder, MelTarget, MLPDecoder, SpectrumTarget, VAEFlowModel
 from synthinv.synths.dexed import DexedSynth
 from synthinv.synths.kosc import PARAMS_PER_OSC, KOscSynth
 
@@ -90,8 +92,10 @@ def build_model(config: dict, synth) -> nn.Module:
             raise ConfigError(f"regression loss {loss!r} needs k-osc oscillator tokens; for {synth.name} use loss: mse")
         return RegressionModel(encoder, n_params, getattr(synth, "k", None), loss=loss,
                                hidden=m.get("hidden", 384), layers=m.get("layers", 3))
+    if m["kind"] == "vae_realnvp":
+        return build_vae_flow(m, encoder, synth)
     if m["kind"] != "flow":
-        raise ConfigError(f"unknown model kind {m['kind']!r}; use 'flow' or 'regression'")
+        raise ConfigError(f"unknown model kind {m['kind']!r}; use 'flow', 'regression' or 'vae_realnvp'")
     if m["field"] == "mlp":
         field = MLPField(n_params, encoder.dim, width=m.get("width", 192), layers=m.get("layers", 7))
     elif m["field"] == "transformer":
@@ -112,3 +116,34 @@ def build_model(config: dict, synth) -> nn.Module:
     else:
         raise ConfigError(f"unknown field {m['field']!r}; use 'mlp' or 'transformer'")
     return FlowModel(encoder, field, n_params, cond_drop=m.get("cond_drop", 0.1), ot_coupling=m.get("ot", True))
+
+
+VAE_FLOW_KEYS = {"kind", "latent", "flow_layers", "flow_hidden", "scale_limit", "beta", "kl_warmup_steps", "dequant",
+                 "temperature", "decoder_hidden"}
+
+
+def build_vae_flow(m: dict, encoder: nn.Module, synth) -> nn.Module:
+    """The FlowSynth-style baseline (models/vae_flow.py): VAE on the encoder input + conditional RealNVP."""
+    unknown = sorted(set(m) - VAE_FLOW_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown vae_realnvp setting(s) {', '.join(unknown)}; use {', '.join(sorted(VAE_FLOW_KEYS - {'kind'}))}")
+    latent, layers = int(m.get("latent", 64)), int(m.get("flow_layers", 6))
+    if latent < 1 or layers < 2 or layers % 2:
+        raise ConfigError(f"vae_realnvp needs latent >= 1 and an even flow_layers >= 2, got latent {latent}, flow_layers {layers}")
+    for key in ("beta", "dequant", "kl_warmup_steps"):
+        if float(m.get(key, 0)) < 0:
+            raise ConfigError(f"vae_realnvp {key} must be >= 0, got {m[key]}")
+    if isinstance(encoder, MelCNN):
+        with torch.no_grad():
+            feature_shape = tuple(encoder.net(torch.zeros(1, 1, *encoder.input_shape)).shape[1:])  # (C, H, W)
+        convs = [layer for layer in encoder.net if isinstance(layer, nn.Conv2d)]  # stem, then one per stage
+        decoder = MelDecoder(latent, feature_shape, tuple(c.out_channels for c in convs[1:]), convs[0].out_channels,
+                             convs[0].stride[0], encoder.input_shape)
+        target = MelTarget(encoder.offset, encoder.scale)
+    else:  # k-osc: reconstruct the scaled log power spectrum the SpectrumCNN sees
+        decoder = MLPDecoder(latent, synth.length // 2 + 1, int(m.get("decoder_hidden", 256)))
+        target = SpectrumTarget()
+    return VAEFlowModel(encoder, decoder, target, synth.spec.size, latent=latent, flow_layers=layers,
+                        flow_hidden=int(m.get("flow_hidden", 256)), scale_limit=float(m.get("scale_limit", 2.0)),
+                        beta=float(m.get("beta", 1.0)), kl_warmup_steps=int(m.get("kl_warmup_steps", 2000)),
+                        dequant=float(m.get("dequant", 0.05)), temperature=float(m.get("temperature", 1.0)))

@@ -121,7 +121,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
     guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
     target = prepare_sound(sound, synth.sample_rate, synth.length, synth_rms_range(synth))
     cond = synth.features(target.audio[None])  # what the encoder hears: audio (k-osc) or log-mel (Dexed)
-    is_flow = blob["config"]["model"]["kind"] == "flow"
+    is_flow = blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
     cond = cond.expand(candidates if is_flow else 1, *cond.shape[1:])  # (N, ...): a regressor has one answer
     clock.lap("load")
     gen = torch.Generator().manual_seed(seed)
