@@ -1,8 +1,8 @@
 """Write the shipped example sounds to examples/ (run from anywhere: `python scripts/make_examples.py`).
 
 Two kinds, so users see both cases of `synthinv invert`:
-- k-osc (k=4, symmetric) notes rendered from held-out parameters: the true answer is known, so the
-  report can show it. Seed HELDOUT_SEED is none of the training (1_000_000 + run seed), validation
+- k-osc (k=4, symmetric) and Dexed notes rendered from held-out parameters: the true answer is known, so
+  the report can show it. Seed HELDOUT_SEED is none of the training (1_000_000 + run seed), validation
   (2_000_003), test (3_000_017) or random-baseline (4_000_037) split seeds. Each wav has a JSON beside
   it with the normalised parameters and their native values.
 - Sounds no synth here made, generated procedurally with numpy/scipy: a Karplus-Strong plucked string,
@@ -22,6 +22,7 @@ import torch
 from scipy.signal import butter, sosfilt
 
 from synthinv.audio_io import write_wav
+from synthinv.synths.dexed import DexedSynth
 from synthinv.synths.kosc import KOscSynth
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -32,27 +33,37 @@ SECONDS = 1.0
 PEAK = 0.5
 
 
+def heldout_notes(synth, stem: str, params: torch.Tensor, audio: torch.Tensor, out: Path) -> list[Path]:
+    """Write each held-out note as STEM_i.wav + STEM_i.json (the preset layout of synthinv.presets, plus
+    seed and index) and, for Dexed, STEM_i.syx: the true answer beside the sound."""
+    from synthinv.presets import preset_dict, write_native_preset
+
+    written = []
+    for i, index in enumerate(HELDOUT_INDICES):
+        wav = out / f"{stem}_{i}.wav"
+        write_wav(wav, audio[i], synth.sample_rate)  # as rendered: level is a parameter, not normalised
+        meta = {**preset_dict(synth, params[i]), "seed": HELDOUT_SEED, "index": index,
+                "normalised": [float(v) for v in params[i]]}  # exact float32 values: re-rendering matches
+        wav.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        written += [wav, wav.with_suffix(".json")]
+        syx = write_native_preset(out, synth, params[i], name=f"HELDOUT{i}")
+        if syx is not None:
+            written.append(syx.rename(wav.with_suffix(".syx")))
+    return written
+
+
 def kosc_heldout(out: Path) -> list[Path]:
     synth = KOscSynth(k=4, asym=False)
     params = synth.params_at(HELDOUT_SEED, np.array(HELDOUT_INDICES))  # (3, 12) normalised
-    audio = synth.render(params)  # (3, 1024)
-    native = synth.spec.decode(params)
-    written = []
-    for i, index in enumerate(HELDOUT_INDICES):
-        wav = out / f"kosc4_heldout_{i}.wav"
-        write_wav(wav, audio[i], synth.sample_rate)  # as rendered: level is a parameter, not normalised
-        meta = {
-            "synth": synth.name,
-            "settings": synth.spec.settings,
-            "spec_hash": synth.spec.hash(),
-            "seed": HELDOUT_SEED,
-            "index": index,
-            "normalised": [float(v) for v in params[i]],  # exact float32 values: re-rendering matches
-            "parameters": {n: round(float(v), 6) for n, v in zip(synth.spec.names, native[i])},
-        }
-        wav.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        written += [wav, wav.with_suffix(".json")]
-    return written
+    return heldout_notes(synth, "kosc4_heldout", params, synth.render(params), out)
+
+
+def dexed_heldout(out: Path) -> list[Path]:
+    """Dexed notes from the patch prior (with its silence redraws) at the held-out seed: no Dexed dataset
+    uses it (train 1, validation 2, test 3)."""
+    synth = DexedSynth()
+    params, audio = synth.draw(HELDOUT_SEED, np.array(HELDOUT_INDICES))  # (3, 225), (3, 66150)
+    return heldout_notes(synth, "dexed_heldout", params, audio, out)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -112,7 +123,7 @@ def noise_burst(seed: int = 2) -> np.ndarray:
 def main() -> None:
     torch.set_num_threads(1)
     EXAMPLES.mkdir(exist_ok=True)
-    written = kosc_heldout(EXAMPLES)
+    written = kosc_heldout(EXAMPLES) + dexed_heldout(EXAMPLES)
     procedural = [("pluck_karplus_strong_220hz", karplus_strong()), ("bell_additive_inharmonic", inharmonic_bell()),
                   ("noise_burst_bandpass", noise_burst())]
     for name, audio in procedural:
