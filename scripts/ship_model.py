@@ -1,6 +1,6 @@
 """Copy a trained run into the package as a shipped model, with a model card measured on the test split.
 
-    python scripts/ship_model.py RUN_DIR NAME [--n 512] [--steps 100]
+    python scripts/ship_model.py RUN_DIR NAME [--n 512] [--steps 100] [--test-data data/dexed_test]
 
 RUN_DIR holds model.ckpt (and train.json) from `synthinv train`. Writes src/synthinv/shipped/NAME.ckpt and
 NAME.md. The card's first prose line is what `synthinv models` prints.
@@ -17,37 +17,29 @@ from pathlib import Path
 import torch
 
 from synthinv.checkpoint import load_checkpoint
+from synthinv.build import uses_dataset
 from synthinv.evaluation import evaluate_model
 from synthinv.zoo import SHIPPED_DIR
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir", type=Path)
-    ap.add_argument("name")
-    ap.add_argument("--n", type=int, default=512, help="test examples")
-    ap.add_argument("--steps", type=int, default=100, help="RK4 steps at test time")
-    ap.add_argument("--command", default="", help="the command that trained the run, for the card")
-    args = ap.parse_args()
+def training_line(blob: dict, metric: str) -> str:
+    meta, batch = blob["meta"], blob["config"]["train"]["batch_size"]
+    return (f"{meta['steps']:,} steps at batch {batch} ({meta['steps'] * batch:,} examples) in {meta['train_seconds']:.0f} s "
+            f"with {meta['torch_threads']} torch thread(s), on {platform.machine()} CPU ({platform.processor() or 'unknown'}), "
+            f"torch {torch.__version__}; best validation {metric.upper()} {meta[f'best_val_{metric}']:.2f} dB")
 
-    ckpt = args.run_dir / "model.ckpt"
-    model, synth, blob = load_checkpoint(ckpt)
-    guidance = blob["config"]["sample"]["guidance"]
-    metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=guidance)
+
+def kosc_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     meta, settings = blob["meta"], blob["synth"]
     task = "symmetry-broken (asym)" if settings.get("asym") else "symmetric"
-    n_weights = sum(p.numel() for p in model.parameters())
-
-    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ckpt, SHIPPED_DIR / f"{args.name}.ckpt")
-    card = f"""# {args.name}
+    return f"""# {args.name}
 
 k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['lsd']:.2f} dB (random parameters {metrics['lsd_random']:.2f} dB).
 
 - Synth: the k-oscillator synth, k={settings['k']}, {task}, {settings['length']} samples at {settings['sample_rate']} Hz; spec hash {blob['spec_hash']}.
 - Model: {blob['config']['name']} ({n_weights:,} weights); config stored in the checkpoint.
 - Data: generated on the fly, training seed {meta['seed']} (split seeds in `synthinv.evaluation` / `synthinv.training`).
-- Training: {meta['steps']:,} steps at batch {blob['config']['train']['batch_size']} ({meta['steps'] * blob['config']['train']['batch_size']:,} examples) in {meta['train_seconds']:.0f} s with {meta['torch_threads']} torch thread(s), on {platform.machine()} CPU ({platform.processor() or 'unknown'}), torch {torch.__version__}; best validation LSD {meta['best_val_lsd']:.2f} dB.
+- Training: {training_line(blob, 'lsd')}.
 - Trained by: `{args.command or 'see scripts/train_shipped_models.sh'}`
 
 ## Test split ({metrics['n']} examples, {metrics['sample_steps']} RK4 steps, guidance {metrics['guidance']})
@@ -60,6 +52,59 @@ k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['l
 | assignment MSE | {metrics['assignment_mse']:.4f} |
 | parameter MSE (order-sensitive) | {metrics['param_mse']:.4f} |
 """
+
+
+def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
+    meta, settings, data = blob["meta"], blob["synth"], blob["meta"]["data"]
+    best = metrics.get("mss_best_of")
+    best_row = (f"| MSS, best of {metrics['candidates']} samples by MSS (what `invert` ranks first) | "
+                f"{best:.3f} ± {metrics['mss_best_of_ci95']:.3f} |\n") if best is not None else ""
+    headline = f"best of {metrics['candidates']} {best:.2f} dB, " if best is not None else ""
+    return f"""# {args.name}
+
+Dexed (DX7) {blob['config']['name']}: test MSS {headline}one sample {metrics['mss']:.2f} dB (random patches {metrics['mss_random']:.2f} dB).
+
+- Synth: Dexed via dexed-py, {settings['note_duration']} s held + {settings['release']} s release at velocity {settings['velocity']}, MIDI notes {settings['min_note']}-{settings['max_note']}, {settings['sample_rate']} Hz; spec hash {blob['spec_hash']}.
+- Model: {blob['config']['name']} ({n_weights:,} weights), MelCNN encoder on a 128-band log-mel; config stored in the checkpoint.
+- Data: {data['examples']:,} patches from the patch prior (`synthinv generate --synth dexed --seed {data['seed']}`), validation {meta.get('val_data')}.
+- Training: {training_line(blob, 'mss')}.
+- Trained by: `{args.command or 'see scripts/train_shipped_models.sh'}`
+
+## Test set ({metrics['n']} examples of {metrics['test'].get('data', 'drawn')}, seed {metrics['test']['seed']}; {metrics['sample_steps']} RK4 steps, guidance {metrics['guidance']})
+
+MSS: the multi-scale log-mel distance in dB (lower is better); random patches are drawn from the same prior.
+
+| metric | value |
+| --- | --- |
+| MSS, one sample per sound (dB) | {metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f} |
+{best_row}| MSS of random patches (dB) | {metrics['mss_random']:.3f} ± {metrics['mss_random_ci95']:.3f} |
+| parameter MSE (random patches) | {metrics['param_mse']:.4f} ({metrics['param_mse_random']:.4f}) |
+| categorical accuracy (random patches) | {metrics['categorical_accuracy']:.3f} ({metrics['categorical_accuracy_random']:.3f}) |
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("name")
+    ap.add_argument("--n", type=int, default=512, help="test examples")
+    ap.add_argument("--steps", type=int, default=100, help="RK4 steps at test time")
+    ap.add_argument("--command", default="", help="the command that trained the run, for the card")
+    ap.add_argument("--test-data", type=Path, default=Path("data/dexed_test"), help="Dexed: the test dataset")
+    ap.add_argument("--candidates", type=int, default=8, help="Dexed: best-of-N scoring (1: off)")
+    args = ap.parse_args()
+
+    ckpt = args.run_dir / "model.ckpt"
+    model, synth, blob = load_checkpoint(ckpt)
+    guidance = blob["config"]["sample"]["guidance"]
+    data_dir = args.test_data if uses_dataset(synth) else None
+    train_seed = (blob["meta"].get("data") or {}).get("seed")
+    metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=guidance, data_dir=data_dir,
+                             train_seed=train_seed, candidates=args.candidates if data_dir else 1)
+    n_weights = sum(p.numel() for p in model.parameters())
+    card = (dexed_card if synth.name == "dexed" else kosc_card)(args, blob, metrics, n_weights)
+    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ckpt, SHIPPED_DIR / f"{args.name}.ckpt")
     (SHIPPED_DIR / f"{args.name}.md").write_text(card)
     print(json.dumps(metrics, indent=2))
     print(f"shipped: {SHIPPED_DIR / (args.name + '.ckpt')} and {args.name}.md")
