@@ -80,7 +80,7 @@ def main() -> None:
         write_json_atomic(done, row)
         print(f"{name}: MSS {metrics['mss']:.2f} dB (random patches {metrics['mss_random']:.2f})")
 
-    order = ["flow_param2tok", "flow_mlp", "regression_mse"]  # every finished method, not only this call's
+    order = ["flow_param2tok", "flow_mlp", "regression_mse", "vae_realnvp"]  # every finished method, not only this call's
     rows = sorted((json.loads(p.read_text()) for p in results_dir.glob("*.json")),
                   key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
     budget_text = (f"{args.steps} optimiser steps" if args.steps else f"{args.budget} min") if not args.eval_only else (
