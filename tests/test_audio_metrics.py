@@ -1,0 +1,141 @@
+"""Audio metrics for real synths (synthinv.audio_metrics) on cases whose answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from synthinv.audio_metrics import (
+    audio_metrics,
+    f0_cents_between,
+    f0_error_cents,
+    f0_tracks,
+    mfcc_distance,
+    rms_envelope_similarity,
+    spectral_ot_distance,
+)
+
+SR = 44100
+T = int(0.75 * SR)
+
+
+def sine(hz: float, gain: float = 0.5, decay: float = 0.0) -> torch.Tensor:
+    t = torch.arange(T, dtype=torch.float64) / SR
+    return (gain * torch.sin(2 * math.pi * hz * t) * torch.exp(-decay * t)).float()
+
+
+def harmonic(hz: float, harmonics: int, tilt: float = 1.0) -> torch.Tensor:
+    """A tone (T,) with partials of amplitude 1 / h**tilt: more tilt, duller timbre."""
+    t = torch.arange(T, dtype=torch.float64) / SR
+    wave = sum(torch.sin(2 * math.pi * hz * h * t) / h**tilt for h in range(1, harmonics + 1))
+    return (0.3 * wave / wave.abs().max()).float()
+
+
+@pytest.fixture(scope="module")
+def tones():
+    return torch.stack([sine(220.0), harmonic(330.0, 8), sine(523.25, decay=3.0)])  # (3, T)
+
+
+def test_zero_on_identical_input(tones):
+    scores = audio_metrics(tones, tones.clone(), SR)
+    for name in ("mss", "wmfcc", "sot", "f0_cents"):
+        assert scores[name].shape == (3,), name
+        torch.testing.assert_close(scores[name], torch.zeros(3), atol=1e-6, rtol=0, msg=name)
+    torch.testing.assert_close(scores["rms_cos"], torch.ones(3), atol=1e-6, rtol=0)
+
+
+def test_semitone_apart_is_about_100_cents():
+    err = f0_error_cents(sine(440.0)[None], sine(466.16)[None], SR)
+    assert err.shape == (1,)
+    assert abs(err.item() - 100.0) < 12.0  # pYIN's pitch grid is 10 cents
+
+
+def test_octave_is_1200_cents():
+    assert abs(f0_error_cents(sine(220.0)[None], sine(440.0)[None], SR).item() - 1200.0) < 12.0
+
+
+def test_f0_undefined_for_noise_and_silence():
+    noise = torch.from_numpy(np.random.default_rng(0).standard_normal(T).astype(np.float32) * 0.3)
+    pred = torch.stack([noise, torch.zeros(T), sine(440.0)])
+    true = torch.stack([sine(440.0), sine(440.0), torch.zeros(T)])
+    err = f0_error_cents(pred, true, SR)
+    assert torch.isnan(err).all()
+
+
+def test_f0_cents_between_uses_only_frames_voiced_on_both_sides():
+    pred = np.array([[440.0, np.nan, 466.16, 466.16], [np.nan, np.nan, 100.0, 100.0]])
+    true = np.array([[440.0, 440.0, 440.0, np.nan], [200.0, 200.0, np.nan, np.nan]])
+    err = f0_cents_between(pred, true)
+    assert err[0].item() == pytest.approx(50.0, abs=0.1)  # median of 0 and 100 cents
+    assert math.isnan(err[1].item())
+
+
+def test_f0_tracks_shape_and_voicing():
+    tracks = f0_tracks(torch.stack([sine(261.63), torch.zeros(T)]), SR)
+    assert tracks.shape[0] == 2
+    assert np.isfinite(tracks[0]).mean() > 0.8 and np.isnan(tracks[1]).all()
+    assert np.nanmedian(tracks[0]) == pytest.approx(261.63, rel=0.01)
+
+
+def test_ot_distance_grows_with_frequency_shift():
+    base = sine(440.0)
+    shifted = torch.stack([sine(440.0 * 2 ** (s / 12)) for s in (1, 4, 12, 24)])
+    d = spectral_ot_distance(shifted, base.expand_as(shifted), SR)
+    assert (d[1:] > d[:-1]).all(), d
+    # all energy moved by k bins costs about k / bins; 440 -> 1760 Hz is 1320 Hz of 22050
+    assert d[-1].item() == pytest.approx(1320 / 22050, rel=0.15)
+
+
+def test_ot_distance_is_symmetric_and_in_unit_range(tones):
+    other = tones.roll(1, dims=0)
+    d = spectral_ot_distance(tones, other, SR)
+    torch.testing.assert_close(d, spectral_ot_distance(other, tones, SR))
+    assert ((d > 0) & (d <= 1)).all()
+
+
+def test_rms_similarity_sees_an_envelope_change_but_not_gain():
+    flat, decaying = sine(440.0), sine(440.0, decay=6.0)
+    sim = rms_envelope_similarity(torch.stack([decaying, flat * 0.25]), torch.stack([flat, flat]), SR)
+    assert sim[0] < 0.9
+    assert sim[1].item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rms_similarity_of_silence():
+    sim = rms_envelope_similarity(torch.stack([torch.zeros(T), torch.zeros(T)]), torch.stack([torch.zeros(T), sine(440.0)]), SR)
+    assert sim.tolist() == [1.0, 0.0]
+
+
+def test_mfcc_distance_positive_for_different_timbres():
+    bright, dull = harmonic(220.0, 20, tilt=0.5), harmonic(220.0, 20, tilt=3.0)
+    d_timbre = mfcc_distance(bright[None], dull[None], SR)
+    d_gain = mfcc_distance(bright[None], bright[None] * 0.9, SR)
+    assert d_timbre.item() > 5 * max(d_gain.item(), 1e-3)
+
+
+def test_mfcc_dtw_forgives_a_delay_that_plain_does_not():
+    tone = harmonic(220.0, 12) * torch.exp(-4 * torch.arange(T) / SR)
+    late = torch.cat([torch.zeros(SR // 10), tone[: T - SR // 10]])
+    plain = mfcc_distance(late[None], tone[None], SR, dtw=False)
+    warped = mfcc_distance(late[None], tone[None], SR, dtw=True)
+    assert warped < plain
+
+
+def test_bad_shapes_and_nan_are_clear_errors(tones):
+    with pytest.raises(ValueError, match="one shape"):
+        spectral_ot_distance(tones, tones[:2], SR)
+    bad = tones.clone()
+    bad[0, 10] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        mfcc_distance(bad, tones, SR)
+
+
+def test_numpy_input_and_silent_examples_give_finite_scores(tones):
+    silent = np.zeros((1, T), dtype=np.float32)
+    pred = np.concatenate([silent, tones[1:].numpy()])
+    scores = audio_metrics(pred, tones.numpy(), SR, f0=False)
+    for name, value in scores.items():
+        assert value.shape == (3,) and torch.isfinite(value).all(), name
+    assert "f0_cents" not in scores
