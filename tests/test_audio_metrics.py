@@ -139,3 +139,42 @@ def test_numpy_input_and_silent_examples_give_finite_scores(tones):
     for name, value in scores.items():
         assert value.shape == (3,) and torch.isfinite(value).all(), name
     assert "f0_cents" not in scores
+
+
+# --- in evaluate_rendered ------------------------------------------------------------------------------
+
+def test_nan_mean_and_ci95_skips_undefined_examples():
+    from synthinv.evaluation import nan_mean_and_ci95
+
+    got = nan_mean_and_ci95("f0", torch.tensor([100.0, float("nan"), 300.0]))
+    assert got["f0"] == pytest.approx(200.0) and got["f0_n"] == 2 and got["f0_ci95"] > 0
+    assert nan_mean_and_ci95("f0", torch.tensor([float("nan")])) == {"f0": None, "f0_ci95": None, "f0_n": 0}
+
+
+class NoteOfTruth(torch.nn.Module):
+    """A stand-in model that 'samples' fixed parameters whatever it hears: (N, ...) -> (N, P)."""
+
+    def __init__(self, params: torch.Tensor):
+        super().__init__()
+        self.params = params
+
+    def sample(self, cond, steps, guidance, generator=None):
+        return self.params[: len(cond)]
+
+
+def test_evaluate_rendered_reports_audio_metrics_next_to_random():
+    pytest.importorskip("dexed")
+    from synthinv.build import build_synth
+    from synthinv.evaluation import TEST_SEED, drawn_examples, evaluate_rendered
+
+    synth = build_synth({"name": "dexed"})
+    params, _, _ = drawn_examples(synth, TEST_SEED, 3)
+    result = evaluate_rendered(NoteOfTruth(params), synth, n=3, steps=1, f0_examples=2)
+    # the model answers with the true patches: zero distance, identical envelopes, random patches worse
+    for name in ("mss", "wmfcc", "sot"):
+        assert result[name] == pytest.approx(0.0, abs=1e-6) and result[f"{name}_random"] > 0, name
+    assert result["rms_cos"] == pytest.approx(1.0, abs=1e-5) and result["rms_cos_random"] < 1.0
+    assert result["f0_examples"] == 2 and result["f0_cents_n"] <= 2 and result["f0_cents_random_n"] <= 2
+    assert result["f0_cents"] in (None, 0.0)
+    off = evaluate_rendered(NoteOfTruth(params), synth, n=3, steps=1, audio_metrics=False)
+    assert "wmfcc" not in off and off["mss"] == pytest.approx(0.0, abs=1e-6)

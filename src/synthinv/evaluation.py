@@ -3,7 +3,8 @@
 k-osc: LSD, Chamfer, assignment MSE, parameter MSE on a generated split. Dataset-backed synths (Dexed):
 the multi-scale mel distance (MSS) of the re-rendered sampled parameters against the true audio, next to
 random patches from the prior (the random baseline), plus parameter MSE and categorical accuracy, on a
-test dataset directory or on examples drawn from TEST_SEED.
+test dataset directory or on examples drawn from TEST_SEED; with `audio_metrics=True` also the paper's other audio
+metrics (synthinv.audio_metrics: wMFCC, spectral OT, RMS-envelope cosine, f0 error on a subset).
 """
 
 from __future__ import annotations
@@ -52,6 +53,31 @@ def mss_of(synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     return mss_distance(synth.render(params.clamp(-1, 1).cpu()), audio.cpu(), synth.sample_rate)
 
 
+def nan_mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
+    """`mean_and_ci95` over the examples where the metric is defined (not NaN), plus name_n, their count;
+    mean and interval are None ("undefined") when it is defined for none."""
+    defined = per_example[~torch.isnan(per_example)]
+    if not defined.numel():
+        return {name: None, f"{name}_ci95": None, f"{name}_n": 0}
+    return {**mean_and_ci95(name, defined), f"{name}_n": int(defined.numel())}
+
+
+def rendered_audio_scores(pred_audio: torch.Tensor, true_audio: torch.Tensor, sample_rate: int,
+                          true_f0=None, suffix: str = "") -> dict:
+    """Mean ± 95% interval of the audio metrics of pred (N, T) against true (N, T) other than MSS: wMFCC,
+    SOT, RMS cosine; f0 error (cents) only on the first len(true_f0) examples (pYIN is the slow one,
+    ~0.2 s per note), NaN-aware. Keys get `suffix` ("_random" for the baseline)."""
+    from synthinv.audio_metrics import f0_cents_between, f0_tracks, mfcc_distance, rms_envelope_similarity, spectral_ot_distance
+
+    out = {**mean_and_ci95("wmfcc" + suffix, mfcc_distance(pred_audio, true_audio, sample_rate)),
+           **mean_and_ci95("sot" + suffix, spectral_ot_distance(pred_audio, true_audio, sample_rate)),
+           **mean_and_ci95("rms_cos" + suffix, rms_envelope_similarity(pred_audio, true_audio, sample_rate))}
+    if true_f0 is not None and len(true_f0):
+        cents = f0_cents_between(f0_tracks(pred_audio[: len(true_f0)], sample_rate), true_f0)
+        out.update(nan_mean_and_ci95("f0_cents" + suffix, cents))
+    return out
+
+
 def drawn_examples(synth, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(params (n, P), encoder input, audio (n, T)) of examples 0..n-1 of split `seed`, drawn by the synth
     (Dexed: the patch prior with silence redraws). The encoder input is rounded to float16 and back, as a
@@ -71,7 +97,7 @@ def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.
 @torch.no_grad()
 def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                       split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
-                      candidates: int = 1) -> dict:
+                      candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64) -> dict:
     """Real-synth metrics on n test examples: the first n of `data_dir` (a dataset directory generated for
     this synth; its prior may differ), or examples 0..n-1 drawn from `split_seed`. `train_seed` (the
     training data's seed, from the checkpoint) guards against testing on training examples.
@@ -79,7 +105,10 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     With `candidates` > 1 a flow also samples that many parameter sets per sound, renders them all and keeps
     the one closest to the target by MSS, as `synthinv invert` does: "mss_best_of" etc. The plain metrics
     always score the first sample alone (the paper's protocol). A regressor has one answer, so its
-    best-of-N equals its single answer and is not reported."""
+    best-of-N equals its single answer and is not reported.
+
+    `audio_metrics`: also wMFCC, SOT, RMS cosine on all n, and the f0 error in cents on the first
+    `f0_examples` only (0: none; pYIN costs ~0.2 s per note), each next to the random-patch baseline."""
     from synthinv.datasets import DatasetError, open_dataset
 
     model = model.to(device).eval()
@@ -104,8 +133,19 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     rand, rand_audio = (synth.draw(RANDOM_BASELINE_SEED, np.arange(n)) if hasattr(synth, "draw")
                         else split_batch(synth, RANDOM_BASELINE_SEED, n))
     best_of = best_of_candidates(model, synth, feats, audio, params, candidates, steps, guidance, seed, device)
+    pred_audio = synth.render(pred)
+    extra = {}
+    if audio_metrics:
+        from synthinv.audio_metrics import f0_tracks
+
+        f0_n = max(0, min(n, f0_examples))
+        true_f0 = f0_tracks(audio[:f0_n], synth.sample_rate) if f0_n else None  # tracked once for both
+        extra = {**rendered_audio_scores(pred_audio, audio, synth.sample_rate, true_f0),
+                 **rendered_audio_scores(rand_audio, audio, synth.sample_rate, true_f0, suffix="_random"),
+                 "f0_examples": f0_n}
     return {
-        **mean_and_ci95("mss", mss_of(synth, pred, audio)),
+        **mean_and_ci95("mss", mss_distance(pred_audio, audio.cpu(), synth.sample_rate)),
+        **extra,
         **best_of,
         **mean_and_ci95("mss_random", mss_distance(rand_audio, audio, synth.sample_rate)),
         "param_mse": param_mse(pred, params).mean().item(),
