@@ -153,14 +153,21 @@ def evaluate(
                                    "as `invert` ranks them); 1 = the single-sample metrics only."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing metrics file."),
+    audio_dir: Optional[Path] = typer.Option(None, "--audio-dir", help="Out of distribution: invert every audio file "
+                                             "of this folder instead and score the best of --candidates against it "
+                                             "(and random patches); --out is then a folder for ood.md/.csv/.json "
+                                             "(default: ood_<folder> beside the checkpoint)."),
 ):
     """Score a checkpoint on the fixed test split. k-osc: LSD (with the random-parameter baseline), Chamfer,
-    assignment MSE. Dexed: MSS (with random patches as the baseline), parameter MSE, categorical accuracy."""
+    assignment MSE. Dexed: MSS, wMFCC, spectral OT, RMS-envelope cosine, f0 error (each with random patches as
+    the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
     from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
     from synthinv.evaluation import evaluate_model
     from synthinv.fileio import write_json_atomic
 
+    if audio_dir is not None:
+        return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force)
     out = out or checkpoint.parent / "metrics.json"
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
@@ -190,7 +197,25 @@ def evaluate(
         if "mss_best_of" in metrics:
             typer.echo(f"best of {metrics['candidates']} samples per sound: MSS {metrics['mss_best_of']:.3f} ± "
                        f"{metrics['mss_best_of_ci95']:.3f} dB")
+        if "wmfcc" in metrics:
+            from synthinv.evaluation import audio_metrics_line
+
+            typer.echo(audio_metrics_line(metrics))
     typer.echo(f"metrics: {out}")
+
+
+def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force) -> None:
+    """`evaluate --audio-dir`: the work is synthinv.ood's; this checks the flags and prints where it went."""
+    from synthinv.ood import evaluate_audio_dir, ood_out_dir, summary_line, write_ood_tables
+
+    if data is not None:
+        raise ValueError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
+    out = ood_out_dir(checkpoint, audio_dir, out, force)
+    set_threads(threads)
+    result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed)
+    write_ood_tables(result, out)
+    typer.echo(summary_line(result))
+    typer.echo(f"tables: {out / 'ood.md'}, {out / 'ood.csv'}, {out / 'ood.json'}")
 
 
 @app.command()
@@ -376,6 +401,33 @@ def data_check(out: Path = typer.Argument(..., help="A dataset directory written
     size = sum(s["bytes"] for s in manifest["shards"])
     typer.echo(f"ok: {len(manifest['shards'])} shards, {manifest['n']} examples of {manifest['synth']['name']} "
                f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {manifest['bytes_per_example'] / 1000:.1f} kB per example")
+
+
+synth_app = typer.Typer(help="Inspect plugin synths (VST2/VST3 plugins, Faust DSP).", no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+
+
+@synth_app.command("describe")
+@friendly_errors
+def synth_describe(
+    plugin: Path = typer.Argument(..., help="A plugin file (VST2 .so, VST3 bundle) or a Faust .dsp file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write a spec skeleton (YAML) here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+):
+    """Print a plugin's parameters (index, name, default, text) and optionally write a spec skeleton."""
+    from synthinv.fileio import atomic_write
+    from synthinv.synths.plugin import describe_plugin, spec_skeleton
+
+    if out is not None and out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    params = describe_plugin(plugin)
+    typer.echo(f"{plugin}: {len(params)} parameters")
+    typer.echo(f"{'index':>5}  {'name':<28} {'default':>9}  text")
+    for p in params:
+        typer.echo(f"{p['index']:>5}  {p['name']:<28} {p['default']:>9.4g}  {p['text']}")
+    if out is not None:
+        atomic_write(out, spec_skeleton(plugin, params, name=out.stem).encode())
+        typer.echo(f"spec skeleton: {out} (edit it; with its folder on SYNTHINV_SPEC_PATH, --synth {out.stem} uses it)")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m synthinv.cli`

@@ -78,6 +78,17 @@ def rendered_audio_scores(pred_audio: torch.Tensor, true_audio: torch.Tensor, sa
     return out
 
 
+def audio_metrics_line(metrics: dict) -> str:
+    """The audio metrics of `evaluate_rendered` in one line for the terminal, model (random patches)."""
+    def one(name: str, digits: int) -> str:
+        if metrics.get(name) is None:
+            return f"{name} undefined"
+        return f"{name} {metrics[name]:.{digits}f} (random {metrics[name + '_random']:.{digits}f})"
+
+    f0 = one("f0_cents", 0) + f" on {metrics.get('f0_cents_n', 0)} of {metrics['f0_examples']}" if "f0_examples" in metrics else ""
+    return ", ".join(filter(None, [one("wmfcc", 2), one("sot", 4), one("rms_cos", 3) + " (higher is better)", f0]))
+
+
 def drawn_examples(synth, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(params (n, P), encoder input, audio (n, T)) of examples 0..n-1 of split `seed`, drawn by the synth
     (Dexed: the patch prior with silence redraws). The encoder input is rounded to float16 and back, as a

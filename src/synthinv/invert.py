@@ -108,8 +108,11 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
 
 def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc", candidates: int = 8,
            steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0,
-           truth: str | Path | None = None) -> Inversion:
-    """Sample `candidates` parameter sets for `sound`, render and rank them; optionally refine the best."""
+           truth: str | Path | None = None, rms_range: tuple[float, float] | None = None) -> Inversion:
+    """Sample `candidates` parameter sets for `sound`, render and rank them; optionally refine the best.
+
+    `rms_range`: the synth's loudness range (`synth_rms_range`), measured when None; a caller inverting
+    many sounds (synthinv.ood) measures it once, since it renders 256 patches."""
     if candidates < 1:
         raise ValueError(f"--candidates must be at least 1, got {candidates}")
     if steps < 1:
@@ -119,7 +122,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
     net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name})
     true_params = read_json_preset(truth, synth) if truth else None  # checked before minutes of work
     guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
-    target = prepare_sound(sound, synth.sample_rate, synth.length, synth_rms_range(synth))
+    target = prepare_sound(sound, synth.sample_rate, synth.length, rms_range or synth_rms_range(synth))
     cond = synth.features(target.audio[None])  # what the encoder hears: audio (k-osc) or log-mel (Dexed)
     is_flow = blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
     cond = cond.expand(candidates if is_flow else 1, *cond.shape[1:])  # (N, ...): a regressor has one answer

@@ -1,0 +1,195 @@
+"""Out-of-distribution evaluation: score a model on a folder of sounds that no synth here made.
+
+Each file goes through `synthinv.invert.invert` exactly as a user's sound would (loaded and prepared by
+`audio_io.prepare_sound`: mono, resampled, onset-trimmed, padded, level brought into the synth's range;
+the model samples `candidates` presets, the synth renders them, the multiscale spectral distance ranks
+them) and its best candidate is scored against the prepared target with every audio metric
+(`synthinv.audio_metrics`). The baseline is the best, by the same ranking, of as many random patches
+from the synth's prior (a different set per file). There is no ground-truth preset, so no parameter
+metrics.
+
+    result = evaluate_audio_dir("runs/dexed/flow_param2tok/model.ckpt", "examples/ood")
+    write_ood_tables(result, Path("runs/dexed/flow_param2tok/ood"))   # ood.csv, ood.md, ood.json
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthinv.audio_io import AudioError
+from synthinv.fileio import atomic_write
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3"}
+METRICS = ("mss", "wmfcc", "sot", "rms_cos", "f0_cents")  # column order of every table
+DECIMALS = {"mss": 2, "wmfcc": 2, "sot": 4, "rms_cos": 3, "f0_cents": 0}
+
+
+@dataclass
+class OODResult:
+    rows: list[dict]  # one per file: file, notes, {metric}, {metric}_random
+    summary: dict  # settings, the model's budget and, per metric, mean ± 95% over files (f0: where defined)
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    """The audio files directly inside `folder`, sorted by name; a clear error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudioError(f"--audio-dir {folder} is not a directory")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise AudioError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    return files
+
+
+def random_patches(synth, indices: np.ndarray) -> torch.Tensor:
+    """Audio (len(indices), T) of random patches `indices` of the random-baseline split, from the synth's
+    prior (Dexed: the patch prior with silence redraws)."""
+    from synthinv.evaluation import RANDOM_BASELINE_SEED
+
+    if hasattr(synth, "draw"):
+        return synth.draw(RANDOM_BASELINE_SEED, indices)[1]
+    return synth.render(synth.params_at(RANDOM_BASELINE_SEED, indices))
+
+
+def best_random(synth, target: torch.Tensor, count: int, file_index: int) -> torch.Tensor:
+    """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,)."""
+    from synthinv.invert import distances
+
+    audio = random_patches(synth, np.arange(file_index * count, (file_index + 1) * count))  # (count, T)
+    return audio[int(distances(audio, target)[0].argmin())]
+
+
+def checkpoint_budget(blob: dict) -> dict:
+    """What the checkpoint says about its training: minutes, steps, examples seen, training data."""
+    meta = blob.get("meta", {})
+    data = meta.get("data") or {}
+    seconds = meta.get("train_seconds")
+    return {"method": blob["config"].get("name"), "train_minutes": round(seconds / 60, 1) if seconds else None,
+            "train_steps": meta.get("steps"), "train_examples": data.get("examples"), "train_seed": data.get("seed")}
+
+
+def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates: int = 1, steps: int = 100,
+                       guidance: float | None = None, seed: int = 0, f0: bool = True) -> OODResult:
+    """Invert every audio file of `audio_dir` with `checkpoint` and score the best candidate (and the best of
+    `candidates` random patches) against the prepared target with every audio metric."""
+    from synthinv.audio_metrics import audio_metrics, f0_tracks
+    from synthinv.checkpoint import load_checkpoint
+    from synthinv.invert import invert, synth_rms_range
+
+    if candidates < 1 or steps < 1:
+        raise ValueError(f"--candidates and --steps must be at least 1, got {candidates} and {steps}")
+    files = audio_files(audio_dir)
+    _, synth, blob = load_checkpoint(checkpoint)
+    loudness = synth_rms_range(synth)  # measured once, not per file
+    targets, found, baseline, notes = [], [], [], []
+    model_candidates = 0
+    for i, path in enumerate(files):
+        result = invert(path, model=str(checkpoint), synth_name=synth.name, candidates=candidates, steps=steps,
+                        guidance=guidance, seed=seed, rms_range=loudness)
+        targets.append(result.target.audio)
+        found.append(result.candidates[0].audio)  # best first
+        baseline.append(best_random(synth, result.target.audio, candidates, i))
+        notes.append("; ".join(result.target.notes))
+        model_candidates = len(result.candidates)  # a regressor gives one whatever was asked
+    target, model_audio, random_audio = torch.stack(targets), torch.stack(found), torch.stack(baseline)  # (F, T)
+    true_f0 = f0_tracks(target, synth.sample_rate) if f0 else None  # tracked once for model and baseline
+    scores = audio_metrics(model_audio, target, synth.sample_rate, f0=f0, true_f0=true_f0)  # {name: (F,)}
+    random_scores = audio_metrics(random_audio, target, synth.sample_rate, f0=f0, true_f0=true_f0)
+    rows = [{"file": p.name, **{k: float(v[i]) for k, v in scores.items()},
+             **{f"{k}_random": float(v[i]) for k, v in random_scores.items()}, "notes": notes[i]}
+            for i, p in enumerate(files)]
+    summary = {"checkpoint": str(checkpoint), "audio_dir": str(audio_dir), "files": len(files), "synth": synth.name,
+               **checkpoint_budget(blob), "candidates": candidates, "model_candidates": model_candidates,
+               "random_candidates": candidates, "sample_steps": steps,
+               "guidance": blob["config"]["sample"]["guidance"] if guidance is None else guidance, "seed": seed,
+               **summarise(scores), **summarise(random_scores, "_random")}
+    return OODResult(rows, summary)
+
+
+def summarise(scores: dict, suffix: str = "") -> dict:
+    """{name: (F,)} -> mean ± 95% over files (NaN-aware: f0 counts only files where it is defined)."""
+    from synthinv.evaluation import nan_mean_and_ci95
+
+    out = {}
+    for name, values in scores.items():
+        out.update(nan_mean_and_ci95(name + suffix, values))
+    return out
+
+
+def fmt(value, name: str) -> str:
+    """A metric for a table: fixed decimals, "undefined" for NaN/None (no pitch on one side)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "undefined"
+    return f"{value:.{DECIMALS.get(name, 3)}f}"
+
+
+def fmt_ci(summary: dict, name: str) -> str:
+    mean, half = summary.get(name), summary.get(f"{name}_ci95")
+    if mean is None:
+        return "undefined"
+    spread = "" if half is None or math.isnan(half) else f" ± {fmt(half, name.removesuffix('_random'))}"
+    return fmt(mean, name.removesuffix("_random")) + spread
+
+
+def markdown_table(result: OODResult) -> str:
+    """Per-file rows (model / random for each metric), then the means ± 95% intervals."""
+    s, metrics = result.summary, [m for m in METRICS if any(m in r for r in result.rows)]
+    lines = [f"# Out-of-distribution: {s['method']} on {s['audio_dir']} ({s['files']} files)", "",
+             f"Checkpoint `{s['checkpoint']}`; budget {s['train_minutes']} min, {s['train_steps']} steps. Best of "
+             f"{s['model_candidates']} model candidate(s) vs best of {s['random_candidates']} random patch(es), both "
+             f"ranked by invert's multiscale distance; {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
+             "MSS, wMFCC, SOT, f0 error (cents): lower is better; RMS cosine: higher is better. "
+             "Each cell: model / random.", "",
+             "| file | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
+    for r in result.rows:
+        lines.append(f"| {r['file']} | " + " | ".join(f"{fmt(r[m], m)} / {fmt(r[m + '_random'], m)}" for m in metrics) + " |")
+    lines.append("| **mean ± 95%** | " + " | ".join(f"{fmt_ci(s, m)} / {fmt_ci(s, m + '_random')}" for m in metrics) + " |")
+    if "f0_cents_n" in s:
+        lines += ["", f"f0 is defined (voiced on both sides) for {s['f0_cents_n']} of {s['files']} files with the model, "
+                      f"{s['f0_cents_random_n']} with random patches."]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(result: OODResult) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
+    writer.writeheader()
+    writer.writerows(result.rows)
+    return buf.getvalue()
+
+
+def ood_out_dir(checkpoint: str | Path, audio_dir: str | Path, out: str | Path | None, force: bool) -> Path:
+    """Where the tables go (default: ood_<folder name> beside the checkpoint); checked before any work, so
+    an existing folder without --force fails at once, not after minutes of inversions."""
+    out = Path(out) if out is not None else Path(checkpoint).parent / f"ood_{Path(audio_dir).resolve().name}"
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder (with --audio-dir, --out is a folder)")
+    if (out / "ood.md").exists() and not force:
+        raise FileExistsError(f"{out} already holds OOD tables; pass --force to overwrite them")
+    return out
+
+
+def summary_line(result: OODResult) -> str:
+    """One line for the terminal: every metric's mean, model vs random patches."""
+    s = result.summary
+    parts = [f"{m} {fmt_ci(s, m)} (random {fmt(s.get(m + '_random'), m)})" for m in METRICS if f"{m}_ci95" in s]
+    return f"{s['files']} files: " + ", ".join(parts)
+
+
+def write_ood_tables(result: OODResult, out: Path) -> Path:
+    """out/ood.csv (per file), out/ood.md (table with means), out/ood.json (summary + rows); each atomic."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "ood.csv", csv_text(result))
+    atomic_write(out / "ood.md", markdown_table(result))
+    rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in result.rows]
+    atomic_write(out / "ood.json", json.dumps({"summary": result.summary, "rows": rows}, indent=2))  # NaN -> null
+    return out
