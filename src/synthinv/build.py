@@ -16,9 +16,13 @@ from synthinv.models.tokenisers import FixedSplit, Param2Tok
 from synthinv.models.vae_flow import MelDecoder, MelTarget, MLPDecoder, SpectrumTarget, VAEFlowModel
 from synthinv.synths.dexed import DexedSynth
 from synthinv.synths.kosc import PARAMS_PER_OSC, KOscSynth
+from synthinv.synths.plugin import PluginSynth
+from synthinv.synths.plugin_spec import shipped_specs
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-SYNTHS = {"kosc": KOscSynth, "dexed": DexedSynth}
+# Plugin synths: one entry per shipped spec file (synths/specs/*.yaml: amsynth, subtractive3, surge_xt_*);
+# PluginSynth.from_settings takes {"name": shipped name} or the {"spec": ...} a checkpoint/manifest stores.
+SYNTHS = {"kosc": KOscSynth, "dexed": DexedSynth, **{name: PluginSynth for name in shipped_specs()}}
 
 
 class ConfigError(ValueError):
@@ -57,6 +61,8 @@ def load_config(name_or_path: str, synth: str = "kosc") -> dict:
 
 def build_synth(settings: dict):
     name = settings.get("name", "kosc")
+    if name not in SYNTHS and ("spec" in settings or name in shipped_specs()):  # the user's own spec file
+        return PluginSynth.from_settings(settings)
     if name not in SYNTHS:
         raise ConfigError(f"unknown synth {name!r}; available: {', '.join(SYNTHS)}")
     synth_cls = SYNTHS[name]

@@ -403,6 +403,33 @@ def data_check(out: Path = typer.Argument(..., help="A dataset directory written
                f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {manifest['bytes_per_example'] / 1000:.1f} kB per example")
 
 
+synth_app = typer.Typer(help="Inspect plugin synths (VST2/VST3 plugins, Faust DSP).", no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+
+
+@synth_app.command("describe")
+@friendly_errors
+def synth_describe(
+    plugin: Path = typer.Argument(..., help="A plugin file (VST2 .so, VST3 bundle) or a Faust .dsp file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write a spec skeleton (YAML) here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+):
+    """Print a plugin's parameters (index, name, default, text) and optionally write a spec skeleton."""
+    from synthinv.fileio import atomic_write
+    from synthinv.synths.plugin import describe_plugin, spec_skeleton
+
+    if out is not None and out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    params = describe_plugin(plugin)
+    typer.echo(f"{plugin}: {len(params)} parameters")
+    typer.echo(f"{'index':>5}  {'name':<28} {'default':>9}  text")
+    for p in params:
+        typer.echo(f"{p['index']:>5}  {p['name']:<28} {p['default']:>9.4g}  {p['text']}")
+    if out is not None:
+        atomic_write(out, spec_skeleton(plugin, params, name=out.stem).encode())
+        typer.echo(f"spec skeleton: {out} (edit it; with its folder on SYNTHINV_SPEC_PATH, --synth {out.stem} uses it)")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m synthinv.cli`
     sys.exit(app())
 

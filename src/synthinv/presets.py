@@ -1,4 +1,4 @@
-"""Preset writers. JSON works for every synth; DX7 sysex (.syx) for Dexed; plugin state joins later.
+"""Preset writers. JSON works for every synth; DX7 sysex (.syx) for Dexed; the plugin's state for VST plugins.
 
 DX7 sysex comes as a single voice (163 bytes) or a 32-voice bank (4104 bytes), the DX7's own bulk-dump
 formats, loadable by Dexed, hardware DX7s and most librarians:
@@ -151,7 +151,10 @@ def read_syx_bank(path) -> list:
 
 
 def write_native_preset(folder: Path, synth, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path | None:
-    """The synth's own preset format beside preset.json, where it has one (Dexed: preset.syx); else None."""
+    """The synth's own preset format beside preset.json, where it has one (Dexed: preset.syx; a VST plugin:
+    the plugin's own state, preset.fxb for VST2, see PluginSynth.save_state); else None (k-osc, Faust)."""
     if synth.name == "dexed":
         return write_syx_voice(Path(folder) / "preset.syx", params, synth.spec, name=name)
+    if getattr(synth, "spec_dict", {}).get("host") == "vst":  # a PluginSynth hosting a VST2/VST3 plugin
+        return synth.save_state(params, Path(folder) / f"preset{synth.host.state_suffix}")
     return None
