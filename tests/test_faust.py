@@ -90,3 +90,26 @@ def test_a_dsp_that_does_not_compile_is_a_clear_error(synth):
     spec = {**synth.spec_dict, "code": "process = nonsense;"}
     with pytest.raises(SpecError, match="does not compile"):
         PluginSynth(spec).render(torch.zeros(1, synth.spec.size))
+
+
+@pytest.mark.parametrize("method", ["flow_param2tok", "flow_mlp", "regression_mse"])
+def test_shipped_configs_build_models_that_sample_parameters(synth, method):
+    from synthinv.build import build_model, load_config
+
+    model = build_model(load_config(method, "subtractive3"), synth).eval()
+    mel = torch.randn(2, *synth.feature_shape) * 20 - 50  # (2, 128, 151) dB
+    with torch.no_grad():
+        params = model.sample(mel, steps=2, guidance=1.0)
+    assert params.shape == (2, synth.spec.size)
+
+
+def test_a_checkpoint_for_another_synth_is_refused(synth, tmp_path):
+    from synthinv.build import build_model, load_config
+    from synthinv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    config = load_config("flow_mlp", "subtractive3")
+    path = save_checkpoint(tmp_path / "model.ckpt", build_model(config, synth), synth, config, {})
+    model, again, _ = load_checkpoint(path, expect_synth={"name": "subtractive3"})  # rebuilt from the stored spec
+    assert again.spec.hash() == synth.spec.hash()
+    with pytest.raises(CheckpointError, match="subtractive3.*not 'amsynth'"):
+        load_checkpoint(path, expect_synth={"name": "amsynth"})

@@ -72,7 +72,7 @@ def check_k(k: int) -> None:
 def train(
     method: str = typer.Argument(..., help="Shipped method (e.g. flow_param2tok, regression_mse) or a config .yaml."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for model.ckpt and train.json."),
-    synth: str = typer.Option("kosc", "--synth", help="kosc (batches generated on the fly) or dexed (trains from --data)."),
+    synth: str = typer.Option("kosc", "--synth", help="kosc (batches generated on the fly), or dexed or a plugin synth such as amsynth, subtractive3 (trains from --data)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dexed: training dataset directory (from `synthinv generate`)."),
     val_data: Optional[Path] = typer.Option(None, "--val-data", help="Dexed: validation dataset directory (default: "
                                             "examples drawn from the fixed validation seed)."),
@@ -329,7 +329,7 @@ app.add_typer(data_app, name="data")
 @app.command("generate")
 @friendly_errors
 def generate_command(
-    synth: str = typer.Option("dexed", help="Which synth to render: dexed or kosc."),
+    synth: str = typer.Option("dexed", help="Which synth to render: dexed, kosc, or a plugin synth (amsynth, subtractive3, surge_xt_simple, surge_xt_full, or a spec on SYNTHINV_SPEC_PATH)."),
     n: int = typer.Option(..., help="Number of examples in the dataset."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory (manifest.json + shard_*.h5)."),
     workers: int = typer.Option(1, help="Rendering processes (one synth each; use one per free core)."),
