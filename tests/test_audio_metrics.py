@@ -50,11 +50,12 @@ def test_zero_on_identical_input(tones):
 def test_semitone_apart_is_about_100_cents():
     err = f0_error_cents(sine(440.0)[None], sine(466.16)[None], SR)
     assert err.shape == (1,)
-    assert abs(err.item() - 100.0) < 12.0  # pYIN's pitch grid is 10 cents
+    assert abs(err.item() - 100.0) < 12.0  # our pYIN pitch grid is 20 cents
 
 
-def test_octave_is_1200_cents():
+def test_octave_is_1200_cents_and_a_quarter_tone_is_about_50():
     assert abs(f0_error_cents(sine(220.0)[None], sine(440.0)[None], SR).item() - 1200.0) < 12.0
+    assert abs(f0_error_cents(sine(440.0 * 2 ** (0.5 / 12))[None], sine(440.0)[None], SR).item() - 50.0) < 12.0
 
 
 def test_f0_undefined_for_noise_and_silence():
