@@ -265,7 +265,7 @@ def test_wrong_dataset_errors(data, synth, runs, tmp_path):
         train(tiny(load_config("regression_mse", "dexed")), synth, tmp_path / "r", max_steps=1, progress_bar=False,
               data_dir=data / "train", val_dir=data / "train")
     model, _, _ = load_checkpoint(runs["regression_mse"][0] / "model.ckpt")
-    with pytest.raises(DatasetError, match="training split"):
+    with pytest.raises(DatasetError, match="same split"):
         evaluate_model(model, synth, n=2, steps=1, data_dir=data / "train", train_seed=0)
 
 
@@ -296,7 +296,7 @@ def test_cli_train_and_evaluate_dexed(data, tmp_path):
         (["train", "flow_transformer", "--synth", "dexed", "--data", data / "train", "--out", tmp_path / "x",
           "--steps", 1], "unknown method"),
         (["evaluate", run / "model.ckpt", "--data", kosc_dir, "--force", "--n", 2], "kosc"),
-        (["evaluate", run / "model.ckpt", "--data", data / "train", "--force", "--n", 2], "training split"),
+        (["evaluate", run / "model.ckpt", "--data", data / "train", "--force", "--n", 2], "same split"),
     ]
     for args, message in cases:
         result = invoke(*args)

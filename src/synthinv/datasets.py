@@ -16,7 +16,7 @@ from pathlib import Path
 
 from synthinv.data.shards import MANIFEST, DatasetError, ShardDataset, read_manifest
 
-__all__ = ["DatasetError", "open_dataset", "synth_of_dataset", "check_disjoint"]
+__all__ = ["DatasetError", "open_dataset", "synth_of_dataset", "check_disjoint", "first_examples"]
 
 PRIOR_KEY = "prior"
 
@@ -82,3 +82,14 @@ def check_disjoint(train_manifest: dict | None, other_seed: int, role: str, wher
     if train_manifest is not None and int(train_manifest["seed"]) == int(other_seed):
         raise DatasetError(f"{role} data ({where}) use seed {other_seed}, the same split as the training data; "
                            f"generate {role} data with another --seed")
+
+
+def first_examples(data_dir: Path | str, synth, n: int, role: str = "test"):
+    """-> (params (n, P), features (n, ...), audio (n, T), manifest): the first n examples of a dataset for
+    `synth` (checked by `open_dataset`), their audio re-rendered (shards store parameters and features)."""
+    import torch
+
+    ds = open_dataset(data_dir, synth, role=role)
+    rows = [ds[i] for i in range(min(n, len(ds)))]
+    params, feats = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+    return params, feats, synth.render(params), ds.manifest

@@ -121,18 +121,14 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     `audio_metrics`: also wMFCC, SOT, RMS cosine on all n, and the f0 error in cents on the first
     `f0_examples` only (0: none), each next to the random-patch baseline. Cost on one core for n = 256:
     ~35 s for wMFCC/SOT/RMS (model and baseline), ~20 s for f0 on 64 (3 pYIN tracks per example)."""
-    from synthinv.datasets import DatasetError, open_dataset
+    from synthinv.datasets import DatasetError, check_disjoint, first_examples
 
     model = model.to(device).eval()
     if data_dir is not None:
-        ds = open_dataset(data_dir, synth, role="test")
-        if train_seed is not None and int(ds.manifest["seed"]) == int(train_seed):
-            raise DatasetError(f"test data {data_dir} use seed {train_seed}, the model's training split; "
-                               "generate test data with another --seed")
-        rows = [ds[i] for i in range(min(n, len(ds)))]
-        params, feats = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
-        audio = synth.render(params)
-        source = {"data": str(data_dir), "seed": int(ds.manifest["seed"]), "prior": ds.manifest["synth"]["settings"].get("prior")}
+        params, feats, audio, manifest = first_examples(data_dir, synth, n, role="test")
+        if train_seed is not None:
+            check_disjoint({"seed": train_seed}, manifest["seed"], "test", str(data_dir))
+        source = {"data": str(data_dir), "seed": int(manifest["seed"]), "prior": manifest["synth"]["settings"].get("prior")}
     else:
         if train_seed is not None and int(split_seed) == int(train_seed):
             raise DatasetError(f"the test split seed {split_seed} is the model's training seed")

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from synthinv.build import build_model, uses_dataset
 from synthinv.checkpoint import save_checkpoint
 from synthinv.data.shards import ShardDataset
-from synthinv.datasets import DatasetError, check_disjoint, open_dataset
+from synthinv.datasets import DatasetError, check_disjoint, first_examples, open_dataset
 from synthinv.evaluation import VAL_SEED, drawn_examples, lsd_of, mss_of, sample_params, split_batch
 
 TRAIN_SEED_BASE = 1_000_000
@@ -120,10 +120,7 @@ class RenderedValidation:
 
     def load(self, synth):
         if self.val_dir is not None:
-            ds = open_dataset(self.val_dir, synth, role="validation")
-            rows = [ds[i] for i in range(min(self.n, len(ds)))]
-            params, feats = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
-            return params, feats, synth.render(params)
+            return first_examples(self.val_dir, synth, self.n, role="validation")[:3]
         return drawn_examples(synth, VAL_SEED, self.n)
 
     def score(self, model, synth, device, steps: int, guidance: float) -> float:
