@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("synthinv").setLevel(logging.INFO)  # a line per validation
 
     results_dir, runs = args.out / args.name, args.runs / args.name
     train_data = args.train_data or args.data / "dexed_train"

@@ -39,6 +39,7 @@ TRAIN_SEED_BASE = 1_000_000
 # Lightning's start-up banners (GPU/TPU availability, tips) say nothing useful for a CPU run.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)  # one INFO line per validation: progress for runs without a progress bar
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
@@ -196,6 +197,8 @@ class BudgetAndValidation(L.Callback):
         module.log(key, value, prog_bar=True)
         if value < self.best_value:
             self.best_value, self.best_state = value, copy.deepcopy(model.state_dict())
+        log.info("step %d (%.0f s): loss %.4f, %s %.3f, best %.3f", step, self.train_seconds, loss, key, value,
+                 self.best_value)
 
 
 class ShardBatches(IterableDataset):
