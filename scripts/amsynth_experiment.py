@@ -69,7 +69,7 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
         best = s["ranking"][0]
         lines += ["", f"Inversion of one held-out note ({s['sound']}, `synthinv invert` with {s['model']}, "
                       f"{s['candidates']} candidates, refine budget {s['refine_budget']}): best candidate "
-                      f"distance {best['distance']:.4f}, LSD {best['lsd']:.2f} dB ({best['source']}); "
+                      f"distance {best['distance']:.4f}, MSS {best['mss']:.2f} dB ({best['source']}); "
                       f"report: {inversion / 'report.html'} (not committed), presets with the plugin's own "
                       "state (preset.fxb) beside preset.json."]
     out.write_text("\n".join(lines) + "\n")

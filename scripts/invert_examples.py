@@ -52,8 +52,8 @@ def main() -> None:
         refined = next((c for c in result.candidates if c.source.startswith("refined")), None)
         sec = result.settings["seconds"]
         refined_cell = ("-" if refined is None else
-                        f"{refined.distance:.3f} / {refined.lsd:.2f} / {param_error(synth, refined.params, truth)}")
-        lines.append(f"| {name} | {best.distance:.3f} / {best.lsd:.2f} / {param_error(synth, best.params, truth)} "
+                        f"{refined.distance:.3f} / {refined.check:.2f} / {param_error(synth, refined.params, truth)}")
+        lines.append(f"| {name} | {best.distance:.3f} / {best.check:.2f} / {param_error(synth, best.params, truth)} "
                      f"| {refined_cell} | {sec['sample']:.2f} | {sec.get('refine', 0):.2f} |")
         print(lines[-1])
     args.out.write_text("\n".join(lines) + "\n")

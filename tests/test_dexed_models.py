@@ -5,6 +5,7 @@ one-line errors for a dataset that does not fit."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
 
 import numpy as np
@@ -322,3 +323,10 @@ def test_invert_a_dexed_sound_writes_loadable_syx(runs, synth, tmp_path):
         stored = read_json_preset(out / folder / "preset.json", synth)
         native_syx, native_json = synth.spec.decode(from_json[None])[0], synth.spec.decode(stored[None])[0]
         assert torch.equal(native_syx[:-1], native_json[:-1])  # every voice parameter; the note is not in a voice
+    # beside the ranking distance: MSS (the Dexed metric), equal to mss_distance of the written candidate audio
+    rows = list(csv.DictReader(open(out / "ranking.csv")))
+    assert "mss" in rows[0] and "lsd" not in rows[0]
+    best = result.candidates[0]
+    expected = mss_of(synth, best.params[None], result.target.audio[None])[0].item()
+    assert float(rows[0]["mss"]) == pytest.approx(expected, abs=1e-3)
+    assert "<th>MSS (dB)</th>" in (out / "report.html").read_text()

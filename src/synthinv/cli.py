@@ -238,8 +238,8 @@ def invert(
     from rich.console import Console
     from rich.table import Table
 
+    from synthinv.invert import check_metric, write_inversion
     from synthinv.invert import invert as run_invert
-    from synthinv.invert import write_inversion
 
     out = out or Path("inversions") / sound.stem
     if out.exists() and not force:
@@ -252,10 +252,10 @@ def invert(
         typer.echo(message)
     write_inversion(result, out, force=force, truth=result.truth)
     table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
-    for col in ("rank", "distance", "LSD (dB)", "source", "preset"):
+    for col in ("rank", "distance", check_metric(result.synth)[1], "source", "preset"):
         table.add_column(col)
     for rank, cand in enumerate(result.candidates[:10], 1):
-        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.lsd:.2f}", cand.source,
+        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", cand.source,
                       str(out / f"candidate_{rank:02d}" / "preset.json"))
     Console().print(table)
     typer.echo(f"report: {out / 'report.html'}")

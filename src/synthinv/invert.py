@@ -2,7 +2,7 @@
 
 Output folder layout (written to a hidden temporary folder, renamed into place only when complete):
     target.wav              the sound as the model heard it (mono, resampled, trimmed, level-adjusted)
-    ranking.csv             rank, distance, lsd, source, folder
+    ranking.csv             rank, distance, lsd (k-osc) or mss (real synths), source, folder
     candidate_01/           preset.json + audio.wav, best first
     report.html             spectra/spectrograms, players, tables (synthinv.report)
     summary.json            settings, notes and scores
@@ -24,7 +24,7 @@ from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
-from synthinv.metrics import log_spectral_distance, multiscale_spectral_distance
+from synthinv.metrics import log_spectral_distance, mss_distance, multiscale_spectral_distance
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.zoo import resolve_model
 
@@ -47,7 +47,7 @@ class Candidate:
     params: torch.Tensor  # (P,) normalised, in [-1, 1]
     audio: torch.Tensor  # (T,)
     distance: float  # multiscale spectral distance to the target (ranking score, lower is better)
-    lsd: float  # log-spectral distance in dB
+    check: float  # the synth's headline metric in dB (`check_metric`): LSD for k-osc, MSS for real synths
     source: str  # "flow sample", "regression", "refined from #1"
 
 
@@ -81,16 +81,25 @@ def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 
 
-def distances(audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """audio (N, T) vs target (T,) -> (multiscale distance (N,), lsd (N,))."""
+def check_metric(synth) -> tuple[str, str]:
+    """(key, label) of the metric shown beside the ranking distance: the one the synth's models are evaluated
+    by. k-osc: LSD over its 1024-sample spectrum. Real synths: MSS, the paper's multi-scale mel distance;
+    LSD over a whole 1.5 s note says little, because most bins of two quiet notes sit at its -80 dB floor."""
+    return ("lsd", "LSD (dB)") if synth.name == "kosc" else ("mss", "MSS (dB)")
+
+
+def distances(synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """audio (N, T) vs target (T,) -> (multiscale distance (N,), check metric (N,), see `check_metric`)."""
     targets = target.expand_as(audio)
-    return multiscale_spectral_distance(audio, targets), log_spectral_distance(audio, targets)
+    check = (log_spectral_distance(audio, targets) if check_metric(synth)[0] == "lsd"
+             else mss_distance(audio, targets, synth.sample_rate))
+    return multiscale_spectral_distance(audio, targets), check
 
 
 def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """params (N, P) -> (audio (N, T), distance (N,), lsd (N,)) against target (T,)."""
+    """params (N, P) -> (audio (N, T), distance (N,), check metric (N,)) against target (T,)."""
     audio = synth.render(params.clamp(-1, 1))
-    return (audio, *distances(audio, target))
+    return (audio, *distances(synth, audio, target))
 
 
 def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
@@ -132,18 +141,18 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
     clock.lap("sample")
     audio = synth.render(params)
     clock.lap("render")
-    dist, lsd = distances(audio, target.audio)
+    dist, check = distances(synth, audio, target.audio)
     clock.lap("score")
-    found = [Candidate(params[i], audio[i], float(dist[i]), float(lsd[i]), "flow sample" if is_flow else "regression")
+    found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), "flow sample" if is_flow else "regression")
              for i in range(len(params))]
     found.sort(key=lambda c: c.distance)
     gain = None
     if refine_budget > 0:
         best = found[0]
         refined = refine(synth, best.params, target.audio, refine_budget)
-        r_audio, r_dist, r_lsd = score(synth, refined[None], target.audio)
+        r_audio, r_dist, r_check = score(synth, refined[None], target.audio)
         gain = best.distance / max(float(r_dist[0]), 1e-12)
-        found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_lsd[0]), "refined from #1"))
+        found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_check[0]), "refined from #1"))
         found.sort(key=lambda c: c.distance)
         clock.lap("refine")
     settings = {"sound": str(sound), "model": str(ckpt), "model_kind": blob["config"]["model"]["kind"],
@@ -158,6 +167,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
     from synthinv.report import write_report
 
     out, synth = Path(out), result.synth
+    check_key, check_label = check_metric(synth)
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -172,10 +182,10 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
             write_json_preset(tmp / folder / "preset.json", synth, cand.params)
             write_native_preset(tmp / folder, synth, cand.params, name=f"SYNTHINV{rank:02d}")
             write_wav(tmp / folder / "audio.wav", cand.audio, synth.sample_rate)
-            rows.append({"rank": rank, "distance": round(cand.distance, 5), "lsd": round(cand.lsd, 4),
+            rows.append({"rank": rank, "distance": round(cand.distance, 5), check_key: round(cand.check, 4),
                          "source": cand.source, "folder": folder})
             report_items.append({"rank": rank, "folder": folder, "audio": cand.audio, "params": cand.params,
-                                 "distance": cand.distance, "lsd": cand.lsd, "source": cand.source})
+                                 "distance": cand.distance, "check": cand.check, "source": cand.source})
         with open(tmp / "ranking.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
@@ -184,7 +194,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
                    "ranking": rows}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
         write_report(tmp, result.target.audio, report_items, synth, result.target.notes + result.messages,
-                     Path(result.settings["sound"]).name, truth=truth)
+                     Path(result.settings["sound"]).name, truth=truth, check_label=check_label)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -342,13 +342,14 @@ def _param_table(synth, params: torch.Tensor, truth: torch.Tensor | None) -> str
 
 
 def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], synth, notes: list[str],
-                 sound_name: str, truth: torch.Tensor | None = None) -> Path:
+                 sound_name: str, truth: torch.Tensor | None = None, check_label: str = "LSD (dB)") -> Path:
     """Write `out_dir/report.html` (+ pictures under `out_dir/report_files/`) and return its path.
 
     target: (T,) mono audio at synth.sample_rate, already saved as out_dir/target.wav.
     candidates: dicts with "rank" (1-based), "folder" (relative to out_dir, holding audio.wav and the
-        presets), "audio" (T,), "params" (P,) normalised, "distance" (lower is better), "lsd" (dB),
-        "source" (e.g. "flow sample"); drawn in rank order.
+        presets), "audio" (T,), "params" (P,) normalised, "distance" (lower is better), "check" (the
+        synth's headline metric, named by `check_label`, e.g. "MSS (dB)"), "source" (e.g. "flow sample"); drawn
+        in rank order.
     notes: what was done to the input, in words. truth: (P,) normalised true parameters, if known.
     The page is written to a temporary name and renamed, so a report.html that exists is complete.
     """
@@ -391,11 +392,11 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
             err = f"<td>{_param_error(synth, torch.as_tensor(c['params']).float().cpu().reshape(-1), truth):.4f}</td>"
         rows.append(
             f'<tr><td><a href="#c{c["rank"]:02d}">#{c["rank"]}</a></td><td>{c["distance"]:.4f}</td>'
-            f'<td>{c["lsd"]:.2f}</td>{err}<td class="l">{_e(c["source"])}</td>'
+            f'<td>{c["check"]:.2f}</td>{err}<td class="l">{_e(c["source"])}</td>'
             f'<td class="l">{" ".join(_candidate_files(out_dir, c["folder"]))}</td></tr>'
         )
     parts.append(
-        '<table><tr><th>rank</th><th>distance</th><th>LSD (dB)</th>' + err_head
+        f'<table><tr><th>rank</th><th>distance</th><th>{_e(check_label)}</th>' + err_head
         + '<th class="l">source</th><th class="l">presets</th></tr>' + "".join(rows) + "</table>"
     )
     also = [f'<a href="{_url(n)}">{_e(n)}</a>' for n in ("ranking.csv", "summary.json") if (out_dir / n).is_file()]
@@ -415,7 +416,7 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
         params = torch.as_tensor(c["params"]).detach().float().cpu().reshape(-1)
         parts += [
             f'<section class="cand" id="c{r:02d}"><h3>#{r} &middot; {_e(folder)} &middot; distance '
-            f'{c["distance"]:.4f} &middot; LSD {c["lsd"]:.2f} dB &middot; {_e(c["source"])}</h3>',
+            f'{c["distance"]:.4f} &middot; {_e(check_label.split(" (")[0])} {c["check"]:.2f} dB &middot; {_e(c["source"])}</h3>',
             f'<p>{_audio_tag(f"{folder}/audio.wav")} {" ".join(_candidate_files(out_dir, folder))}</p>',
             _pictures(cand_pics[r], f"candidate {r} vs target"),
             f'<details{" open" if open_all or r == 1 else ""}><summary>parameters</summary>'
