@@ -1,9 +1,11 @@
 """Render the out-of-distribution set: General MIDI instruments from Debian's FluidR3 soundfont.
 
 Each note is rendered like a Dexed note (velocity 100, 1 s held, 0.5 s release, 44.1 kHz, mono) by a
-fresh fluidsynth instance (a reused one carries voice state over and is not deterministic), with reverb
-and chorus off, mixed to mono, peak-normalised to -6 dBFS and written as 16-bit wav. Rendering twice
-gives identical files.
+fresh fluidsynth instance in a fresh Python process, with reverb and chorus off, mixed to mono,
+peak-normalised to -6 dBFS and written as 16-bit wav. Rendering twice gives identical files. Why so
+fresh: a reused fluidsynth carries voice state over, and one in a process that has hosted other audio
+code renders slightly different samples (measured: up to 11 LSB after DawDreamer had loaded a plugin,
+presumably through the CPU's flush-to-zero flags, which such hosts switch on).
 
 Needs Debian's fluidsynth and soundfont and the pinned Python binding (a test extra):
 
@@ -15,6 +17,7 @@ Needs Debian's fluidsynth and soundfont and the pinned Python binding (a test ex
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,11 +38,21 @@ NOTES = (50, 65)  # D3 (147 Hz) and F4 (349 Hz), inside the Dexed models' MIDI 4
 
 
 def render_note(program: int, note: int, soundfont: Path = SOUNDFONT) -> np.ndarray:
-    """One note of a GM program -> mono float32 (T,) at 44.1 kHz, from a fresh fluidsynth instance."""
+    """One note of a GM program -> mono float32 (T,) at 44.1 kHz, rendered in a fresh process."""
+    if not Path(soundfont).is_file():
+        raise FileNotFoundError(f"soundfont {soundfont} not found: apt-get install -y fluid-soundfont-gm")
+    run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", str(program), str(note),
+                          "--soundfont", str(soundfont)], capture_output=True)
+    if run.returncode:
+        raise RuntimeError(f"rendering program {program} note {note} failed: "
+                           f"{(run.stderr.decode().strip().splitlines() or ['?'])[-1]}")
+    return np.frombuffer(run.stdout, dtype=np.float32).copy()
+
+
+def render_note_here(program: int, note: int, soundfont: Path) -> np.ndarray:
+    """`render_note` in this process, by a fresh fluidsynth instance."""
     import fluidsynth  # pyfluidsynth; raises ImportError when libfluidsynth is missing
 
-    if not soundfont.is_file():
-        raise FileNotFoundError(f"soundfont {soundfont} not found: apt-get install -y fluid-soundfont-gm")
     synth = fluidsynth.Synth(gain=0.5, samplerate=float(SAMPLE_RATE),
                              **{"synth.reverb.active": 0, "synth.chorus.active": 0})
     try:
@@ -66,7 +79,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "examples" / "ood")
     ap.add_argument("--soundfont", type=Path, default=SOUNDFONT)
+    ap.add_argument("--one", nargs=2, type=int, metavar=("PROGRAM", "NOTE"),
+                    help="internal: render one note and write its float32 samples to stdout")
     args = ap.parse_args()
+    if args.one:
+        sys.stdout.buffer.write(render_note_here(*args.one, args.soundfont).astype(np.float32).tobytes())
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     for name, program in INSTRUMENTS:
         for note in NOTES:
