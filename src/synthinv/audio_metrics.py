@@ -25,6 +25,7 @@ value per example, a float32 tensor (N,). The multi-scale mel distance (MSS) liv
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -72,8 +73,10 @@ def mfccs(audio, sample_rate: int) -> np.ndarray:
     import librosa
 
     win = _samples(MFCC["win_ms"], sample_rate)
-    return librosa.feature.mfcc(y=_as_numpy(audio), sr=sample_rate, n_mfcc=MFCC["n_mfcc"], n_fft=win,
-                                hop_length=_samples(MFCC["hop_ms"], sample_rate), n_mels=MFCC["n_mels"])
+    with warnings.catch_warnings():  # a note shorter than the window (k-osc: 23 ms) is zero padded, as meant
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large")
+        return librosa.feature.mfcc(y=_as_numpy(audio), sr=sample_rate, n_mfcc=MFCC["n_mfcc"], n_fft=win,
+                                    hop_length=_samples(MFCC["hop_ms"], sample_rate), n_mels=MFCC["n_mels"])
 
 
 def mfcc_distance(pred, true, sample_rate: int, dtw: bool = True) -> torch.Tensor:
@@ -100,7 +103,8 @@ def frame_distributions(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
     distribution rather than 0/0 (and an all-silent example is flat everywhere)."""
     win, hop = _samples(SOT["win_ms"], sample_rate), _samples(SOT["hop_ms"], sample_rate)
     window = torch.hann_window(win, dtype=torch.float64)
-    mag = torch.stft(audio.double(), win, hop, window=window, return_complex=True).abs()  # (N, bins, frames)
+    mag = torch.stft(audio.double(), win, hop, window=window, pad_mode="constant",  # zeros: works below 25 ms too
+                     return_complex=True).abs()  # (N, bins, frames)
     peak = mag.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
     mag = mag.maximum(peak * 10 ** (SOT["floor_db"] / 20))
     return (mag / mag.sum(dim=1, keepdim=True)).transpose(1, 2)
