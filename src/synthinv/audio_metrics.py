@@ -8,15 +8,15 @@ value per example, a float32 tensor (N,). The multi-scale mel distance (MSS) liv
   cost averaged over the 20 coefficients, frames aligned by dynamic time warping and the total divided by
   the warping path's length (`dtw=False`: plain frame-by-frame mean, for notes known to start together).
   Lower is better. (PAPER.md does not say whether the frame cost sums or averages the coefficients; the
-  average puts our numbers on the paper's scale, about 1.5-2x the MSS.)
+  average gives values of the order of the MSS in dB, as in the paper's tables; the sum is 20x that.)
 - `spectral_ot_distance` (SOT): magnitude STFT (50 ms window, 20 ms hop), each frame normalised to sum 1,
   1-D Wasserstein-1 between the frames = sum |CDF difference| / number of bins, mean over frames. In
   [0, 1]; lower is better.
 - `rms_envelope_similarity`: cosine similarity of the RMS envelopes (50 ms frames, 25 ms hop). In
   [0, 1], **higher** is better (as in the paper); blind to overall gain, sees the envelope's shape.
 - `f0_error_cents`: median over frames voiced on both sides of |1200 log2(f0_pred / f0_true)|, with f0
-  from librosa's probabilistic YIN (pYIN) at 16 kHz on a 20-cent grid; NaN ("undefined") where no frame is voiced on both
-  sides (noise, a click, silence).
+  from librosa's probabilistic YIN (pYIN) at 16 kHz on a 20-cent grid; NaN ("undefined") where no frame
+  is voiced on both sides (noise, a click, silence).
 
     from synthinv.audio_metrics import audio_metrics
     scores = audio_metrics(pred_audio, true_audio, 44100)   # {"wmfcc": (N,), "sot": (N,), ...}
