@@ -14,6 +14,8 @@ Loss (every term per dimension, so its size does not depend on the mel size or t
 
 Unlike FlowSynth's deterministic latent -> parameter flow (which needs dim z = P), the RealNVP here is a
 *conditional* density, so z can be small (32-64) and the model can still return several answers per sound.
+Also simpler than FlowSynth (PAPER.md): the posterior is a plain diagonal Gaussian (no normalising flow on
+the latent), and the parameter loss is that one likelihood, not cross-entropy per one-hot block plus MSE.
 Sampling encodes the sound to the posterior *mean* of z (no latent noise: the sound is given) and draws
 the diversity from the RealNVP's base noise; `steps` and `guidance` are accepted for the shared sampler
 interface and ignored (the flow is inverted exactly in one pass, and there is no unconditional branch).
