@@ -8,7 +8,7 @@ method the same number of optimiser steps instead (fair under any load). Needs d
 `synthinv generate` (see README): data/dexed_train (seed 1), data/dexed_val (seed 2), data/dexed_test
 (seed 3). Resumable: a method with results/<name>/<method>.json is skipped; --eval-only re-scores the
 finished runs. Flows are scored on one sample per sound (the paper's protocol) and on the best of
---candidates samples by MSS (what `synthinv invert` returns first).
+--candidates samples ranked by invert's distance (the MSS of what `synthinv invert` returns first).
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def main() -> None:
                      + f" | {r['steps']} | {r['examples_per_second']:.0f} | {r['weights']:,} |")
     lines += ["", f"Test set: the first {rows[0]['n'] if rows else '?'} examples of data/dexed_test (seed 3, patch prior); "
               f"{args.eval_steps} RK4 steps. mss: one sample per sound (the paper's protocol); mss_best_of: the best of "
-              f"{args.candidates} samples per sound by MSS, as `synthinv invert` ranks them (flows only: a regressor has "
-              "one answer). MSS: multi-scale log-mel distance in dB (mean ± 95% interval, lower is better); *_random: "
+              f"{args.candidates} samples per sound ranked by `synthinv invert`'s distance: the MSS of what invert returns "
+              "first (sampling models only: a regressor has one answer). MSS: multi-scale log-mel distance in dB (mean ± 95% interval, lower is better); *_random: "
               "patches drawn from the same prior, scored against the same sounds.",
               f"Training: {budget_text} per method, batch 64, {args.threads} torch thread(s), 2-core CPU, from "
               f"{train_data} (seed 1, {rows[0]['train_examples'] if rows and 'train_examples' in rows[0] else '?'} examples)."]

@@ -57,7 +57,7 @@ k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['l
 def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     meta, settings, data = blob["meta"], blob["synth"], blob["meta"]["data"]
     best = metrics.get("mss_best_of")
-    best_row = (f"| MSS, best of {metrics['candidates']} samples by MSS (what `invert` ranks first) | "
+    best_row = (f"| MSS, best of {metrics['candidates']} samples: the one `invert` ranks first | "
                 f"{best:.3f} ± {metrics['mss_best_of_ci95']:.3f} |\n") if best is not None else ""
     headline = f"best of {metrics['candidates']} {best:.2f} dB, " if best is not None else ""
     return f"""# {args.name}

@@ -149,8 +149,8 @@ def evaluate(
     steps: int = typer.Option(100, help="RK4 steps for flow sampling."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the config's)."),
     seed: int = typer.Option(0, help="Sampling seed."),
-    candidates: int = typer.Option(1, help="Dexed: also score the best of this many samples per sound (by MSS, "
-                                   "as `invert` ranks them); 1 = the single-sample metrics only."),
+    candidates: int = typer.Option(1, help="Dexed: also sample this many candidates per sound, rank them as "
+                                   "`invert` does and score the first (mss_best_of); 1 = single-sample metrics only."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing metrics file."),
     audio_dir: Optional[Path] = typer.Option(None, "--audio-dir", help="Out of distribution: invert every audio file "

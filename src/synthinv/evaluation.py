@@ -113,8 +113,8 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     this synth; its prior may differ), or examples 0..n-1 drawn from `split_seed`. `train_seed` (the
     training data's seed, from the checkpoint) guards against testing on training examples.
 
-    With `candidates` > 1 a flow also samples that many parameter sets per sound, renders them all and keeps
-    the one closest to the target by MSS, as `synthinv invert` does: "mss_best_of" etc. The plain metrics
+    With `candidates` > 1 a flow also samples that many parameter sets per sound, renders and ranks them as
+    `synthinv invert` does, and scores the first: "mss_best_of" etc. The plain metrics
     always score the first sample alone (the paper's protocol). A regressor has one answer, so its
     best-of-N equals its single answer and is not reported.
 
@@ -167,9 +167,11 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
 @torch.no_grad()
 def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu") -> dict:
-    """{mss_best_of, param_mse_best_of, candidates}: per sound, the candidate (of `candidates` flow samples)
-    whose rendering is closest to `audio` (N, T) by MSS; {} for one candidate or a regressor. Any model
-    that samples (flow, VAE) gets candidates."""
+    """{mss_best_of, param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
+    by `synthinv invert`'s distance (the multi-resolution STFT distance, not the MSS being reported), and the
+    first one is scored: the MSS of what invert returns first. {} for one candidate or a regressor. Any
+    model that samples (flow, VAE) gets candidates."""
+    from synthinv.metrics import multiscale_spectral_distance
     from synthinv.models.regression import RegressionModel
 
     if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer
@@ -177,10 +179,11 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     n, c = len(audio), candidates
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
     pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1).cpu().clamp(-1, 1)  # (n * c, P)
-    mss = mss_of(synth, pred, audio.repeat_interleave(c, 0)).reshape(n, c)
-    best = mss.argmin(1)  # (n,)
-    chosen = pred.reshape(n, c, -1)[torch.arange(n), best]  # (n, P)
-    return {**mean_and_ci95("mss_best_of", mss.min(1).values), "param_mse_best_of": param_mse(chosen, params).mean().item(),
+    rendered, targets = synth.render(pred), audio.cpu().repeat_interleave(c, 0)  # (n * c, T) each
+    best = multiscale_spectral_distance(rendered, targets).reshape(n, c).argmin(1)  # (n,)
+    rows = torch.arange(n) * c + best
+    mss = mss_distance(rendered[rows], audio.cpu(), synth.sample_rate)  # (n,)
+    return {**mean_and_ci95("mss_best_of", mss), "param_mse_best_of": param_mse(pred[rows], params).mean().item(),
             "candidates": c}
 
 
