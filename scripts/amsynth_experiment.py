@@ -3,6 +3,8 @@
     python scripts/amsynth_experiment.py heldout OUT_DIR     # a held-out note: heldout_0.{wav,json,fxb}
     python scripts/amsynth_experiment.py table RUNS_DIR OUT.md [--budget MIN] [--train-data DIR] [--inversion DIR]
 
+(results/amsynth.md's closing "What it shows" section is written by hand after the table.)
+
 The held-out note is example 0 of seed HELDOUT_SEED (5_000_011, the seed scripts/make_examples.py uses:
 none of the training, validation, test or random-baseline split seeds).
 """
@@ -34,6 +36,15 @@ def heldout(out: Path) -> None:
     print(f"wrote {out / 'heldout_0.wav'} (+ .json, .fxb)")
 
 
+def _audio(m: dict, suffix: str = "") -> str:
+    """wMFCC | SOT | RMS cosine cells (synthinv.audio_metrics, written by `synthinv evaluate`), or dashes."""
+    cells = []
+    for key, fmt in (("wmfcc", ".2f"), ("sot", ".4f"), ("rms_cos", ".3f")):
+        v = m.get(key + suffix)
+        cells.append("-" if v is None else f"{v:{fmt}} ± {m[key + suffix + '_ci95']:{fmt}}")
+    return " | ".join(cells)
+
+
 def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path | None) -> None:
     rows, metrics = [], {}
     for method, label in METHODS:
@@ -43,7 +54,7 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
         m = json.loads(path.read_text())
         t = json.loads((runs / method / "train.json").read_text())
         metrics[method] = m
-        rows.append(f"| {label} | {m['mss']:.2f} ± {m['mss_ci95']:.2f} | {m['param_mse']:.3f} | "
+        rows.append(f"| {label} | {m['mss']:.2f} ± {m['mss_ci95']:.2f} | {_audio(m)} | {m['param_mse']:.3f} | "
                     f"{m['categorical_accuracy']:.3f} | {t['steps']} |")
     if not metrics:
         raise SystemExit(f"no metrics.json under {runs}")
@@ -55,13 +66,14 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
         f"{train_data}. Test: the first {first['n']} examples of data/amsynth_test (seed 3, the same uniform "
         "spec prior with silent draws redrawn), one flow sample per sound, "
         f"{first['sample_steps']} RK4 steps, guidance {first['guidance']}. MSS in dB (lower is better), ± the "
-        "95% interval of the mean; parameter MSE on the 44 normalised columns; categorical accuracy over the "
-        "6 one-hot parameters.",
+        "95% interval of the mean; wMFCC (DTW-aligned MFCC distance), SOT (spectral optimal transport) and the "
+        "RMS-envelope cosine as `synthinv evaluate` computes them (synthinv.audio_metrics); parameter MSE on the "
+        "44 normalised columns; categorical accuracy over the 6 one-hot parameters.",
         "",
-        "| method | MSS (dB) | parameter MSE | categorical accuracy | training steps |",
-        "| --- | --- | --- | --- | --- |",
+        "| method | MSS (dB) | wMFCC | SOT | RMS cos (higher better) | parameter MSE | categorical accuracy | training steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| random patches (same prior) | {first['mss_random']:.2f} ± {first['mss_random_ci95']:.2f} | "
-        f"{first['param_mse_random']:.3f} | {first['categorical_accuracy_random']:.3f} | - |",
+        f"{_audio(first, '_random')} | {first['param_mse_random']:.3f} | {first['categorical_accuracy_random']:.3f} | - |",
         *rows,
     ]
     if inversion is not None and (inversion / "summary.json").exists():
@@ -72,6 +84,18 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
                       f"distance {best['distance']:.4f}, MSS {best['mss']:.2f} dB ({best['source']}); "
                       f"report: {inversion / 'report.html'} (not committed), presets with the plugin's own "
                       "state (preset.fxb) beside preset.json."]
+    lines += ["", "Commands (what `scripts/amsynth_experiment.sh` runs, one process at a time, `OMP_NUM_THREADS=1`):", "",
+              "```bash",
+              "synthinv generate --synth amsynth --n 6144 --shard-size 1024 --seed 1 --out data/amsynth_train --workers 1",
+              "synthinv generate --synth amsynth --n 256 --shard-size 256 --seed 3 --out data/amsynth_test --workers 1",
+              f"synthinv train flow_param2tok --synth amsynth --data data/amsynth_train --budget {budget} --threads 1 --out runs/amsynth/flow_param2tok",
+              f"synthinv train regression_mse --synth amsynth --data data/amsynth_train --budget {budget} --threads 1 --out runs/amsynth/regression_mse",
+              f"synthinv train flow_mlp --synth amsynth --data data/amsynth_train --budget {budget} --threads 1 --out runs/amsynth/flow_mlp",
+              "synthinv evaluate runs/amsynth/<method>/model.ckpt --data data/amsynth_test --n 256 --threads 1",
+              "python scripts/amsynth_experiment.py heldout runs/amsynth/heldout   # example 0 of seed 5000011",
+              "synthinv invert runs/amsynth/heldout/heldout_0.wav --synth amsynth --model runs/amsynth/flow_param2tok/model.ckpt \\",
+              "  --truth runs/amsynth/heldout/heldout_0.json --candidates 8 --refine 100 --threads 1 --out inversions/amsynth_heldout_0",
+              "```"]
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 

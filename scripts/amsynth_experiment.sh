@@ -11,7 +11,7 @@ export OMP_NUM_THREADS=1
 N=${N:-6144}            # training examples (seed 1)
 BUDGET=${BUDGET:-3}     # training minutes per method
 EVAL_N=${EVAL_N:-256}   # test examples (seed 3)
-METHODS=${METHODS:-"flow_param2tok regression_mse"}
+METHODS=${METHODS:-"flow_param2tok regression_mse flow_mlp"}
 RUNS=runs/amsynth
 
 $S generate --synth amsynth --n "$N" --shard-size 1024 --seed 1 --out data/amsynth_train --workers 1 --no-progress
