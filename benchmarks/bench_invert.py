@@ -1,6 +1,6 @@
 """`synthinv invert` latency on CPU for 1, 8 and 32 candidates, phase by phase.
 
-    python benchmarks/bench_invert.py [--model NAME_OR_CKPT] [--steps 50] [--repeats 3] [--threads N]
+    python benchmarks/bench_invert.py [--synth kosc|dexed] [--sound WAV] [--model NAME_OR_CKPT] [--steps 50] [--repeats 3] [--threads N]
 
 Phases: load (checkpoint, input file, features), sample (flow ODE), render (synth), score (distances).
 Writing the report is excluded (it is I/O and plotting, measured by `synthinv invert` itself).
@@ -22,6 +22,7 @@ PHASES = ("load", "sample", "render", "score")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--synth", default="kosc", help="kosc or dexed (with --sound examples/dexed_heldout_0.wav)")
     ap.add_argument("--model", default=None, help="shipped model name or checkpoint (default: the synth's)")
     ap.add_argument("--sound", type=Path, default=EXAMPLE)
     ap.add_argument("--steps", type=int, default=50)
@@ -31,10 +32,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {args.sound.name}, {args.steps} RK4 steps")
-    invert(args.sound, args.model, candidates=1, steps=2)  # warm-up
+    invert(args.sound, args.model, args.synth, candidates=1, steps=2)  # warm-up
     print(f"{'candidates':>10} " + " ".join(f"{p + ' s':>9}" for p in PHASES) + f" {'total s':>9}")
     for n in (1, 8, 32):
-        runs = [invert(args.sound, args.model, candidates=n, steps=args.steps).settings["seconds"]
+        runs = [invert(args.sound, args.model, args.synth, candidates=n, steps=args.steps).settings["seconds"]
                 for _ in range(args.repeats)]
         med = {p: statistics.median(r[p] for r in runs) for p in PHASES}
         print(f"{n:>10} " + " ".join(f"{med[p]:>9.3f}" for p in PHASES) + f" {sum(med.values()):>9.3f}")

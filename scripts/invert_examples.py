@@ -44,7 +44,7 @@ def main() -> None:
              "| sound | best sample: distance / LSD / param. error | refined: distance / LSD / param. error "
              "| sample s | refine s |", "|---|---|---|---|---|"]
     for name in SOUNDS:
-        result = invert(EXAMPLES / name, candidates=args.candidates, refine_budget=args.refine)
+        result = invert(EXAMPLES / name, synth_name="kosc", candidates=args.candidates, refine_budget=args.refine)
         synth = result.synth
         truth_file = EXAMPLES / name.replace(".wav", ".json")
         truth = read_json_preset(truth_file, synth) if truth_file.exists() else None

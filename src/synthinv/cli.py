@@ -222,8 +222,10 @@ def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, 
 @friendly_errors
 def invert(
     sound: Path = typer.Argument(..., help="The sound to invert (wav, flac, ogg, aiff; any rate, mono or stereo)."),
-    synth: str = typer.Option("kosc", help="Which synth to find presets for."),
-    model: Optional[str] = typer.Option(None, help="Shipped model name (see `synthinv models`) or a checkpoint path."),
+    synth: Optional[str] = typer.Option(None, help="Which synth to find presets for (default: the --model's synth, "
+                                        "else dexed)."),
+    model: Optional[str] = typer.Option(None, help="Shipped model name (see `synthinv models`) or a checkpoint path "
+                                        "(default: the synth's shipped model)."),
     candidates: int = typer.Option(8, help="How many parameter sets to sample and rank."),
     steps: int = typer.Option(50, help="RK4 steps of the flow sampler."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the model's)."),

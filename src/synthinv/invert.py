@@ -26,7 +26,7 @@ from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import log_spectral_distance, mss_distance, multiscale_spectral_distance
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
-from synthinv.zoo import resolve_model
+from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
 
 class Stopwatch:
@@ -118,7 +118,7 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
     return torch.from_numpy(np.clip(result.x, -1, 1)).float()
 
 
-def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc", candidates: int = 8,
+def invert(sound: str | Path, model: str | None = None, synth_name: str | None = None, candidates: int = 8,
            steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0,
            truth: str | Path | None = None, rms_range: tuple[float, float] | None = None) -> Inversion:
     """Sample `candidates` parameter sets for `sound`, render and rank them; optionally refine the best.
@@ -130,8 +130,11 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str = "kosc"
     if steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
     clock = Stopwatch()
-    ckpt = resolve_model(model, synth_name)
-    net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name})
+    if synth_name is None and model is None:
+        synth_name = DEFAULT_SYNTH
+    ckpt = resolve_model(model, synth_name)  # a given model names its own synth
+    net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name} if synth_name else None)
+    synth_name = synth.name
     true_params = read_json_preset(truth, synth) if truth else None  # checked before minutes of work
     guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
     target = prepare_sound(sound, synth.sample_rate, synth.length, rms_range or synth_rms_range(synth))

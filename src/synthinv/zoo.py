@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
-DEFAULT_MODEL = {"kosc": "kosc4-flow-transformer"}
+DEFAULT_MODEL = {"kosc": "kosc4-flow-transformer", "dexed": "dexed-flow-mlp"}
+DEFAULT_SYNTH = "dexed"  # `invert` without --synth or --model: the project's default real synth
 
 
 def shipped_models() -> dict[str, Path]:

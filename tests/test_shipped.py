@@ -1,0 +1,65 @@
+"""The shipped models: listed, loadable against this version's synth specs, and used by `invert` by default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from synthinv.checkpoint import load_checkpoint
+from synthinv.cli import app
+from synthinv.zoo import DEFAULT_MODEL, DEFAULT_SYNTH, shipped_models
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_every_default_model_is_shipped_with_a_card():
+    shipped = shipped_models()
+    assert DEFAULT_SYNTH in DEFAULT_MODEL
+    for synth, name in DEFAULT_MODEL.items():
+        assert name in shipped, f"default model for {synth} is not shipped"
+        assert (shipped[name].with_suffix(".md")).is_file()
+
+
+@pytest.mark.parametrize("name", sorted(shipped_models()))
+def test_shipped_checkpoint_loads_for_this_synth_spec(name):
+    if name.startswith("dexed"):
+        pytest.importorskip("dexed")
+    model, synth, blob = load_checkpoint(shipped_models()[name])  # refuses a spec this version does not have
+    assert synth.spec.hash() == blob["spec_hash"]
+    if name in DEFAULT_MODEL.values():
+        assert DEFAULT_MODEL[synth.name] == name  # a default model is the default of its own synth
+
+
+def test_models_command_lists_them():
+    result = CliRunner().invoke(app, ["models"])
+    assert result.exit_code == 0
+    for name in shipped_models():
+        assert name in result.output
+
+
+def test_invert_without_synth_or_model_uses_the_shipped_dexed_model(tmp_path):
+    pytest.importorskip("dexed")
+    out = tmp_path / "inv"
+    result = CliRunner().invoke(app, ["invert", str(EXAMPLES / "dexed_heldout_0.wav"), "--candidates", "2", "--steps", "4",
+                                      "--truth", str(EXAMPLES / "dexed_heldout_0.json"), "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["synth"] == "dexed" and summary["model"].endswith(f"{DEFAULT_MODEL['dexed']}.ckpt")
+    assert (out / "candidate_01" / "preset.syx").stat().st_size == 163  # a DX7 single-voice sysex
+    assert "MSS (dB)" in result.output
+
+
+def test_a_given_model_names_its_own_synth(tmp_path):
+    out = tmp_path / "inv"
+    kosc_model = shipped_models()[DEFAULT_MODEL["kosc"]]
+    result = CliRunner().invoke(app, ["invert", str(EXAMPLES / "kosc4_heldout_0.wav"), "--model", str(kosc_model),
+                                      "--candidates", "2", "--steps", "2", "--out", str(out), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["synth"] == "kosc"
+    # ...and a synth that contradicts the model is refused in one line
+    refused = CliRunner().invoke(app, ["invert", str(EXAMPLES / "kosc4_heldout_0.wav"), "--model", str(kosc_model),
+                                       "--synth", "dexed", "--out", str(tmp_path / "no"), "--threads", "1"])
+    assert refused.exit_code == 2 and "error:" in refused.output and not (tmp_path / "no").exists()
