@@ -222,6 +222,8 @@ def test_best_of_candidates_scores_what_invert_ranks_first(runs, data, synth):
     assert result["candidates"] == 4
     assert result["mss_best_of"] == pytest.approx(first.mean().item(), rel=1e-5)
     assert per_candidate.min(1).values.mean().item() <= result["mss_best_of"] <= per_candidate.max(1).values.mean().item()
+    chunked = best_of_candidates(flow, synth, feats, audio, params, candidates=4, steps=2, guidance=2.0, seed=5, chunk=2)
+    assert chunked["mss_best_of"] == pytest.approx(result["mss_best_of"], rel=1e-6)  # chunks change memory only
     regressor, _, _ = load_checkpoint(runs["regression_mse"][0] / "model.ckpt")
     assert best_of_candidates(regressor, synth, feats, audio, params, 4, 2, 2.0, 5) == {}
 
