@@ -49,7 +49,7 @@ def test_invert_without_synth_or_model_uses_the_shipped_dexed_model(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["synth"] == "dexed" and summary["model"].endswith(f"{DEFAULT_MODEL['dexed']}.ckpt")
     assert (out / "candidate_01" / "preset.syx").stat().st_size == 163  # a DX7 single-voice sysex
-    assert "MSS (dB)" in result.output
+    assert "MSS (dB)" in result.output and "wMFCC" in result.output
 
 
 def test_a_given_model_names_its_own_synth(tmp_path):

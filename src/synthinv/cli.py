@@ -240,7 +240,7 @@ def invert(
     from rich.console import Console
     from rich.table import Table
 
-    from synthinv.invert import check_metric, write_inversion
+    from synthinv.invert import check_metric, ranking_label, write_inversion
     from synthinv.invert import invert as run_invert
 
     out = out or Path("inversions") / sound.stem
@@ -254,7 +254,7 @@ def invert(
         typer.echo(message)
     write_inversion(result, out, force=force, truth=result.truth)
     table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
-    for col in ("rank", "distance", check_metric(result.synth)[1], "source", "preset"):
+    for col in ("rank", f"distance: {ranking_label(result.synth)}", check_metric(result.synth)[1], "source", "preset"):
         table.add_column(col)
     for rank, cand in enumerate(result.candidates[:10], 1):
         table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", cand.source,

@@ -168,10 +168,12 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
 def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16) -> dict:
     """{mss_best_of, param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
-    by `synthinv invert`'s distance (the multi-resolution STFT distance, not the MSS being reported), and the
-    first one is scored: the MSS of what invert returns first. {} for one candidate or a regressor. Any
+    by `synthinv invert`'s ranking distance (for real synths MSS itself: the target audio is all invert needs),
+    and the first one is scored: the MSS of what invert returns first, plus its wMFCC, which the ranking does
+    not see. {} for one candidate or a regressor. Any
     model that samples (flow, VAE) gets candidates."""
-    from synthinv.metrics import multiscale_spectral_distance
+    from synthinv.audio_metrics import mfcc_distance
+    from synthinv.invert import ranking_distance
     from synthinv.models.regression import RegressionModel
 
     if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer
@@ -179,17 +181,19 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     n, c = len(audio), candidates
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
     pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1).cpu().clamp(-1, 1)  # (n * c, P)
-    chosen, mss = [], []
+    chosen, mss, wmfcc = [], [], []
     for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
         j = min(n, i + chunk)
         rendered = synth.render(pred[i * c : j * c])  # ((j - i) * c, T)
         target = audio[i:j].cpu()  # (j - i, T)
-        ranking = multiscale_spectral_distance(rendered, target.repeat_interleave(c, 0)).reshape(j - i, c)
+        ranking = ranking_distance(synth, rendered, target.repeat_interleave(c, 0)).reshape(j - i, c)
         rows = torch.arange(j - i) * c + ranking.argmin(1)  # the first of each sound's ranking
         chosen.append(pred[i * c : j * c][rows])
         mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
+        wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
     chosen = torch.cat(chosen)  # (n, P)
-    return {**mean_and_ci95("mss_best_of", torch.cat(mss)), "param_mse_best_of": param_mse(chosen, params).mean().item(),
+    return {**mean_and_ci95("mss_best_of", torch.cat(mss)), **mean_and_ci95("wmfcc_best_of", torch.cat(wmfcc)),
+            "param_mse_best_of": param_mse(chosen, params).mean().item(),
             "candidates": c}
 
 

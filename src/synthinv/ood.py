@@ -61,10 +61,10 @@ def random_patches(synth, indices: np.ndarray) -> torch.Tensor:
 
 def best_random(synth, target: torch.Tensor, count: int, file_index: int) -> torch.Tensor:
     """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,)."""
-    from synthinv.metrics import multiscale_spectral_distance
+    from synthinv.invert import ranking_distance
 
     audio = random_patches(synth, np.arange(file_index * count, (file_index + 1) * count))  # (count, T)
-    return audio[int(multiscale_spectral_distance(audio, target.expand_as(audio)).argmin())]
+    return audio[int(ranking_distance(synth, audio, target.expand_as(audio)).argmin())]
 
 
 def checkpoint_budget(blob: dict) -> dict:

@@ -342,13 +342,14 @@ def _param_table(synth, params: torch.Tensor, truth: torch.Tensor | None) -> str
 
 
 def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], synth, notes: list[str],
-                 sound_name: str, truth: torch.Tensor | None = None, check_label: str = "LSD (dB)") -> Path:
+                 sound_name: str, truth: torch.Tensor | None = None, check_label: str = "LSD (dB)",
+                 ranking_label: str = "multi-resolution spectral distance") -> Path:
     """Write `out_dir/report.html` (+ pictures under `out_dir/report_files/`) and return its path.
 
     target: (T,) mono audio at synth.sample_rate, already saved as out_dir/target.wav.
     candidates: dicts with "rank" (1-based), "folder" (relative to out_dir, holding audio.wav and the
-        presets), "audio" (T,), "params" (P,) normalised, "distance" (lower is better), "check" (the
-        synth's headline metric, named by `check_label`, e.g. "MSS (dB)"), "source" (e.g. "flow sample"); drawn
+        presets), "audio" (T,), "params" (P,) normalised, "distance" (lower is better), "check" (a second
+        opinion, named by `check_label`, e.g. "wMFCC"; the distance is named by `ranking_label`), "source" (e.g. "flow sample"); drawn
         in rank order.
     notes: what was done to the input, in words. truth: (P,) normalised true parameters, if known.
     The page is written to a temporary name and renamed, so a report.html that exists is complete.
@@ -376,7 +377,7 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>synthinv: {_e(sound_name)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(sound_name)} &rarr; {_e(synth.name)} presets</h1>",
-        f'<p class="meta">{len(cands)} candidate{plural}, ranked by multi-resolution spectral distance (lower is '
+        f'<p class="meta">{len(cands)} candidate{plural}, ranked by {_e(ranking_label)} (lower is '
         f"better). Target: {len(target_np)} samples ({seconds * 1000:.0f} ms) at {sr} Hz. Pictures: {kind}{how}</p>",
         "<h2>Input</h2>",
         "<ul>" + ("".join(f"<li>{_e(n)}</li>" for n in notes) if notes else "<li>used as is</li>") + "</ul>",
@@ -396,7 +397,7 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
             f'<td class="l">{" ".join(_candidate_files(out_dir, c["folder"]))}</td></tr>'
         )
     parts.append(
-        f'<table><tr><th>rank</th><th>distance</th><th>{_e(check_label)}</th>' + err_head
+        f'<table><tr><th>rank</th><th>{_e(ranking_label)}</th><th>{_e(check_label)}</th>' + err_head
         + '<th class="l">source</th><th class="l">presets</th></tr>' + "".join(rows) + "</table>"
     )
     also = [f'<a href="{_url(n)}">{_e(n)}</a>' for n in ("ranking.csv", "summary.json") if (out_dir / n).is_file()]
@@ -416,7 +417,7 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
         params = torch.as_tensor(c["params"]).detach().float().cpu().reshape(-1)
         parts += [
             f'<section class="cand" id="c{r:02d}"><h3>#{r} &middot; {_e(folder)} &middot; distance '
-            f'{c["distance"]:.4f} &middot; {_e(check_label.split(" (")[0])} {c["check"]:.2f} dB &middot; {_e(c["source"])}</h3>',
+            f'{_e(ranking_label)} {c["distance"]:.4f} &middot; {_e(check_label)} {c["check"]:.2f} &middot; {_e(c["source"])}</h3>',
             f'<p>{_audio_tag(f"{folder}/audio.wav")} {" ".join(_candidate_files(out_dir, folder))}</p>',
             _pictures(cand_pics[r], f"candidate {r} vs target"),
             f'<details{" open" if open_all or r == 1 else ""}><summary>parameters</summary>'
