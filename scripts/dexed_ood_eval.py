@@ -8,13 +8,15 @@ In distribution: the first --n examples of --test-data (a `synthinv generate` da
 --audio-dir (default examples/ood, General MIDI soundfont notes) through `synthinv.ood`, the best of
 --candidates samples by invert's ranking (1: one sample, as in distribution). Each next to random patches
 from the prior, scored the same way. The budget comes from each checkpoint's meta. Per-file OOD tables go
-to <out>/<name>/ood.{md,csv,json}.
+to <out>/<name>/ood.{md,csv,json}; <out>/<name>/rows.json makes a finished model skip on the next call
+(--force recomputes), so models can run in separate processes and a last call gathers them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def markdown(rows: list[dict], args, n_in: int, f0_in: int, files: int) -> str:
               f"many had a pitch on both sides), one sample per sound, {args.steps} RK4 steps, each model's own guidance. "
               f"Out of distribution: the {files} notes of {args.audio_dir} (General MIDI soundfont instruments, see its "
               f"README), prepared as `synthinv invert` prepares a sound, best of {args.candidates} sample(s) by invert's "
-              "multiscale distance; random patches: the best of as many draws from the patch prior, ranked the same way.",
+              "ranking (MSS); random patches: the best of as many draws from the patch prior, ranked the same way.",
               "wMFCC: DTW-aligned MFCC distance; SOT: spectral optimal transport (Wasserstein-1 between normalised "
               "spectra, in [0, 1]); RMS cos: cosine similarity of RMS envelopes; f0: median |cents| over frames pYIN "
               "finds voiced in both (synthinv.audio_metrics). Budget: training time, steps and batch from each checkpoint.",
@@ -96,6 +98,7 @@ def main() -> None:
     ap.add_argument("--f0-examples", type=int, default=64, help="in distribution: pYIN on the first this many only")
     ap.add_argument("--out", type=Path, default=Path("results/dexed_ood"), help="writes OUT.md, OUT.csv, OUT/<name>/")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--force", action="store_true", help="recompute models whose OUT/<name>/rows.json exists")
     args = ap.parse_args()
     args.models = parse_models(args.model)
     torch.set_num_threads(args.threads)
@@ -103,6 +106,14 @@ def main() -> None:
     rows, random_rows = [], {}
     n_in = f0_in = files = 0
     for name, path in args.models.items():
+        done = args.out / name / "rows.json"
+        if done.is_file() and not args.force:  # resumable: one model per call, then one call that gathers
+            saved = json.loads(done.read_text())
+            rows += saved["rows"]
+            random_rows.update(saved["random"])
+            n_in, f0_in, files = saved["n_in"], saved["f0_in"], saved["files"]
+            print(f"{name}: done ({done}), reusing", flush=True)
+            continue
         model, synth, blob = load_checkpoint(path, expect_synth={"name": "dexed"})
         budget = {**checkpoint_budget(blob), "batch_size": blob["config"]["train"].get("batch_size")}
         ident = {"model": name, **budget}
@@ -119,6 +130,7 @@ def main() -> None:
         random_rows["out"] = {"setting": "out of distribution", "model": "random patches", "method": "prior",
                               **pick(ood.summary, "_random")}
         print(f"{name}: out of distribution MSS {ood.summary['mss']:.2f} (random {ood.summary['mss_random']:.2f})", flush=True)
+        write_json_atomic(done, {"rows": rows[-2:], "random": random_rows, "n_in": n_in, "f0_in": f0_in, "files": files})
     ordered = ([r for r in rows if r["setting"] == "in distribution"] + [random_rows["in"]]
                + [r for r in rows if r["setting"] == "out of distribution"] + [random_rows["out"]])
     args.out.parent.mkdir(parents=True, exist_ok=True)
