@@ -2,7 +2,7 @@
 
 Each file goes through `synthinv.invert.invert` exactly as a user's sound would (loaded and prepared by
 `audio_io.prepare_sound`: mono, resampled, onset-trimmed, padded, level brought into the synth's range;
-the model samples `candidates` presets, the synth renders them, the multiscale spectral distance ranks
+the model samples `candidates` presets, the synth renders them, invert's ranking distance (MSS for real synths) ranks
 them) and its best candidate is scored against the prepared target with every audio metric
 (`synthinv.audio_metrics`). The baseline is the best, by the same ranking, of as many random patches
 from the synth's prior (a different set per file). There is no ground-truth preset, so no parameter
@@ -145,7 +145,7 @@ def markdown_table(result: OODResult) -> str:
     lines = [f"# Out-of-distribution: {s['method']} on {s['audio_dir']} ({s['files']} files)", "",
              f"Checkpoint `{s['checkpoint']}`; budget {s['train_minutes']} min, {s['train_steps']} steps. Best of "
              f"{s['model_candidates']} model candidate(s) vs best of {s['random_candidates']} random patch(es), both "
-             f"ranked by invert's multiscale distance; {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
+             f"ranked by invert's ranking distance (MSS for real synths); {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
              "MSS, wMFCC, SOT, f0 error (cents): lower is better; RMS cosine: higher is better. "
              "Each cell: model / random.", "",
              "| file | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
