@@ -27,7 +27,7 @@ from synthinv.experiment import plot_assignment
 from synthinv.fileio import write_json_atomic
 from synthinv.training import train
 
-SHOWN = ["mss", "mss_best_of", "mss_random", "param_mse", "param_mse_random", "categorical_accuracy", "categorical_accuracy_random"]
+SHOWN = ["mss", "mss_best_of", "mss_random", "wmfcc", "wmfcc_random", "sot", "sot_random", "rms_cos", "rms_cos_random", "param_mse", "param_mse_random", "categorical_accuracy", "categorical_accuracy_random"]
 
 
 def fmt(row: dict, col: str) -> str:
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--name", default="dexed", help="results/<name>.md, results/<name>/, runs/<name>/")
     ap.add_argument("--candidates", type=int, default=8, help="best-of-N scoring for flows (1: off)")
     ap.add_argument("--eval-only", action="store_true", help="re-score finished runs, no training")
+    ap.add_argument("--table-only", action="store_true", help="rewrite the table from the finished results only")
     ap.add_argument("--methods", default="flow_param2tok,flow_mlp,regression_mse")
     ap.add_argument("--data", type=Path, default=Path("data"))
     ap.add_argument("--runs", type=Path, default=Path("runs"))
@@ -64,7 +65,7 @@ def main() -> None:
     train_data = args.train_data or args.data / "dexed_train"
     results_dir.mkdir(parents=True, exist_ok=True)
     synth = build_synth({"name": "dexed"})
-    for name in args.methods.split(","):
+    for name in [] if args.table_only else args.methods.split(","):
         done = results_dir / f"{name}.json"
         if done.exists() and not args.eval_only:
             print(f"{name}: done, skipping")
@@ -86,7 +87,7 @@ def main() -> None:
     order = ["flow_param2tok", "flow_mlp", "regression_mse", "vae_realnvp"]  # every finished method, not only this call's
     rows = sorted((json.loads(p.read_text()) for p in results_dir.glob("*.json")),
                   key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
-    budget_text = (f"{args.steps} optimiser steps" if args.steps else f"{args.budget} min") if not args.eval_only else (
+    budget_text = (f"{args.steps} optimiser steps" if args.steps else f"{args.budget} min") if not (args.eval_only or args.table_only) else (
         f"{rows[0]['max_steps']} optimiser steps" if rows and rows[0].get("max_steps") else f"{rows[0]['budget_minutes'] if rows else '?'} min")
     lines = ["# Dexed (DX7): flow vs regression", "",
              "| method | " + " | ".join(SHOWN) + " | steps | examples/s | weights |",
@@ -97,8 +98,11 @@ def main() -> None:
     lines += ["", f"Test set: the first {rows[0]['n'] if rows else '?'} examples of data/dexed_test (seed 3, patch prior); "
               f"{args.eval_steps} RK4 steps. mss: one sample per sound (the paper's protocol); mss_best_of: the best of "
               f"{args.candidates} samples per sound ranked by `synthinv invert`'s distance: the MSS of what invert returns "
-              "first (sampling models only: a regressor has one answer). MSS: multi-scale log-mel distance in dB (mean ± 95% interval, lower is better); *_random: "
-              "patches drawn from the same prior, scored against the same sounds.",
+              "first (invert ranks Dexed candidates by MSS; sampling models only: a regressor has one answer). MSS: "
+              "multi-scale log-mel distance in dB (mean ± 95% interval, lower is better); wMFCC (DTW-aligned MFCC "
+              "distance), SOT (spectral optimal transport) lower is better, RMS cos (RMS-envelope cosine) higher is "
+              "better, all on the single sample; *_random: patches drawn from the same prior, scored against the same "
+              "sounds. VAE + RealNVP samples at temperature 0.5 (its config).",
               f"Training: {budget_text} per method, batch 64, {args.threads} torch thread(s), 2-core CPU, from "
               f"{train_data} (seed 1, {rows[0]['train_examples'] if rows and 'train_examples' in rows[0] else '?'} examples)."]
     (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
