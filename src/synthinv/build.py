@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
+from synthinv.fileio import read_yaml
 from synthinv.models.encoders import MelCNN, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
@@ -44,12 +44,7 @@ def load_config(name_or_path: str, synth: str = "kosc") -> dict:
         if name_or_path not in configs:
             raise ConfigError(f"unknown method {name_or_path!r} for {synth}; choose from {', '.join(configs)} or give a .yaml path")
         path = configs[name_or_path]
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    config = read_yaml(path, ConfigError)
     missing = [key for key in ("model", "train", "sample") if not isinstance(config, dict) or key not in config]
     if missing or "kind" not in config["model"]:
         raise ConfigError(f"{path} is not a method config: it needs model (with kind), train and sample sections")

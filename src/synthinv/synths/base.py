@@ -22,6 +22,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from synthinv.features import MEL_FEATURES, log_mel_spectrogram
+
 KINDS = ("continuous", "discrete", "categorical")
 
 
@@ -223,3 +225,28 @@ class Synth(Protocol):
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
         """(n, size) parameters of examples offset..offset+n-1; a pure function of (seed, index)."""
         ...
+
+
+class LogMelFeatures:
+    """Encoder input for synths that train from datasets (Dexed, plugin synths): a log-mel of the whole note.
+
+    Needs `sample_rate` and `length` (samples per note) on the synth."""
+
+    @property
+    def feature_settings(self) -> dict:
+        """The log-mel settings of `features`, as a dataset manifest records them ("features")."""
+        hop = int(round(MEL_FEATURES["hop_ms"] * self.sample_rate / 1000))
+        return {**MEL_FEATURES, "frames": 1 + self.length // hop}
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        """Shape of one example's encoder input: (n_mels, frames), (128, 151) for a 1.5 s note at 44.1 kHz."""
+        f = self.feature_settings
+        return f["n_mels"], f["frames"]
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (N, T) -> the encoder input: log-mel power in dB (N, 128, frames), computed exactly as
+        dataset shards store it (`synthinv.features.log_mel_spectrogram` with MEL_FEATURES; shards keep it
+        as float16)."""
+        f = MEL_FEATURES
+        return log_mel_spectrogram(audio, self.sample_rate, f["n_mels"], f["win_ms"], f["hop_ms"])

@@ -40,8 +40,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synthinv.features import MEL_FEATURES, log_mel_spectrogram
-from synthinv.synths.base import Param, ParamSpec
+from synthinv.synths.base import LogMelFeatures, Param, ParamSpec
 from synthinv.synths.kosc import _splitmix64, hashed_uniform
 
 try:  # a declared dependency; if the wheel is missing, the rest of synthinv (k-osc) still imports
@@ -180,7 +179,7 @@ def _voice_name(name: str) -> bytes:
     return clean[:10].ljust(10).encode("ascii")
 
 
-class DexedSynth:
+class DexedSynth(LogMelFeatures):
     """The DX7 through dexed-py. `render(params (N, 225)) -> audio (N, T)` float32, deterministic."""
 
     name = "dexed"
@@ -268,27 +267,6 @@ class DexedSynth:
             out[i, :n] = audio[:n]
         return torch.from_numpy(out)
 
-    # --- encoder input --------------------------------------------------------------------------
-
-    @property
-    def feature_settings(self) -> dict:
-        """The log-mel settings of `features`, as a dataset manifest records them ("features")."""
-        hop = int(round(MEL_FEATURES["hop_ms"] * self.sample_rate / 1000))
-        return {**MEL_FEATURES, "frames": 1 + self.length // hop}
-
-    @property
-    def feature_shape(self) -> tuple[int, int]:
-        """Shape of one example's encoder input: (n_mels, frames), (128, 151) at the default settings."""
-        f = self.feature_settings
-        return f["n_mels"], f["frames"]
-
-    def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """audio (N, T) -> the encoder input: log-mel power in dB (N, 128, frames), computed exactly as
-        dataset shards store it (`synthinv.features.log_mel_spectrogram` with MEL_FEATURES; shards keep
-        it as float16)."""
-        f = MEL_FEATURES
-        return log_mel_spectrogram(audio, self.sample_rate, f["n_mels"], f["win_ms"], f["hop_ms"])
-
     # --- sampling -------------------------------------------------------------------------------
 
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
@@ -324,18 +302,28 @@ class DexedSynth:
         if self.prior == "uniform":
             params = self.uniform_params_at(seed, indices)
             return params, self.render(params)
-        params = torch.empty(len(indices), self.spec.size)
-        audio = torch.empty(len(indices), self.length)
-        todo = np.arange(len(indices))
-        for j in range(MAX_REDRAWS + 1):
-            native = sample_patch_native(prior_uniforms(seed, indices[todo], j), self.spec)
-            p = self.spec.encode(torch.from_numpy(native)).float()
-            a = self.render(p)
-            params[todo], audio[todo] = p, a
-            todo = todo[rms_dbfs(a).numpy() < SILENCE_DBFS]
-            if len(todo) == 0:
-                break
-        return params, audio
+        def propose(j: int, rows: np.ndarray) -> torch.Tensor:
+            native = sample_patch_native(prior_uniforms(seed, rows, j), self.spec)
+            return self.spec.encode(torch.from_numpy(native)).float()
+
+        return draw_until_audible(self, indices, propose)
+
+
+def draw_until_audible(synth, indices: np.ndarray, propose) -> tuple[torch.Tensor, torch.Tensor]:
+    """(params (N, size), audio (N, T)) for example `indices`: `propose(j, indices)` gives draw j of those
+    examples (a pure function of the split seed, j and the index); rows quieter than SILENCE_DBFS are
+    proposed again with the next j, up to MAX_REDRAWS times, so each row depends only on (seed, index)."""
+    params = torch.empty(len(indices), synth.spec.size)
+    audio = torch.empty(len(indices), synth.length)
+    todo = np.arange(len(indices))
+    for j in range(MAX_REDRAWS + 1):
+        p = propose(j, indices[todo])
+        a = synth.render(p)
+        params[todo], audio[todo] = p, a
+        todo = todo[rms_dbfs(a).numpy() < SILENCE_DBFS]
+        if len(todo) == 0:
+            break
+    return params, audio
 
 
 # --- the "patch" prior -------------------------------------------------------------------------------

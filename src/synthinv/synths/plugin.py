@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthinv.features import MEL_FEATURES, log_mel_spectrogram
-from synthinv.synths.dexed import MAX_REDRAWS, SILENCE_DBFS, _redraw_seed, rms_dbfs
+from synthinv.synths.base import LogMelFeatures
+from synthinv.synths.dexed import _redraw_seed, draw_until_audible
 from synthinv.synths.kosc import hashed_uniform
 from synthinv.synths.plugin_spec import NOTE_PARAM, SpecError, find_plugin, load_spec, param_spec, validate_spec
 
@@ -184,7 +184,7 @@ class DawDreamerHost:
         return {name: float(proc.get_parameter(addr)) for name, addr in self.address.items()}
 
 
-class PluginSynth:
+class PluginSynth(LogMelFeatures):
     """A plugin instrument as a synth on the normalised encoding (see the module doc)."""
 
     def __init__(self, spec: dict):
@@ -276,24 +276,6 @@ class PluginSynth:
         """A state file written by `save_state` (or by a DAW) -> one normalised row (size,)."""
         return self.params_from_host(self.host.load_state(Path(path)), note)
 
-    # --- encoder input (as Dexed: log-mel) ---------------------------------------------------------
-
-    @property
-    def feature_settings(self) -> dict:
-        hop = int(round(MEL_FEATURES["hop_ms"] * self.sample_rate / 1000))
-        return {**MEL_FEATURES, "frames": 1 + self.length // hop}
-
-    @property
-    def feature_shape(self) -> tuple[int, int]:
-        """(n_mels, frames): (128, 151) for a 1.5 s note at 44.1 kHz."""
-        f = self.feature_settings
-        return f["n_mels"], f["frames"]
-
-    def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """audio (N, T) -> log-mel dB (N, 128, frames), exactly as dataset shards store it."""
-        f = MEL_FEATURES
-        return log_mel_spectrogram(audio, self.sample_rate, f["n_mels"], f["win_ms"], f["hop_ms"])
-
     # --- sampling: uniform over the spec, near-silent draws redrawn -------------------------------
 
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
@@ -310,18 +292,11 @@ class PluginSynth:
         (seed j, i); rows quieter than SILENCE_DBFS are redrawn up to MAX_REDRAWS times, as for Dexed,
         so every row depends only on (seed, i)."""
         indices = np.asarray(indices, dtype=np.int64)
-        params = torch.empty(len(indices), self.spec.size)
-        audio = torch.empty(len(indices), self.length)
-        todo = np.arange(len(indices))
-        for j in range(MAX_REDRAWS + 1):
-            u = hashed_uniform(_redraw_seed(seed, j), indices[todo], len(self.spec.params))  # (n, params)
-            p = self.spec.from_uniform(u)
-            a = self.render(p)
-            params[todo], audio[todo] = p, a
-            todo = todo[rms_dbfs(a).numpy() < SILENCE_DBFS]
-            if len(todo) == 0:
-                break
-        return params, audio
+
+        def propose(j: int, rows: np.ndarray) -> torch.Tensor:
+            return self.spec.from_uniform(hashed_uniform(_redraw_seed(seed, j), rows, len(self.spec.params)))
+
+        return draw_until_audible(self, indices, propose)
 
 
 def describe_plugin(path: str | Path) -> list[dict]:

@@ -31,8 +31,8 @@ import copy
 import os
 from pathlib import Path
 
-import yaml
 
+from synthinv.fileio import read_yaml
 from synthinv.synths.base import Param, ParamSpec
 
 SPEC_DIR = Path(__file__).parent / "specs"
@@ -69,12 +69,7 @@ def load_spec(path_or_name: str | Path) -> dict:
         if str(path_or_name) not in specs:
             raise SpecError(f"no plugin spec named {path_or_name!r}; shipped: {', '.join(specs)} (or give a .yaml path)")
         path = specs[str(path_or_name)]
-    if not path.is_file():
-        raise SpecError(f"spec file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, SpecError)
     if isinstance(raw, dict):
         raw.setdefault("name", path.stem)
         if raw["name"] != path.stem:  # `--synth NAME` finds the file by its name, checkpoints by the spec's
