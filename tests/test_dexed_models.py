@@ -25,10 +25,10 @@ from synthinv.datasets import DatasetError, open_dataset  # noqa: E402
 from synthinv.evaluation import best_of_candidates, evaluate_model, mss_of, sample_params  # noqa: E402
 from synthinv.experiment import assignment_group_shares, plot_assignment  # noqa: E402
 from synthinv.features import MEL_FEATURES  # noqa: E402
-from synthinv.models.encoders import MelCNN, SpectrumCNN  # noqa: E402
+from synthinv.models.encoders import MelAST, MelCNN, SpectrumCNN  # noqa: E402
 from synthinv.training import ShardBatches, train  # noqa: E402
 
-METHODS = ("flow_param2tok", "flow_mlp", "regression_mse", "vae_realnvp")
+METHODS = ("flow_param2tok", "flow_mlp", "regression_mse", "vae_realnvp", "regression_mse_ast")
 
 
 def tiny(config: dict) -> dict:
@@ -119,6 +119,25 @@ def test_shard_cache_gives_the_same_batches_and_respects_its_cap(data):
 # --- building -------------------------------------------------------------------------------------
 
 
+def test_ast_encoder_reads_patches_through_one_query_token():
+    torch.manual_seed(0)
+    enc = MelAST(n_mels=128, frames=151, patch=16, d_model=32, layers=1, heads=2, ff=64, dim=24).eval()
+    mel = torch.randn(3, 128, 151) * 20 - 50
+    out = enc(mel)
+    assert out.shape == (3, 24) and enc.positions.shape == (1, 8 * 9 + 1, 32)
+    changed = mel.clone()
+    changed[1, :16, :16] += 30.0  # one patch of example 1
+    again = enc(changed)
+    assert torch.allclose(again[[0, 2]], out[[0, 2]], atol=1e-6)  # examples stay independent
+    assert not torch.allclose(again[1], out[1])  # the query token hears that patch
+    with pytest.raises(ValueError, match="MelAST expects"):
+        enc(torch.zeros(1, 64, 151))
+    with pytest.raises(ConfigError, match="unknown encoder kind"):
+        config = load_config("regression_mse", "dexed")
+        config["encoder"]["kind"] = "rnn"
+        build_model(config, build_synth({"name": "dexed"}))
+
+
 def test_shipped_dexed_configs():
     assert set(builtin_configs("dexed")) == set(METHODS)
     assert load_config("flow_param2tok", "dexed")["model"]["n_tokens"] == 16
@@ -130,7 +149,7 @@ def test_shipped_dexed_configs():
 def test_build_each_config(name, synth):
     torch.manual_seed(0)
     model = build_model(load_config(name, "dexed"), synth)
-    assert isinstance(model.encoder, MelCNN) and model.encoder.input_shape == (128, 151)
+    assert isinstance(model.encoder, MelAST if name.endswith("_ast") else MelCNN) and model.encoder.input_shape == (128, 151)
     mel = torch.randn(3, 128, 151) * 20 - 50
     params = synth.random_params(3, seed=5)
     assert model.loss(params, mel).ndim == 0

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from synthinv.fileio import read_yaml
-from synthinv.models.encoders import MelCNN, SpectrumCNN
+from synthinv.models.encoders import MelAST, MelCNN, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
@@ -77,10 +77,14 @@ def build_encoder(config: dict, synth) -> nn.Module:
     if synth.name == "kosc":
         return SpectrumCNN(n_samples=synth.length, **settings)
     n_mels, frames = synth.feature_shape
+    kind = settings.pop("kind", "cnn")
+    encoders = {"cnn": MelCNN, "ast": MelAST}
+    if kind not in encoders:
+        raise ConfigError(f"unknown encoder kind {kind!r}; use 'cnn' or 'ast'")
     try:
-        return MelCNN(n_mels=n_mels, frames=frames, **settings)
+        return encoders[kind](n_mels=n_mels, frames=frames, **settings)
     except TypeError as exc:
-        raise ConfigError(f"bad encoder settings for {synth.name} (MelCNN): {exc}") from None
+        raise ConfigError(f"bad encoder settings for {synth.name} ({encoders[kind].__name__}): {exc}") from None
 
 
 def build_model(config: dict, synth) -> nn.Module:

@@ -84,3 +84,35 @@ class MelCNN(nn.Module):
                              f"got {tuple(mel.shape)}")
         x = ((mel - self.offset) / self.scale)[:, None]  # (N, 1, n_mels, frames)
         return self.head(self.net(x))  # (N, dim)
+
+
+class MelAST(nn.Module):
+    """AST-style encoder (the paper's choice for real synths), for comparison with MelCNN: non-overlapping
+    `patch` x `patch` patches of the standardised log-mel -> linear patch embedding + learned positions ->
+    pre-norm transformer -> the output at one learned query token -> (N, dim).
+
+    (128, 151) with 16 x 16 patches: 8 x 9 = 72 patch tokens + 1 query (the last 7 frames are dropped).
+    """
+
+    def __init__(self, n_mels: int = 128, frames: int = 151, patch: int = 16, d_model: int = 128, layers: int = 4,
+                 heads: int = 4, ff: int = 256, dim: int = 128, offset: float = -50.0, scale: float = 25.0):
+        super().__init__()
+        self.offset, self.scale = float(offset), float(scale)
+        self.embed = nn.Conv2d(1, d_model, patch, stride=patch)
+        n_patches = (n_mels // patch) * (frames // patch)
+        self.positions = nn.Parameter(0.02 * torch.randn(1, n_patches + 1, d_model))
+        self.query = nn.Parameter(torch.zeros(1, 1, d_model))
+        layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout=0.0, batch_first=True, norm_first=True,
+                                           activation="gelu")
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, dim))
+        self.input_shape, self.dim = (n_mels, frames), dim
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if tuple(mel.shape[1:]) != self.input_shape:
+            raise ValueError(f"MelAST expects log-mels of shape (N, {self.input_shape[0]}, {self.input_shape[1]}), "
+                             f"got {tuple(mel.shape)}")
+        x = ((mel - self.offset) / self.scale)[:, None]  # (N, 1, n_mels, frames)
+        tokens = self.embed(x).flatten(2).transpose(1, 2)  # (N, patches, d)
+        tokens = torch.cat([self.query.expand(len(tokens), -1, -1), tokens], 1) + self.positions  # (N, 1 + patches, d)
+        return self.head(self.body(tokens)[:, 0])  # (N, dim): the query token's output
