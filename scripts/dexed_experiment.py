@@ -45,7 +45,7 @@ def main() -> None:
     budget.add_argument("--budget", type=float, help="training minutes per method")
     budget.add_argument("--steps", type=int, help="optimiser steps per method")
     ap.add_argument("--train-data", type=Path, default=None, help="training dataset (default: DATA/dexed_train)")
-    ap.add_argument("--name", default="dexed", help="results/<name>.md, results/<name>/, runs/<name>/")
+    ap.add_argument("--name", default="dexed_experiment", help="results/<name>.md, results/<name>/, runs/<name>/ (results/dexed.md is the index)")
     ap.add_argument("--candidates", type=int, default=8, help="best-of-N scoring for flows (1: off)")
     ap.add_argument("--eval-only", action="store_true", help="re-score finished runs, no training")
     ap.add_argument("--table-only", action="store_true", help="rewrite the table from the finished results only")
