@@ -121,7 +121,7 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     `audio_metrics`: also wMFCC, SOT, RMS cosine on all n, and the f0 error in cents on the first
     `f0_examples` only (0: none), each next to the random-patch baseline. Cost on one core for n = 256:
     ~35 s for wMFCC/SOT/RMS (model and baseline), ~20 s for f0 on 64 (3 pYIN tracks per example)."""
-    from synthinv.datasets import DatasetError, check_disjoint, first_examples
+    from synthinv.datasets import check_disjoint, first_examples
 
     model = model.to(device).eval()
     if data_dir is not None:
@@ -130,8 +130,8 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
             check_disjoint({"seed": train_seed}, manifest["seed"], "test", str(data_dir))
         source = {"data": str(data_dir), "seed": int(manifest["seed"]), "prior": manifest["synth"]["settings"].get("prior")}
     else:
-        if train_seed is not None and int(split_seed) == int(train_seed):
-            raise DatasetError(f"the test split seed {split_seed} is the model's training seed")
+        if train_seed is not None:
+            check_disjoint({"seed": train_seed}, split_seed, "test", f"drawn from seed {split_seed}")
         params, feats, audio = drawn_examples(synth, split_seed, n)
         source = {"drawn": True, "seed": int(split_seed), "prior": synth.spec.settings.get("prior")}
     n = len(params)
@@ -167,7 +167,7 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
 @torch.no_grad()
 def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16) -> dict:
-    """{mss_best_of, param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
+    """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
     by `synthinv invert`'s ranking distance (for real synths MSS itself: the target audio is all invert needs),
     and the first one is scored: the MSS of what invert returns first, plus its wMFCC, which the ranking does
     not see. {} for one candidate or a regressor. Any

@@ -2,7 +2,8 @@
 
 Output folder layout (written to a hidden temporary folder, renamed into place only when complete):
     target.wav              the sound as the model heard it (mono, resampled, trimmed, level-adjusted)
-    ranking.csv             rank, distance, lsd (k-osc) or mss (real synths), source, folder
+    ranking.csv             rank, distance (STFT distance for k-osc, MSS for real synths), lsd (k-osc) or
+                            wmfcc (real synths), source, folder
     candidate_01/           preset.json + audio.wav, best first
     report.html             spectra/spectrograms, players, tables (synthinv.report)
     summary.json            settings, notes and scores
@@ -46,8 +47,8 @@ class Stopwatch:
 class Candidate:
     params: torch.Tensor  # (P,) normalised, in [-1, 1]
     audio: torch.Tensor  # (T,)
-    distance: float  # multiscale spectral distance to the target (ranking score, lower is better)
-    check: float  # the synth's headline metric in dB (`check_metric`): LSD for k-osc, MSS for real synths
+    distance: float  # `ranking_distance` to the target (lower is better)
+    check: float  # the second opinion of `check_metric`: LSD (dB) for k-osc, wMFCC for real synths
     source: str  # "flow sample", "regression", "refined from #1"
 
 

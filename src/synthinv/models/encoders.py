@@ -47,7 +47,24 @@ class SpectrumCNN(nn.Module):
         return self.head(self.net(x).flatten(1))  # (N, dim)
 
 
-class MelCNN(nn.Module):
+class MelInput(nn.Module):
+    """What the mel encoders share: the expected (n_mels, frames) and the fixed standardisation
+    x = (dB - offset) / scale, so a checkpoint's config says everything (no statistics are estimated)."""
+
+    def __init__(self, n_mels: int, frames: int, offset: float, scale: float, dim: int):
+        super().__init__()
+        self.offset, self.scale = float(offset), float(scale)
+        self.input_shape, self.dim = (n_mels, frames), dim
+
+    def standardise(self, mel: torch.Tensor) -> torch.Tensor:
+        """(N, n_mels, frames) in dB -> (N, 1, n_mels, frames) standardised; a one-line error for other shapes."""
+        if tuple(mel.shape[1:]) != self.input_shape:
+            raise ValueError(f"{type(self).__name__} expects log-mels of shape (N, {self.input_shape[0]}, "
+                             f"{self.input_shape[1]}), got {tuple(mel.shape)}")
+        return ((mel - self.offset) / self.scale)[:, None]
+
+
+class MelCNN(MelInput):
     """2-D CNN over a log-mel spectrogram (the Dexed encoder): (N, n_mels, frames) in dB -> (N, dim).
 
     Input standardisation is a fixed affine map on dB, x = (dB - offset) / scale (default (dB + 50) / 25:
@@ -65,8 +82,7 @@ class MelCNN(nn.Module):
     def __init__(self, n_mels: int = 128, frames: int = 151, channels: tuple[int, ...] = (16, 32, 64),
                  stem_channels: int = 8, stem: int = 4, dim: int = 128, offset: float = -50.0, scale: float = 25.0,
                  groups: int = 4):
-        super().__init__()
-        self.offset, self.scale = float(offset), float(scale)
+        super().__init__(n_mels, frames, offset, scale, dim)
         layers: list[nn.Module] = [nn.Conv2d(1, stem_channels, stem, stride=stem)]
         c_in = stem_channels
         for c in channels:
@@ -76,17 +92,12 @@ class MelCNN(nn.Module):
         with torch.no_grad():
             flat = self.net(torch.zeros(1, 1, n_mels, frames)).numel()
         self.head = nn.Sequential(nn.GroupNorm(min(groups, c_in), c_in), nn.GELU(), nn.Flatten(), nn.Linear(flat, dim))
-        self.input_shape, self.dim = (n_mels, frames), dim
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if tuple(mel.shape[1:]) != self.input_shape:
-            raise ValueError(f"MelCNN expects log-mels of shape (N, {self.input_shape[0]}, {self.input_shape[1]}), "
-                             f"got {tuple(mel.shape)}")
-        x = ((mel - self.offset) / self.scale)[:, None]  # (N, 1, n_mels, frames)
-        return self.head(self.net(x))  # (N, dim)
+        return self.head(self.net(self.standardise(mel)))  # (N, dim)
 
 
-class MelAST(nn.Module):
+class MelAST(MelInput):
     """AST-style encoder (the paper's choice for real synths), for comparison with MelCNN: non-overlapping
     `patch` x `patch` patches of the standardised log-mel -> linear patch embedding + learned positions ->
     pre-norm transformer -> the output at one learned query token -> (N, dim).
@@ -96,8 +107,7 @@ class MelAST(nn.Module):
 
     def __init__(self, n_mels: int = 128, frames: int = 151, patch: int = 16, d_model: int = 128, layers: int = 4,
                  heads: int = 4, ff: int = 256, dim: int = 128, offset: float = -50.0, scale: float = 25.0):
-        super().__init__()
-        self.offset, self.scale = float(offset), float(scale)
+        super().__init__(n_mels, frames, offset, scale, dim)
         self.embed = nn.Conv2d(1, d_model, patch, stride=patch)
         n_patches = (n_mels // patch) * (frames // patch)
         self.positions = nn.Parameter(0.02 * torch.randn(1, n_patches + 1, d_model))
@@ -106,13 +116,8 @@ class MelAST(nn.Module):
                                            activation="gelu")
         self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, dim))
-        self.input_shape, self.dim = (n_mels, frames), dim
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if tuple(mel.shape[1:]) != self.input_shape:
-            raise ValueError(f"MelAST expects log-mels of shape (N, {self.input_shape[0]}, {self.input_shape[1]}), "
-                             f"got {tuple(mel.shape)}")
-        x = ((mel - self.offset) / self.scale)[:, None]  # (N, 1, n_mels, frames)
-        tokens = self.embed(x).flatten(2).transpose(1, 2)  # (N, patches, d)
+        tokens = self.embed(self.standardise(mel)).flatten(2).transpose(1, 2)  # (N, patches, d)
         tokens = torch.cat([self.query.expand(len(tokens), -1, -1), tokens], 1) + self.positions  # (N, 1 + patches, d)
         return self.head(self.body(tokens)[:, 0])  # (N, dim): the query token's output
