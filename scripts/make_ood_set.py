@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +42,15 @@ def render_note(program: int, note: int, soundfont: Path = SOUNDFONT) -> np.ndar
     """One note of a GM program -> mono float32 (T,) at 44.1 kHz, rendered in a fresh process."""
     if not Path(soundfont).is_file():
         raise FileNotFoundError(f"soundfont {soundfont} not found: apt-get install -y fluid-soundfont-gm")
-    run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", str(program), str(note),
-                          "--soundfont", str(soundfont)], capture_output=True)
-    if run.returncode:
-        raise RuntimeError(f"rendering program {program} note {note} failed: "
-                           f"{(run.stderr.decode().strip().splitlines() or ['?'])[-1]}")
-    return np.frombuffer(run.stdout, dtype=np.float32).copy()
+    # The samples come back through a file, not stdout: some pyfluidsynth builds print to stdout on import.
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = Path(tmp) / "note.npy"
+        run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", str(program), str(note),
+                              "--soundfont", str(soundfont), "--one-out", str(samples)], capture_output=True)
+        if run.returncode or not samples.is_file():
+            raise RuntimeError(f"rendering program {program} note {note} failed: "
+                               f"{(run.stderr.decode().strip().splitlines() or ['?'])[-1]}")
+        return np.load(samples)
 
 
 def render_note_here(program: int, note: int, soundfont: Path) -> np.ndarray:
@@ -80,10 +84,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "examples" / "ood")
     ap.add_argument("--soundfont", type=Path, default=SOUNDFONT)
     ap.add_argument("--one", nargs=2, type=int, metavar=("PROGRAM", "NOTE"),
-                    help="internal: render one note and write its float32 samples to stdout")
+                    help="internal: render one note and write its float32 samples to --one-out (.npy)")
+    ap.add_argument("--one-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        sys.stdout.buffer.write(render_note_here(*args.one, args.soundfont).astype(np.float32).tobytes())
+        np.save(args.one_out, render_note_here(*args.one, args.soundfont).astype(np.float32))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     for name, program in INSTRUMENTS:
