@@ -230,7 +230,8 @@ def test_best_of_candidates_scores_what_invert_ranks_first(runs, data, synth):
     ds = ShardDataset(data / "val")
     params, feats = torch.stack([ds[i][0] for i in range(3)]), torch.stack([ds[i][1] for i in range(3)])
     audio = synth.render(params)
-    result = best_of_candidates(flow, synth, feats, audio, params, candidates=4, steps=2, guidance=2.0, seed=5)
+    result = best_of_candidates(flow, synth, feats, audio, params, candidates=4, steps=2, guidance=2.0, seed=5,
+                                transpose=False)
     # the same candidates, scored one by one: rows i*4 .. i*4+3 belong to sound i
     cands = sample_params(flow, feats.repeat_interleave(4, 0), 2, 2.0, 6).clamp(-1, 1)
     per_candidate = mss_of(synth, cands, audio.repeat_interleave(4, 0)).reshape(3, 4)
@@ -239,8 +240,13 @@ def test_best_of_candidates_scores_what_invert_ranks_first(runs, data, synth):
     assert result["candidates"] == 4
     assert result["mss_best_of"] == pytest.approx(first.mean().item(), rel=1e-5)
     assert per_candidate.min(1).values.mean().item() <= result["mss_best_of"] <= per_candidate.max(1).values.mean().item()
-    chunked = best_of_candidates(flow, synth, feats, audio, params, candidates=4, steps=2, guidance=2.0, seed=5, chunk=2)
+    chunked = best_of_candidates(flow, synth, feats, audio, params, candidates=4, steps=2, guidance=2.0, seed=5, chunk=2,
+                                 transpose=False)
     assert chunked["mss_best_of"] == pytest.approx(result["mss_best_of"], rel=1e-6)  # chunks change memory only
+    # trying each candidate at the target's pitch keeps the closer of the two: never worse
+    moved = best_of_candidates(flow, synth, feats, audio, params, candidates=4, steps=2, guidance=2.0, seed=5)
+    assert moved["transpose"] and 0 <= moved["transposed"] <= 1
+    assert moved["mss_best_of"] <= result["mss_best_of"] + 1e-6
     regressor, _, _ = load_checkpoint(runs["regression_mse"][0] / "model.ckpt")
     assert best_of_candidates(regressor, synth, feats, audio, params, 4, 2, 2.0, 5) == {}
 
@@ -359,3 +365,20 @@ def test_invert_a_dexed_sound_writes_loadable_syx(runs, synth, tmp_path):
     wmfcc = mfcc_distance(best.audio[None], result.target.audio[None], synth.sample_rate)[0].item()
     assert float(rows[0]["wmfcc"]) == pytest.approx(wmfcc, abs=1e-3)
     assert "<th>MSS (dB)</th><th>wMFCC</th>" in (out / "report.html").read_text()
+
+
+def test_invert_transposition_never_ranks_worse_and_is_reported(runs, synth, tmp_path):
+    """Same seed, same samples: with --transpose every candidate is the closer of itself and its move to the
+    target's pitch, so the sorted distances are never worse; moved ones say so in their source."""
+    from synthinv.audio_io import write_wav
+    from synthinv.invert import invert
+
+    write_wav(tmp_path / "note.wav", synth.draw(8, np.arange(1))[1][0], synth.sample_rate)
+    ckpt = str(runs["flow_mlp"][0] / "model.ckpt")
+    plain = invert(tmp_path / "note.wav", ckpt, synth_name="dexed", candidates=6, steps=2, transpose=False)
+    moved = invert(tmp_path / "note.wav", ckpt, synth_name="dexed", candidates=6, steps=2)
+    before, after = [c.distance for c in plain.candidates], [c.distance for c in moved.candidates]
+    assert all(a <= b + 1e-6 for a, b in zip(after, before))
+    n_moved = sum("note" in c.source for c in moved.candidates)
+    assert moved.settings["transposed"] == n_moved and plain.settings["transposed"] == 0
+    assert not n_moved or any("moved to the target's pitch" in m for m in moved.messages)

@@ -149,6 +149,8 @@ def evaluate(
     steps: int = typer.Option(100, help="RK4 steps for flow sampling."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the config's)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    transpose: bool = typer.Option(True, help="Also try each candidate moved to the target's pitch (synths with a "
+                                   "MIDI-note parameter) and keep the closer of the two."),
     candidates: int = typer.Option(1, help="Dexed: also sample this many candidates per sound, rank them as "
                                    "`invert` does and score the first (mss_best_of); 1 = single-sample metrics only."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
@@ -167,7 +169,8 @@ def evaluate(
     from synthinv.fileio import write_json_atomic
 
     if audio_dir is not None:
-        return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force)
+        return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
+                                      transpose)
     out = out or checkpoint.parent / "metrics.json"
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
@@ -182,7 +185,7 @@ def evaluate(
     if candidates > 1 and not uses_dataset(synth):
         raise ValueError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
-                             candidates=candidates)
+                             candidates=candidates, transpose=transpose)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)
@@ -196,7 +199,8 @@ def evaluate(
                    f"(random {metrics['categorical_accuracy_random']:.3f})")
         if "mss_best_of" in metrics:
             typer.echo(f"best of {metrics['candidates']} samples per sound: MSS {metrics['mss_best_of']:.3f} ± "
-                       f"{metrics['mss_best_of_ci95']:.3f} dB")
+                       f"{metrics['mss_best_of_ci95']:.3f} dB" + (f" ({metrics['transposed']:.0%} of candidates transposed "
+                       "to the target's pitch)" if metrics.get("transpose") else " (no transposition)"))
         if "wmfcc" in metrics:
             from synthinv.evaluation import audio_metrics_line
 
@@ -204,7 +208,8 @@ def evaluate(
     typer.echo(f"metrics: {out}")
 
 
-def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force) -> None:
+def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
+                           transpose) -> None:
     """`evaluate --audio-dir`: the work is synthinv.ood's; this checks the flags and prints where it went."""
     from synthinv.ood import evaluate_audio_dir, ood_out_dir, summary_line, write_ood_tables
 
@@ -212,7 +217,8 @@ def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, 
         raise ValueError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
     out = ood_out_dir(checkpoint, audio_dir, out, force)
     set_threads(threads)
-    result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed)
+    result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed,
+                                transpose=transpose)
     write_ood_tables(result, out)
     typer.echo(summary_line(result))
     typer.echo(f"tables: {out / 'ood.md'}, {out / 'ood.csv'}, {out / 'ood.json'}")
@@ -232,6 +238,8 @@ def invert(
     refine: int = typer.Option(0, help="Render budget for a Nelder-Mead refinement of the best candidate (0: off)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: inversions/<sound name>)."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    transpose: bool = typer.Option(True, help="Also try each candidate moved to the target's pitch (synths with a "
+                                   "MIDI-note parameter) and keep the closer of the two."),
     truth: Optional[Path] = typer.Option(None, help="A preset JSON with the true parameters, shown in the report."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output folder."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
@@ -247,7 +255,7 @@ def invert(
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
     set_threads(threads)
-    result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth)
+    result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose)
     for note in result.target.notes:
         typer.echo(f"input: {note}")
     for message in result.messages:

@@ -108,7 +108,8 @@ def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.
 @torch.no_grad()
 def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                       split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
-                      candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64) -> dict:
+                      candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64,
+                      transpose: bool = True) -> dict:
     """Real-synth metrics on n test examples: the first n of `data_dir` (a dataset directory generated for
     this synth; its prior may differ), or examples 0..n-1 drawn from `split_seed`. `train_seed` (the
     training data's seed, from the checkpoint) guards against testing on training examples.
@@ -140,7 +141,8 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     sample_seconds = time.perf_counter() - start
     rand, rand_audio = (synth.draw(RANDOM_BASELINE_SEED, np.arange(n)) if hasattr(synth, "draw")
                         else split_batch(synth, RANDOM_BASELINE_SEED, n))
-    best_of = best_of_candidates(model, synth, feats, audio, params, candidates, steps, guidance, seed, device)
+    best_of = best_of_candidates(model, synth, feats, audio, params, candidates, steps, guidance, seed, device,
+                                 transpose=transpose)
     pred_audio = synth.render(pred)
     extra = {}
     if audio_metrics:
@@ -166,41 +168,50 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
 
 @torch.no_grad()
 def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
-                       steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16) -> dict:
+                       steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16,
+                       transpose: bool = True) -> dict:
     """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
     by `synthinv invert`'s ranking distance (for real synths MSS itself: the target audio is all invert needs),
     and the first one is scored: the MSS of what invert returns first, plus its wMFCC, which the ranking does
     not see. {} for one candidate or a regressor. Any
-    model that samples (flow, VAE) gets candidates."""
+    model that samples (flow, VAE) gets candidates. `transpose`: as invert, each candidate is also tried at
+    the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
+    of candidates that were."""
     from synthinv.audio_metrics import mfcc_distance
     from synthinv.invert import ranking_distance
     from synthinv.models.regression import RegressionModel
+    from synthinv.transpose import align_to_target
 
     if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer
         return {}
     n, c = len(audio), candidates
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
     pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1).cpu().clamp(-1, 1)  # (n * c, P)
-    chosen, mss, wmfcc = [], [], []
+    chosen, mss, wmfcc, transposed = [], [], [], 0
     for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
         j = min(n, i + chunk)
-        rendered = synth.render(pred[i * c : j * c])  # ((j - i) * c, T)
+        cands = pred[i * c : j * c]  # ((j - i) * c, P)
+        rendered = synth.render(cands)  # ((j - i) * c, T)
         target = audio[i:j].cpu()  # (j - i, T)
-        ranking = ranking_distance(synth, rendered, target.repeat_interleave(c, 0)).reshape(j - i, c)
-        rows = torch.arange(j - i) * c + ranking.argmin(1)  # the first of each sound's ranking
-        chosen.append(pred[i * c : j * c][rows])
+        targets = target.repeat_interleave(c, 0)  # ((j - i) * c, T)
+        ranking = ranking_distance(synth, rendered, targets)
+        if transpose:
+            cands, rendered, ranking, shift = align_to_target(synth, cands, rendered, targets, ranking, ranking_distance)
+            transposed += int((shift != 0).sum())
+        rows = torch.arange(j - i) * c + ranking.reshape(j - i, c).argmin(1)  # the first of each sound's ranking
+        chosen.append(cands[rows])
         mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
         wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
     chosen = torch.cat(chosen)  # (n, P)
     return {**mean_and_ci95("mss_best_of", torch.cat(mss)), **mean_and_ci95("wmfcc_best_of", torch.cat(wmfcc)),
             "param_mse_best_of": param_mse(chosen, params).mean().item(),
-            "candidates": c}
+            "candidates": c, "transpose": transpose, "transposed": transposed / (n * c)}
 
 
 @torch.no_grad()
 def evaluate_model(model, synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                    split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
-                   candidates: int = 1) -> dict:
+                   candidates: int = 1, transpose: bool = True) -> dict:
     """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD.
 
     For dataset-backed synths (Dexed) this is `evaluate_rendered` (MSS etc.; `data_dir`, `train_seed`)."""
@@ -208,7 +219,7 @@ def evaluate_model(model, synth, n: int = 512, steps: int = 100, guidance: float
 
     if uses_dataset(synth):
         return evaluate_rendered(model, synth, n, steps, guidance, seed, split_seed, device, data_dir, train_seed,
-                                 candidates)
+                                 candidates, transpose=transpose)
     if data_dir is not None:
         raise ValueError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
     model = model.to(device).eval()

@@ -27,6 +27,7 @@ from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import log_spectral_distance, mss_distance, multiscale_spectral_distance
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
+from synthinv.transpose import align_to_target
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
 
@@ -69,6 +70,9 @@ class Inversion:
         if self.settings.get("model_kind") == "regression" and self.settings.get("candidates", 1) > 1:
             said.append("a regression model gives one answer: one candidate instead of "
                         f"{self.settings['candidates']}")
+        if self.settings.get("transposed"):
+            said.append(f"{self.settings['transposed']} of {len(self.candidates) - (self.refine_gain is not None)} "
+                        "candidates sounded closer moved to the target's pitch: their note was changed")
         if self.refine_gain is not None:
             said.append(f"refinement ({self.settings['refine_budget']} renders) divided the best distance by "
                         f"{self.refine_gain:.2f}")
@@ -106,14 +110,19 @@ def check_metric(synth) -> tuple[str, str]:
     return ("lsd", "LSD (dB)") if synth.name == "kosc" else ("wmfcc", "wMFCC")
 
 
-def distances(synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see `check_metric`."""
+def check_distance(synth, audio: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """audio (N, T) vs targets (N, T) -> the second opinion (N,) named by `check_metric`."""
     from synthinv.audio_metrics import mfcc_distance
 
+    if check_metric(synth)[0] == "lsd":
+        return log_spectral_distance(audio, targets)
+    return mfcc_distance(audio, targets, synth.sample_rate)
+
+
+def distances(synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see `check_metric`."""
     targets = target.expand_as(audio)
-    check = (log_spectral_distance(audio, targets) if check_metric(synth)[0] == "lsd"
-             else mfcc_distance(audio, targets, synth.sample_rate))
-    return ranking_distance(synth, audio, targets), check
+    return ranking_distance(synth, audio, targets), check_distance(synth, audio, targets)
 
 
 def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -137,9 +146,12 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
 
 def invert(sound: str | Path, model: str | None = None, synth_name: str | None = None, candidates: int = 8,
            steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0,
-           truth: str | Path | None = None, rms_range: tuple[float, float] | None = None) -> Inversion:
+           truth: str | Path | None = None, rms_range: tuple[float, float] | None = None,
+           transpose: bool = True) -> Inversion:
     """Sample `candidates` parameter sets for `sound`, render and rank them; optionally refine the best.
 
+    `transpose`: for synths with a MIDI-note parameter, each candidate is also tried transposed to the
+    target's pitch (synthinv.transpose) and the better of the two is kept.
     `rms_range`: the synth's loudness range (`synth_rms_range`), measured when None; a caller inverting
     many sounds (synthinv.ood) measures it once, since it renders 256 patches."""
     if candidates < 1:
@@ -164,10 +176,17 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
     clock.lap("sample")
     audio = synth.render(params)
     clock.lap("render")
-    dist, check = distances(synth, audio, target.audio)
+    targets = target.audio.expand_as(audio)  # (N, T)
+    dist = ranking_distance(synth, audio, targets)
     clock.lap("score")
-    found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), "flow sample" if is_flow else "regression")
-             for i in range(len(params))]
+    shift = torch.zeros(len(params), dtype=torch.long)
+    if transpose:
+        params, audio, dist, shift = align_to_target(synth, params, audio, targets, dist, ranking_distance)
+        clock.lap("transpose")
+    check = check_distance(synth, audio, targets)
+    source = "flow sample" if is_flow else "regression"
+    found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]),
+                       source + (f", note {int(shift[i]):+d}" if shift[i] else "")) for i in range(len(params))]
     found.sort(key=lambda c: c.distance)
     gain = None
     if refine_budget > 0:
@@ -181,6 +200,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
     settings = {"sound": str(sound), "model": str(ckpt), "model_kind": blob["config"]["model"]["kind"],
                 "synth": synth_name, "candidates": candidates,
                 "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
+                "transpose": transpose, "transposed": int((shift != 0).sum()),
                 "seconds": clock.laps}
     return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
 

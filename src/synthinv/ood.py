@@ -49,22 +49,29 @@ def audio_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def random_patches(synth, indices: np.ndarray) -> torch.Tensor:
-    """Audio (len(indices), T) of random patches `indices` of the random-baseline split, from the synth's
-    prior (Dexed: the patch prior with silence redraws)."""
+def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(params (len(indices), P), audio (len(indices), T)) of random patches `indices` of the random-baseline
+    split, from the synth's prior (Dexed: the patch prior with silence redraws)."""
     from synthinv.evaluation import RANDOM_BASELINE_SEED
 
     if hasattr(synth, "draw"):
-        return synth.draw(RANDOM_BASELINE_SEED, indices)[1]
-    return synth.render(synth.params_at(RANDOM_BASELINE_SEED, indices))
+        return synth.draw(RANDOM_BASELINE_SEED, indices)
+    params = synth.params_at(RANDOM_BASELINE_SEED, indices)
+    return params, synth.render(params)
 
 
-def best_random(synth, target: torch.Tensor, count: int, file_index: int) -> torch.Tensor:
-    """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,)."""
+def best_random(synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
+    """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,);
+    with `transpose`, each patch is also tried at the target's pitch, as invert does with its candidates."""
     from synthinv.invert import ranking_distance
+    from synthinv.transpose import align_to_target
 
-    audio = random_patches(synth, np.arange(file_index * count, (file_index + 1) * count))  # (count, T)
-    return audio[int(ranking_distance(synth, audio, target.expand_as(audio)).argmin())]
+    params, audio = random_patches(synth, np.arange(file_index * count, (file_index + 1) * count))  # (count, T)
+    targets = target.expand_as(audio)
+    distance = ranking_distance(synth, audio, targets)
+    if transpose:
+        _, audio, distance, _ = align_to_target(synth, params, audio, targets, distance, ranking_distance)
+    return audio[int(distance.argmin())]
 
 
 def checkpoint_budget(blob: dict) -> dict:
@@ -77,7 +84,7 @@ def checkpoint_budget(blob: dict) -> dict:
 
 
 def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates: int = 1, steps: int = 100,
-                       guidance: float | None = None, seed: int = 0, f0: bool = True) -> OODResult:
+                       guidance: float | None = None, seed: int = 0, f0: bool = True, transpose: bool = True) -> OODResult:
     """Invert every audio file of `audio_dir` with `checkpoint` and score the best candidate (and the best of
     `candidates` random patches) against the prepared target with every audio metric."""
     from synthinv.audio_metrics import audio_metrics, f0_tracks
@@ -93,10 +100,10 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     model_candidates = 0
     for i, path in enumerate(files):
         result = invert(path, model=str(checkpoint), synth_name=synth.name, candidates=candidates, steps=steps,
-                        guidance=guidance, seed=seed, rms_range=loudness)
+                        guidance=guidance, seed=seed, rms_range=loudness, transpose=transpose)
         targets.append(result.target.audio)
         found.append(result.candidates[0].audio)  # best first
-        baseline.append(best_random(synth, result.target.audio, candidates, i))
+        baseline.append(best_random(synth, result.target.audio, candidates, i, transpose))
         notes.append("; ".join(result.target.notes))
         model_candidates = len(result.candidates)  # a regressor gives one whatever was asked
     target, model_audio, random_audio = torch.stack(targets), torch.stack(found), torch.stack(baseline)  # (F, T)
@@ -108,7 +115,7 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
             for i, p in enumerate(files)]
     summary = {"checkpoint": str(checkpoint), "audio_dir": str(audio_dir), "files": len(files), "synth": synth.name,
                **checkpoint_budget(blob), "candidates": candidates, "model_candidates": model_candidates,
-               "random_candidates": candidates, "sample_steps": steps,
+               "random_candidates": candidates, "sample_steps": steps, "transpose": transpose,
                "guidance": blob["config"]["sample"]["guidance"] if guidance is None else guidance, "seed": seed,
                **summarise(scores), **summarise(random_scores, "_random")}
     return OODResult(rows, summary)
@@ -145,7 +152,9 @@ def markdown_table(result: OODResult) -> str:
     lines = [f"# Out-of-distribution: {s['method']} on {s['audio_dir']} ({s['files']} files)", "",
              f"Checkpoint `{s['checkpoint']}`; budget {s['train_minutes']} min, {s['train_steps']} steps. Best of "
              f"{s['model_candidates']} model candidate(s) vs best of {s['random_candidates']} random patch(es), both "
-             f"ranked by invert's ranking distance (MSS for real synths); {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
+             f"ranked by invert's ranking distance (MSS for real synths)"
+             + (", each also tried moved to the target's pitch" if s.get("transpose") else "")
+             + f"; {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
              "MSS, wMFCC, SOT, f0 error (cents): lower is better; RMS cosine: higher is better. "
              "Each cell: model / random.", "",
              "| file | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
