@@ -200,7 +200,9 @@ def evaluate(
         if "mss_best_of" in metrics:
             typer.echo(f"best of {metrics['candidates']} samples per sound: MSS {metrics['mss_best_of']:.3f} ± "
                        f"{metrics['mss_best_of_ci95']:.3f} dB" + (f" ({metrics['transposed']:.0%} of candidates transposed "
-                       "to the target's pitch)" if metrics.get("transpose") else " (no transposition)"))
+                       "to the target's pitch)" if metrics.get("transpose") else " (no transposition)")
+                       + (f"; f0 within 50 cents for {metrics['f0_cents_best_of_within_50']:.0%} of "
+                          f"{metrics['f0_cents_best_of_n']}" if metrics.get("f0_cents_best_of_within_50") is not None else ""))
         if "wmfcc" in metrics:
             from synthinv.evaluation import audio_metrics_line
 

@@ -62,19 +62,31 @@ def nan_mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
     return {**mean_and_ci95(name, defined), f"{name}_n": int(defined.numel())}
 
 
+def f0_scores(pred_audio: torch.Tensor, true_f0, sample_rate: int, name: str) -> dict:
+    """f0 error of the first len(true_f0) sounds of pred (N, T) against their tracks: the mean of per-sound
+    median cents (NaN-aware, `nan_mean_and_ci95`) and, as "<name>_within_50", the fraction of sounds with an
+    f0 that are within 50 cents (a quarter tone): the mean alone mixes a few octave errors (1200 cents)
+    with the many right notes."""
+    from synthinv.audio_metrics import f0_cents_between, f0_tracks
+
+    cents = f0_cents_between(f0_tracks(pred_audio[: len(true_f0)], sample_rate), true_f0)
+    defined = cents[~torch.isnan(cents)]
+    within = (defined < 50).float().mean().item() if defined.numel() else None
+    return {**nan_mean_and_ci95(name, cents), f"{name}_within_50": within}
+
+
 def rendered_audio_scores(pred_audio: torch.Tensor, true_audio: torch.Tensor, sample_rate: int,
                           true_f0=None, suffix: str = "") -> dict:
     """Mean ± 95% interval of the audio metrics of pred (N, T) against true (N, T) other than MSS: wMFCC,
     SOT, RMS cosine (~0.07 s per pair of 1.5 s notes on one core); f0 error (cents) only on the first
     len(true_f0) examples (pYIN, ~0.1 s per note), NaN-aware. Keys get `suffix` ("_random" for the baseline)."""
-    from synthinv.audio_metrics import f0_cents_between, f0_tracks, mfcc_distance, rms_envelope_similarity, spectral_ot_distance
+    from synthinv.audio_metrics import mfcc_distance, rms_envelope_similarity, spectral_ot_distance
 
     out = {**mean_and_ci95("wmfcc" + suffix, mfcc_distance(pred_audio, true_audio, sample_rate)),
            **mean_and_ci95("sot" + suffix, spectral_ot_distance(pred_audio, true_audio, sample_rate)),
            **mean_and_ci95("rms_cos" + suffix, rms_envelope_similarity(pred_audio, true_audio, sample_rate))}
     if true_f0 is not None and len(true_f0):
-        cents = f0_cents_between(f0_tracks(pred_audio[: len(true_f0)], sample_rate), true_f0)
-        out.update(nan_mean_and_ci95("f0_cents" + suffix, cents))
+        out.update(f0_scores(pred_audio, true_f0, sample_rate, "f0_cents" + suffix))
     return out
 
 
@@ -141,22 +153,21 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     sample_seconds = time.perf_counter() - start
     rand, rand_audio = (synth.draw(RANDOM_BASELINE_SEED, np.arange(n)) if hasattr(synth, "draw")
                         else split_batch(synth, RANDOM_BASELINE_SEED, n))
-    best_of = best_of_candidates(model, synth, feats, audio, params, candidates, steps, guidance, seed, device,
-                                 transpose=transpose)
     pred_audio = synth.render(pred)
-    extra = {}
+    extra, true_f0 = {}, None
     if audio_metrics:
         from synthinv.audio_metrics import f0_tracks
 
         f0_n = max(0, min(n, f0_examples))
-        true_f0 = f0_tracks(audio[:f0_n], synth.sample_rate) if f0_n else None  # tracked once for both
+        true_f0 = f0_tracks(audio[:f0_n], synth.sample_rate) if f0_n else None  # tracked once for all
         extra = {**rendered_audio_scores(pred_audio, audio, synth.sample_rate, true_f0),
                  **rendered_audio_scores(rand_audio, audio, synth.sample_rate, true_f0, suffix="_random"),
                  "f0_examples": f0_n}
     return {
         **mean_and_ci95("mss", mss_distance(pred_audio, audio.cpu(), synth.sample_rate)),
         **extra,
-        **best_of,
+        **best_of_candidates(model, synth, feats, audio, params, candidates, steps, guidance, seed, device,
+                             transpose=transpose, true_f0=true_f0),
         **mean_and_ci95("mss_random", mss_distance(rand_audio, audio, synth.sample_rate)),
         "param_mse": param_mse(pred, params).mean().item(),
         "param_mse_random": param_mse(rand, params).mean().item(),
@@ -169,14 +180,14 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
 @torch.no_grad()
 def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16,
-                       transpose: bool = True) -> dict:
+                       transpose: bool = True, true_f0=None) -> dict:
     """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
     by `synthinv invert`'s ranking distance (for real synths MSS itself: the target audio is all invert needs),
     and the first one is scored: the MSS of what invert returns first, plus its wMFCC, which the ranking does
     not see. {} for one candidate or a regressor. Any
     model that samples (flow, VAE) gets candidates. `transpose`: as invert, each candidate is also tried at
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
-    of candidates that were."""
+    of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
     from synthinv.audio_metrics import mfcc_distance
     from synthinv.invert import ranking_distance
     from synthinv.models.regression import RegressionModel
@@ -187,7 +198,7 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     n, c = len(audio), candidates
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
     pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1).cpu().clamp(-1, 1)  # (n * c, P)
-    chosen, mss, wmfcc, transposed = [], [], [], 0
+    chosen, chosen_audio, mss, wmfcc, transposed = [], [], [], [], 0
     for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
         j = min(n, i + chunk)
         cands = pred[i * c : j * c]  # ((j - i) * c, P)
@@ -200,10 +211,14 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
             transposed += int((shift != 0).sum())
         rows = torch.arange(j - i) * c + ranking.reshape(j - i, c).argmin(1)  # the first of each sound's ranking
         chosen.append(cands[rows])
+        chosen_audio.append(rendered[rows])
         mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
         wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
     chosen = torch.cat(chosen)  # (n, P)
-    return {**mean_and_ci95("mss_best_of", torch.cat(mss)), **mean_and_ci95("wmfcc_best_of", torch.cat(wmfcc)),
+    pitch = {}
+    if true_f0 is not None and len(true_f0):
+        pitch = f0_scores(torch.cat(chosen_audio), true_f0, synth.sample_rate, "f0_cents_best_of")
+    return {**mean_and_ci95("mss_best_of", torch.cat(mss)), **mean_and_ci95("wmfcc_best_of", torch.cat(wmfcc)), **pitch,
             "param_mse_best_of": param_mse(chosen, params).mean().item(),
             "candidates": c, "transpose": transpose, "transposed": transposed / (n * c)}
 
