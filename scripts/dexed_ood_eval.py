@@ -78,12 +78,16 @@ def markdown(rows: list[dict], args, n_in: int, f0_in: int, files: int) -> str:
               f"many had a pitch on both sides), one sample per sound, {args.steps} RK4 steps, each model's own guidance. "
               f"Out of distribution: the {files} notes of {args.audio_dir} (General MIDI soundfont instruments, see its "
               f"README), prepared as `synthinv invert` prepares a sound, best of {args.candidates} sample(s) by invert's "
-              "ranking (MSS); random patches: the best of as many draws from the patch prior, ranked the same way.",
+              "ranking (MSS); random patches: the best of as many draws from the patch prior, ranked the same way"
+              + ("; each sample and each random patch also tried at the target's pitch (its three likeliest "
+                 "transpositions, synthinv.transpose), as `synthinv invert` does." if args.transpose
+                 else "; no transposition (--no-transpose)."),
               "wMFCC: DTW-aligned MFCC distance; SOT: spectral optimal transport (Wasserstein-1 between normalised "
               "spectra, in [0, 1]); RMS cos: cosine similarity of RMS envelopes; f0: median |cents| over frames pYIN "
               "finds voiced in both (synthinv.audio_metrics). Budget: training time, steps and batch from each checkpoint.",
               f"Made by `python scripts/dexed_ood_eval.py {' '.join(f'--model {k}={v}' for k, v in args.models.items())} "
-              f"--n {args.n} --steps {args.steps} --candidates {args.candidates} --f0-examples {args.f0_examples}`."]
+              f"--n {args.n} --steps {args.steps} --candidates {args.candidates} --f0-examples {args.f0_examples}"
+              + ("" if args.transpose else " --no-transpose") + f" --out {args.out}`."]
     return "\n".join(lines) + "\n"
 
 
@@ -99,6 +103,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/dexed_ood"), help="writes OUT.md, OUT.csv, OUT/<name>/")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--force", action="store_true", help="recompute models whose OUT/<name>/rows.json exists")
+    ap.add_argument("--no-transpose", dest="transpose", action="store_false",
+                    help="OOD: do not also try candidates and random patches at the target's pitch (invert's default)")
     args = ap.parse_args()
     args.models = parse_models(args.model)
     torch.set_num_threads(args.threads)
@@ -123,7 +129,8 @@ def main() -> None:
         rows.append({"setting": "in distribution", **ident, **pick(inside)})
         random_rows["in"] = {"setting": "in distribution", "model": "random patches", "method": "prior", **pick(inside, "_random")}
         print(f"{name}: in distribution MSS {inside['mss']:.2f} (random {inside['mss_random']:.2f})", flush=True)
-        ood = evaluate_audio_dir(path, args.audio_dir, candidates=args.candidates, steps=args.steps)
+        ood = evaluate_audio_dir(path, args.audio_dir, candidates=args.candidates, steps=args.steps,
+                                 transpose=args.transpose)
         write_ood_tables(ood, args.out / name)
         files = ood.summary["files"]
         rows.append({"setting": "out of distribution", **ident, **pick(ood.summary)})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthinv.invert import ranking_distance
+from synthinv.scoring import ranking_distance
 from synthinv.transpose import align_to_target, note_column, semitone_shifts, transpose_params
 
 SR = 44100
@@ -71,7 +71,7 @@ def test_align_keeps_the_closer_of_each_pair_and_finds_a_transposed_truth(dexed)
     assert ok.tolist() == [True] * 4 + [False, True]
     targets, audio = dexed.render(truth), dexed.render(wrong)
     distance = ranking_distance(dexed, audio, targets)
-    params, new_audio, new_distance, applied = align_to_target(dexed, wrong, audio, targets, distance, ranking_distance)
+    params, new_audio, new_distance, applied = align_to_target(dexed, wrong, audio, targets, distance)
     assert (new_distance <= distance).all()  # never worse: the original is kept unless the move is closer
     assert torch.equal(ranking_distance(dexed, new_audio, targets), new_distance)  # audio and distance agree
     assert torch.equal(dexed.render(params), new_audio)  # params and audio agree
@@ -85,5 +85,5 @@ def test_synths_without_a_note_parameter_are_left_alone(kosc4):
     audio = kosc4.render(params)
     targets = audio.roll(1, 0)
     distance = ranking_distance(kosc4, audio, targets)
-    out = align_to_target(kosc4, params, audio, targets, distance, ranking_distance)
+    out = align_to_target(kosc4, params, audio, targets, distance)
     assert out[0] is params and out[1] is audio and out[2] is distance and not out[3].any()

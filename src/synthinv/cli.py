@@ -250,8 +250,9 @@ def invert(
     from rich.console import Console
     from rich.table import Table
 
-    from synthinv.invert import check_metric, ranking_label, write_inversion
+    from synthinv.invert import write_inversion
     from synthinv.invert import invert as run_invert
+    from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
     if out.exists() and not force:
@@ -264,7 +265,8 @@ def invert(
         typer.echo(message)
     write_inversion(result, out, force=force, truth=result.truth)
     table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
-    for col in ("rank", f"distance: {ranking_label(result.synth)}", check_metric(result.synth)[1], "source", "preset"):
+    how = scoring(result.synth)
+    for col in ("rank", f"distance: {how.label}", how.check_label, "source", "preset"):
         table.add_column(col)
     for rank, cand in enumerate(result.candidates[:10], 1):
         table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", cand.source,

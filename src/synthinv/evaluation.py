@@ -189,7 +189,7 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
     of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
     from synthinv.audio_metrics import mfcc_distance
-    from synthinv.invert import ranking_distance
+    from synthinv.scoring import ranking_distance
     from synthinv.models.regression import RegressionModel
     from synthinv.transpose import align_to_target
 
@@ -207,7 +207,7 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
         targets = target.repeat_interleave(c, 0)  # ((j - i) * c, T)
         ranking = ranking_distance(synth, rendered, targets)
         if transpose:
-            cands, rendered, ranking, shift = align_to_target(synth, cands, rendered, targets, ranking, ranking_distance)
+            cands, rendered, ranking, shift = align_to_target(synth, cands, rendered, targets, ranking)
             transposed += int((shift != 0).sum())
         rows = torch.arange(j - i) * c + ranking.reshape(j - i, c).argmin(1)  # the first of each sound's ranking
         chosen.append(cands[rows])

@@ -25,8 +25,8 @@ from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
-from synthinv.metrics import log_spectral_distance, mss_distance, multiscale_spectral_distance
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
+from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.transpose import align_to_target
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
@@ -49,7 +49,7 @@ class Candidate:
     params: torch.Tensor  # (P,) normalised, in [-1, 1]
     audio: torch.Tensor  # (T,)
     distance: float  # `ranking_distance` to the target (lower is better)
-    check: float  # the second opinion of `check_metric`: LSD (dB) for k-osc, wMFCC for real synths
+    check: float  # the second opinion (synthinv.scoring): LSD (dB) for k-osc, wMFCC for real synths
     source: str  # "flow sample", "regression", "refined from #1"
 
 
@@ -89,38 +89,8 @@ def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 
 
-def ranking_distance(synth, audio: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """(N, T), (N, T) -> (N,): what invert ranks (and refines) by, lower is better. Real synths: MSS, the
-    paper's gain-blind multi-scale mel distance (on 256 Dexed test sounds the best of 8 flow samples by MSS
-    scored 8.3 dB MSS, the best by the multi-resolution STFT distance 10.4 dB: that distance's log term
-    floors quiet bins and its convergence term hears only the loudest onset). k-osc notes (1024 samples)
-    are shorter than MSS's 100 ms window: the multi-resolution STFT distance."""
-    if synth.name == "kosc":
-        return multiscale_spectral_distance(audio, targets)
-    return mss_distance(audio, targets, synth.sample_rate)
-
-
-def ranking_label(synth) -> str:
-    return "STFT distance" if synth.name == "kosc" else "MSS (dB)"
-
-
-def check_metric(synth) -> tuple[str, str]:
-    """(key, label) of the second opinion shown beside the ranking distance. k-osc: LSD over its 1024-sample
-    spectrum. Real synths: wMFCC (DTW-aligned MFCC distance), which the ranking does not use."""
-    return ("lsd", "LSD (dB)") if synth.name == "kosc" else ("wmfcc", "wMFCC")
-
-
-def check_distance(synth, audio: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """audio (N, T) vs targets (N, T) -> the second opinion (N,) named by `check_metric`."""
-    from synthinv.audio_metrics import mfcc_distance
-
-    if check_metric(synth)[0] == "lsd":
-        return log_spectral_distance(audio, targets)
-    return mfcc_distance(audio, targets, synth.sample_rate)
-
-
 def distances(synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see `check_metric`."""
+    """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see synthinv.scoring."""
     targets = target.expand_as(audio)
     return ranking_distance(synth, audio, targets), check_distance(synth, audio, targets)
 
@@ -181,7 +151,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
     clock.lap("score")
     shift = torch.zeros(len(params), dtype=torch.long)
     if transpose:
-        params, audio, dist, shift = align_to_target(synth, params, audio, targets, dist, ranking_distance)
+        params, audio, dist, shift = align_to_target(synth, params, audio, targets, dist)
         clock.lap("transpose")
     check = check_distance(synth, audio, targets)
     source = "flow sample" if is_flow else "regression"
@@ -210,7 +180,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
     from synthinv.report import write_report
 
     out, synth = Path(out), result.synth
-    check_key, check_label = check_metric(synth)
+    how = scoring(synth)
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -225,7 +195,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
             write_json_preset(tmp / folder / "preset.json", synth, cand.params)
             write_native_preset(tmp / folder, synth, cand.params, name=f"SYNTHINV{rank:02d}")
             write_wav(tmp / folder / "audio.wav", cand.audio, synth.sample_rate)
-            rows.append({"rank": rank, "distance": round(cand.distance, 5), check_key: round(cand.check, 4),
+            rows.append({"rank": rank, "distance": round(cand.distance, 5), how.check_key: round(cand.check, 4),
                          "source": cand.source, "folder": folder})
             report_items.append({"rank": rank, "folder": folder, "audio": cand.audio, "params": cand.params,
                                  "distance": cand.distance, "check": cand.check, "source": cand.source})
@@ -237,8 +207,8 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
                    "ranking": rows}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
         write_report(tmp, result.target.audio, report_items, synth, result.target.notes + result.messages,
-                     Path(result.settings["sound"]).name, truth=truth, check_label=check_label,
-                     ranking_label=ranking_label(synth))
+                     Path(result.settings["sound"]).name, truth=truth, check_label=how.check_label,
+                     ranking_label=how.label)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

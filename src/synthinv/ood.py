@@ -63,14 +63,14 @@ def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tens
 def best_random(synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
     """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,);
     with `transpose`, each patch is also tried at the target's pitch, as invert does with its candidates."""
-    from synthinv.invert import ranking_distance
+    from synthinv.scoring import ranking_distance
     from synthinv.transpose import align_to_target
 
     params, audio = random_patches(synth, np.arange(file_index * count, (file_index + 1) * count))  # (count, T)
     targets = target.expand_as(audio)
     distance = ranking_distance(synth, audio, targets)
     if transpose:
-        _, audio, distance, _ = align_to_target(synth, params, audio, targets, distance, ranking_distance)
+        _, audio, distance, _ = align_to_target(synth, params, audio, targets, distance)
     return audio[int(distance.argmin())]
 
 

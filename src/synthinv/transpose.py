@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from synthinv.scoring import ranking_distance
+
 NOTE_PARAM = "note.midi"
 N_FFT = 8192  # 5.4 Hz bins at 44.1 kHz: finer than a semitone (7.7 Hz) above 130 Hz
 BINS_PER_SEMITONE = 4
@@ -87,7 +89,7 @@ def transpose_params(spec, params: torch.Tensor, shifts: torch.Tensor) -> tuple[
 
 
 def align_to_target(synth, params: torch.Tensor, audio: torch.Tensor, targets: torch.Tensor, distance: torch.Tensor,
-                    ranking_distance, tries: int = TRIES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                    tries: int = TRIES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep, per candidate, the closest of itself and its `tries` likeliest transpositions to the target.
 
     params (N, P), audio (N, T), targets (N, T), distance (N,) by `ranking_distance(synth, audio, targets)`
