@@ -98,7 +98,12 @@ def main() -> None:
     lines += ["", f"Test set: the first {rows[0]['n'] if rows else '?'} examples of data/dexed_test (seed 3, patch prior); "
               f"{args.eval_steps} RK4 steps. mss: one sample per sound (the paper's protocol); mss_best_of: the best of "
               f"{args.candidates} samples per sound ranked by `synthinv invert`'s distance: the MSS of what invert returns "
-              "first (invert ranks Dexed candidates by MSS; sampling models only: a regressor has one answer). MSS: "
+              "first (invert ranks Dexed candidates by MSS; sampling models only: a regressor has one answer)"
+              + ("; each sample also tried at the target's pitch (synthinv.transpose), as invert does. "
+                 if any(r.get("transpose") for r in rows) else
+                 "; without moving samples to the target's pitch (scored before invert did that; see "
+                 "results/dexed_transpose.md). ")
+              + "MSS: "
               "multi-scale log-mel distance in dB (mean ± 95% interval, lower is better); wMFCC (DTW-aligned MFCC "
               "distance), SOT (spectral optimal transport) lower is better, RMS cos (RMS-envelope cosine) higher is "
               "better, all on the single sample; *_random: patches drawn from the same prior, scored against the same "
