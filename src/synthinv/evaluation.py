@@ -191,6 +191,7 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     from synthinv.audio_metrics import mfcc_distance
     from synthinv.scoring import ranking_distance
     from synthinv.models.regression import RegressionModel
+    from synthinv.progress import progress_bar
     from synthinv.transpose import align_to_target
 
     if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer
@@ -199,21 +200,23 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
     pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1).cpu().clamp(-1, 1)  # (n * c, P)
     chosen, chosen_audio, mss, wmfcc, transposed = [], [], [], [], 0
-    for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
-        j = min(n, i + chunk)
-        cands = pred[i * c : j * c]  # ((j - i) * c, P)
-        rendered = synth.render(cands)  # ((j - i) * c, T)
-        target = audio[i:j].cpu()  # (j - i, T)
-        targets = target.repeat_interleave(c, 0)  # ((j - i) * c, T)
-        ranking = ranking_distance(synth, rendered, targets)
-        if transpose:
-            cands, rendered, ranking, shift = align_to_target(synth, cands, rendered, targets, ranking)
-            transposed += int((shift != 0).sum())
-        rows = torch.arange(j - i) * c + ranking.reshape(j - i, c).argmin(1)  # the first of each sound's ranking
-        chosen.append(cands[rows])
-        chosen_audio.append(rendered[rows])
-        mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
-        wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
+    with progress_bar(n, f"best of {c}", unit="sounds") as advance:
+        for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
+            j = min(n, i + chunk)
+            cands = pred[i * c : j * c]  # ((j - i) * c, P)
+            rendered = synth.render(cands)  # ((j - i) * c, T)
+            target = audio[i:j].cpu()  # (j - i, T)
+            targets = target.repeat_interleave(c, 0)  # ((j - i) * c, T)
+            ranking = ranking_distance(synth, rendered, targets)
+            if transpose:
+                cands, rendered, ranking, shift = align_to_target(synth, cands, rendered, targets, ranking)
+                transposed += int((shift != 0).sum())
+            rows = torch.arange(j - i) * c + ranking.reshape(j - i, c).argmin(1)  # the first of each sound's ranking
+            chosen.append(cands[rows])
+            chosen_audio.append(rendered[rows])
+            mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
+            wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
+            advance(j - i)
     chosen = torch.cat(chosen)  # (n, P)
     pitch = {}
     if true_f0 is not None and len(true_f0):

@@ -90,6 +90,7 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     from synthinv.audio_metrics import audio_metrics, f0_tracks
     from synthinv.checkpoint import load_checkpoint
     from synthinv.invert import invert, synth_rms_range
+    from synthinv.progress import progress_bar
 
     if candidates < 1 or steps < 1:
         raise ValueError(f"--candidates and --steps must be at least 1, got {candidates} and {steps}")
@@ -98,14 +99,16 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     loudness = synth_rms_range(synth)  # measured once, not per file
     targets, found, baseline, notes = [], [], [], []
     model_candidates = 0
-    for i, path in enumerate(files):
-        result = invert(path, model=str(checkpoint), synth_name=synth.name, candidates=candidates, steps=steps,
-                        guidance=guidance, seed=seed, rms_range=loudness, transpose=transpose)
-        targets.append(result.target.audio)
-        found.append(result.candidates[0].audio)  # best first
-        baseline.append(best_random(synth, result.target.audio, candidates, i, transpose))
-        notes.append("; ".join(result.target.notes))
-        model_candidates = len(result.candidates)  # a regressor gives one whatever was asked
+    with progress_bar(len(files), f"inverting {audio_dir}", unit="files") as advance:
+        for i, path in enumerate(files):
+            result = invert(path, model=str(checkpoint), synth_name=synth.name, candidates=candidates, steps=steps,
+                            guidance=guidance, seed=seed, rms_range=loudness, transpose=transpose)
+            targets.append(result.target.audio)
+            found.append(result.candidates[0].audio)  # best first
+            baseline.append(best_random(synth, result.target.audio, candidates, i, transpose))
+            notes.append("; ".join(result.target.notes))
+            model_candidates = len(result.candidates)  # a regressor gives one whatever was asked
+            advance(1)
     target, model_audio, random_audio = torch.stack(targets), torch.stack(found), torch.stack(baseline)  # (F, T)
     true_f0 = f0_tracks(target, synth.sample_rate) if f0 else None  # tracked once for model and baseline
     scores = audio_metrics(model_audio, target, synth.sample_rate, f0=f0, true_f0=true_f0)  # {name: (F,)}

@@ -34,6 +34,7 @@ import torch
 
 from synthinv.data import shards as sh
 from synthinv.features import log_mel_spectrogram
+from synthinv.progress import progress_bar
 
 CHUNK = 64  # examples rendered and featurised at once inside a worker (bounds its audio memory)
 DEFAULT_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
@@ -227,7 +228,7 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
         result.examples += manifest["shards"][k]["count"]
         result.timeline.append((time.perf_counter() - start_time, manifest["shards"][k]["count"]))
 
-    with _progress_bar(progress, total, f"{synth.name} -> {out_dir}") as advance:
+    with progress_bar(total, f"{synth.name} -> {out_dir}", enabled=progress) as advance:
         try:
             if workers == 1 or len(tasks) <= 1:
                 _run_inline(full_settings, feats, tasks, finished, advance)
@@ -286,35 +287,3 @@ def _run_pool(settings: dict, feats: dict, tasks: list, finished, advance, worke
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _progress_bar:
-    """A rich progress bar over examples with examples/s; `advance(n)` inside the `with`."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled, self.total, self.label = enabled, total, label
-
-    def __enter__(self):
-        if not self.enabled or self.total == 0:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]} ex/s"), TimeElapsedColumn(), TextColumn("eta"),
-                            TimeRemainingColumn(), transient=False)
-        self.bar.start()
-        self.task = self.bar.add_task(self.label, total=self.total, rate="-")
-        self.t0 = time.perf_counter()
-        self.count = 0
-
-        def advance(n: int) -> None:
-            self.count += n
-            rate = self.count / max(time.perf_counter() - self.t0, 1e-9)
-            self.bar.update(self.task, advance=n, rate=f"{rate:.0f}")
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled and self.total:
-            self.bar.stop()
-        return False

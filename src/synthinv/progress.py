@@ -1,0 +1,41 @@
+"""One progress bar for long loops (generation, best-of-N scoring, folders of sounds): rich, with a rate."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class progress_bar:
+    """`with progress_bar(total, label) as advance: ... advance(n)`: a rich bar with items/s and an ETA.
+
+    `enabled` None (default): shown only when stderr is a terminal, so logs and tests stay clean."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None = None, unit: str = "ex"):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.total, self.label, self.unit = total, label, unit
+
+    def __enter__(self):
+        if not self.enabled or self.total == 0:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn(f"{{task.fields[rate]}} {self.unit}/s"), TimeElapsedColumn(), TextColumn("eta"),
+                            TimeRemainingColumn(), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=self.total, rate="-")
+        self.t0 = time.perf_counter()
+        self.count = 0
+
+        def advance(n: int) -> None:
+            self.count += n
+            rate = self.count / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, advance=n, rate=f"{rate:.1f}" if rate < 10 else f"{rate:.0f}")
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.enabled and self.total:
+            self.bar.stop()
+        return False
