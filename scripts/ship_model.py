@@ -57,8 +57,14 @@ k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['l
 def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     meta, settings, data = blob["meta"], blob["synth"], blob["meta"]["data"]
     best = metrics.get("mss_best_of")
-    best_row = (f"| MSS, best of {metrics['candidates']} samples: the one `invert` ranks first | "
+    moved = " (each also tried at the target's pitch, as invert does)" if metrics.get("transpose") else ""
+    best_row = (f"| MSS, best of {metrics['candidates']} samples{moved}: the one `invert` ranks first | "
                 f"{best:.3f} ± {metrics['mss_best_of_ci95']:.3f} |\n") if best is not None else ""
+    within = metrics.get("f0_cents_best_of_within_50")
+    if within is not None:
+        best_row += (f"| f0 within 50 cents of the target's, for what `invert` ranks first | {within:.0%} of "
+                     f"{metrics['f0_cents_best_of_n']} sounds with a pitch (one sample: "
+                     f"{metrics['f0_cents_within_50']:.0%}) |\n")
     headline = f"best of {metrics['candidates']} {best:.2f} dB, " if best is not None else ""
     return f"""# {args.name}
 
