@@ -80,8 +80,10 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
         s = json.loads((inversion / "summary.json").read_text())
         best = s["ranking"][0]
         lines += ["", f"Inversion of one held-out note ({s['sound']}, `synthinv invert` with {s['model']}, "
-                      f"{s['candidates']} candidates, refine budget {s['refine_budget']}): best candidate "
-                      f"distance {best['distance']:.4f}, MSS {best['mss']:.2f} dB ({best['source']}); "
+                      f"{s['candidates']} candidates, refine budget {s['refine_budget']}"
+                      + (f", {s['transposed']} of them moved to the target's pitch" if s.get("transpose") else "")
+                      + f"): best candidate MSS {best['distance']:.2f} dB (invert ranks by MSS; {best['source']}), "
+                      f"wMFCC {best['wmfcc']:.2f}; "
                       f"report: {inversion / 'report.html'} (not committed), presets with the plugin's own "
                       "state (preset.fxb) beside preset.json."]
     lines += ["", "Commands (what `scripts/amsynth_experiment.sh` runs, one process at a time, `OMP_NUM_THREADS=1`):", "",
