@@ -119,6 +119,19 @@ def test_param2tok_penalty_is_the_models_penalty(kosc4):
     assert tok.assign.grad is not None and tok.assign.grad.abs().sum() > 0
 
 
+def test_param2tok_init_noise_comes_from_the_config(kosc4):
+    """model.init_noise sets how far A and Z start from maximal symmetry (the paper's 1e-4 by default)."""
+    config = load_config("flow_param2tok")
+    spread = {}
+    for noise in (None, 0.1):
+        if noise is not None:
+            config["model"]["init_noise"] = noise
+        tok = build_model(config, kosc4).field.tokeniser
+        spread[noise] = (tok.assign.std().item(), tok.z_in.std(dim=0).mean().item())
+    assert spread[None][0] == pytest.approx(1e-4, rel=0.3) and spread[None][1] == pytest.approx(1e-4, rel=0.3)
+    assert spread[0.1][0] == pytest.approx(0.1, rel=0.3) and spread[0.1][1] == pytest.approx(0.1, rel=0.3)
+
+
 def tied_param2tok(seed: int = 0) -> Param2Tok:
     """Param2Tok with a hard oscillator assignment and per-role (freq/amp/wave) vectors shared across
     oscillators: it then computes exactly what a fixed split does, so it must be equivariant."""

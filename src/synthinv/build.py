@@ -114,7 +114,7 @@ def build_model(config: dict, synth) -> nn.Module:
             n_tokens = m.get("n_tokens") or getattr(synth, "k", None)
             if not n_tokens:
                 raise ConfigError(f"Param2Tok for {synth.name} needs model.n_tokens in the config")
-            tokeniser = Param2Tok(n_params, n_tokens, d)
+            tokeniser = Param2Tok(n_params, n_tokens, d, init_noise=float(m.get("init_noise", 1e-4)))  # paper: 1e-4
         else:
             raise ConfigError(f"unknown tokeniser {tok!r}; use 'fixed' or 'param2tok'")
         field = TransformerField(tokeniser, encoder.dim, d, m.get("layers", 5), m.get("heads", 4), m.get("ff", 256))
