@@ -87,3 +87,9 @@ def test_synths_without_a_note_parameter_are_left_alone(kosc4):
     distance = ranking_distance(kosc4, audio, targets)
     out = align_to_target(kosc4, params, audio, targets, distance)
     assert out[0] is params and out[1] is audio and out[2] is distance and not out[3].any()
+
+
+def test_short_sounds_use_a_shorter_window():
+    """A note shorter than the 8192-sample window still gets a shift (a 0.1 s tone, 4410 samples)."""
+    a, b = harmonic_tone(330.0, seconds=0.1)[None], harmonic_tone(330.0 * 2 ** (5 / 12), seconds=0.1)[None]
+    assert semitone_shifts(a, b, SR, max_shift=12)[0, 0].item() == 5

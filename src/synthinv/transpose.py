@@ -39,13 +39,14 @@ def log_frequency_profile(audio: torch.Tensor, sample_rate: int) -> torch.Tensor
     """(N, T) -> (N, B): time-averaged magnitude in dB above a floor 80 dB under its peak, sampled at
     BINS_PER_SEMITONE points per semitone from F_MIN up to the Nyquist frequency (linear interpolation),
     less its average over the surrounding octave (negative parts dropped)."""
-    window = torch.hann_window(N_FFT, dtype=audio.dtype)
-    mag = torch.stft(audio, N_FFT, hop_length=N_FFT // 2, window=window, return_complex=True).abs().mean(-1)  # (N, F)
+    n_fft = min(N_FFT, 2 ** int(math.log2(audio.shape[-1])))  # short notes: the longest window that fits
+    window = torch.hann_window(n_fft, dtype=audio.dtype)
+    mag = torch.stft(audio, n_fft, hop_length=n_fft // 2, window=window, return_complex=True).abs().mean(-1)  # (N, F)
     db = 20 * torch.log10(mag + 1e-12)
     db = (db - db.amax(dim=1, keepdim=True) + FLOOR_DB).clamp_min(0)  # (N, F), 0 = at or below the floor
     n_points = int(BINS_PER_SEMITONE * 12 * math.log2(0.5 * sample_rate / F_MIN))
     freqs = F_MIN * 2 ** (torch.arange(n_points, dtype=audio.dtype) / (12 * BINS_PER_SEMITONE))  # (B,)
-    pos = (freqs * N_FFT / sample_rate).clamp(max=db.shape[1] - 1.001)  # fractional STFT bin of each point
+    pos = (freqs * n_fft / sample_rate).clamp(max=db.shape[1] - 1.001)  # fractional STFT bin of each point
     low = pos.floor().long()
     frac = pos - low
     profile = db[:, low] * (1 - frac) + db[:, low + 1] * frac  # (N, B)
