@@ -365,6 +365,10 @@ def test_invert_a_dexed_sound_writes_loadable_syx(runs, synth, tmp_path):
     wmfcc = mfcc_distance(best.audio[None], result.target.audio[None], synth.sample_rate)[0].item()
     assert float(rows[0]["wmfcc"]) == pytest.approx(wmfcc, abs=1e-3)
     assert "<th>MSS (dB)</th><th>wMFCC</th>" in (out / "report.html").read_text()
+    # the ranking is gain-blind, so the level of each candidate against the target is shown beside it
+    rms = lambda x: x.square().mean().sqrt().item()  # noqa: E731
+    expected_level = 20 * np.log10(rms(best.audio) / rms(result.target.audio))
+    assert float(rows[0]["level_db"]) == pytest.approx(expected_level, abs=0.01)
 
 
 def test_invert_transposition_never_ranks_worse_and_is_reported(runs, synth, tmp_path):

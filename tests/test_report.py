@@ -164,3 +164,12 @@ def test_browser_check_catches_a_missing_picture_and_a_corrupt_sound(tmp_path):
     result = media_check(browser, path, tmp_path / "profile")
     assert result.startswith("broken:")
     assert "report_files/candidate_02.png" in result and "candidate_03/audio.wav" in result
+
+
+def test_level_is_the_rms_ratio_in_db():
+    from synthinv.report import level_db
+
+    target = torch.ones(100)
+    assert level_db(target, target) == pytest.approx(0.0, abs=1e-6)
+    assert level_db(0.1 * target, target) == pytest.approx(-20.0, abs=1e-4)
+    assert level_db(2 * target, target) == pytest.approx(6.0206, abs=1e-3)

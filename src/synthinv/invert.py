@@ -3,7 +3,7 @@
 Output folder layout (written to a hidden temporary folder, renamed into place only when complete):
     target.wav              the sound as the model heard it (mono, resampled, trimmed, level-adjusted)
     ranking.csv             rank, distance (STFT distance for k-osc, MSS for real synths), lsd (k-osc) or
-                            wmfcc (real synths), source, folder
+                            wmfcc (real synths), level_db (candidate RMS vs target), source, folder
     candidate_01/           preset.json + audio.wav, best first
     report.html             spectra/spectrograms, players, tables (synthinv.report)
     summary.json            settings, notes and scores
@@ -177,7 +177,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
 
 def write_inversion(result: Inversion, out: Path, force: bool = False, truth: torch.Tensor | None = None) -> Path:
     """Write everything to a temporary sibling folder, then rename it to `out` (never half-written)."""
-    from synthinv.report import write_report
+    from synthinv.report import level_db, write_report
 
     out, synth = Path(out), result.synth
     how = scoring(synth)
@@ -196,6 +196,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
             write_native_preset(tmp / folder, synth, cand.params, name=f"SYNTHINV{rank:02d}")
             write_wav(tmp / folder / "audio.wav", cand.audio, synth.sample_rate)
             rows.append({"rank": rank, "distance": round(cand.distance, 5), how.check_key: round(cand.check, 4),
+                         "level_db": round(level_db(cand.audio, result.target.audio), 2),
                          "source": cand.source, "folder": folder})
             report_items.append({"rank": rank, "folder": folder, "audio": cand.audio, "params": cand.params,
                                  "distance": cand.distance, "check": cand.check, "source": cand.source})

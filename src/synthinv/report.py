@@ -23,6 +23,7 @@ open, safe to call from any thread. Drawing is the cost (about 0.1 s a candidate
 from __future__ import annotations
 
 import html
+import math
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -341,6 +342,13 @@ def _param_table(synth, params: torch.Tensor, truth: torch.Tensor | None) -> str
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def level_db(audio: torch.Tensor, target: torch.Tensor) -> float:
+    """RMS level of audio (T,) relative to target (T,) in dB: the ranking distances are gain-blind, so a
+    candidate can sound right but much louder or quieter; the report says by how much."""
+    rms = lambda x: float(torch.as_tensor(x).float().square().mean().sqrt()) + 1e-12  # noqa: E731
+    return 20 * math.log10(rms(audio) / rms(target))
+
+
 def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], synth, notes: list[str],
                  sound_name: str, truth: torch.Tensor | None = None, check_label: str = "LSD (dB)",
                  ranking_label: str = "multi-resolution spectral distance") -> Path:
@@ -393,11 +401,12 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
             err = f"<td>{_param_error(synth, torch.as_tensor(c['params']).float().cpu().reshape(-1), truth):.4f}</td>"
         rows.append(
             f'<tr><td><a href="#c{c["rank"]:02d}">#{c["rank"]}</a></td><td>{c["distance"]:.4f}</td>'
-            f'<td>{c["check"]:.2f}</td>{err}<td class="l">{_e(c["source"])}</td>'
+            f'<td>{c["check"]:.2f}</td><td>{level_db(c["audio"], target):+.1f}</td>{err}<td class="l">{_e(c["source"])}</td>'
             f'<td class="l">{" ".join(_candidate_files(out_dir, c["folder"]))}</td></tr>'
         )
     parts.append(
-        f'<table><tr><th>rank</th><th>{_e(ranking_label)}</th><th>{_e(check_label)}</th>' + err_head
+        f'<table><tr><th>rank</th><th>{_e(ranking_label)}</th><th>{_e(check_label)}</th>'
+        '<th title="RMS level of the candidate relative to the target; the ranking ignores it">level (dB)</th>' + err_head
         + '<th class="l">source</th><th class="l">presets</th></tr>' + "".join(rows) + "</table>"
     )
     also = [f'<a href="{_url(n)}">{_e(n)}</a>' for n in ("ranking.csv", "summary.json") if (out_dir / n).is_file()]
