@@ -2,9 +2,9 @@
 by, and the second opinion shown beside it. One entry per kind of synth, so the choice is made in one place.
 
 Real synths (Dexed, plugins): MSS, the paper's gain-blind multi-scale mel distance. On 256 Dexed test sounds
-the best of 8 flow samples by MSS scored 8.3 dB MSS, the best by a multi-resolution STFT distance 10.4 dB
-(both before candidates were also moved to the target's pitch)
-(that distance's log term floors quiet bins and its convergence term hears only the loudest onset). Second
+the best of 8 flow samples by MSS scored 8.3 dB MSS, the best by a multi-resolution STFT distance 10.4 dB,
+both before candidates were also moved to the target's pitch (that distance's log term floors quiet bins
+and its convergence term hears only the loudest onset). Second
 opinion: wMFCC (DTW-aligned MFCC distance), which the ranking does not use.
 k-osc: its notes (1024 samples) are shorter than MSS's 100 ms window, so the multi-resolution STFT
 distance ranks; LSD over the 1024-sample spectrum is the second opinion.
