@@ -154,3 +154,13 @@ def test_param_mse_sees_order_where_set_metrics_do_not(kosc4):
     shuffled = tokens[:, [1, 0, 3, 2]]
     assert (param_mse(shuffled.flatten(1), params) > 1e-3).all()
     assert assignment_mse(shuffled, tokens).abs().max() < 1e-6
+
+
+def test_level_is_the_rms_ratio_in_db():
+    from synthinv.metrics import level_db
+
+    target = torch.ones(3, 100)
+    levels = level_db(torch.ones(100) * torch.tensor([[1.0], [0.1], [2.0]]), target)
+    assert levels[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert levels[1].item() == pytest.approx(-20.0, abs=1e-4)
+    assert levels[2].item() == pytest.approx(6.0206, abs=1e-3)

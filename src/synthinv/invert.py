@@ -25,6 +25,7 @@ from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
+from synthinv.metrics import level_db
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.transpose import align_to_target
@@ -177,7 +178,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
 
 def write_inversion(result: Inversion, out: Path, force: bool = False, truth: torch.Tensor | None = None) -> Path:
     """Write everything to a temporary sibling folder, then rename it to `out` (never half-written)."""
-    from synthinv.report import level_db, write_report
+    from synthinv.report import write_report
 
     out, synth = Path(out), result.synth
     how = scoring(synth)
@@ -189,17 +190,20 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
     try:
         write_wav(tmp / "target.wav", result.target.audio, synth.sample_rate)
         rows, report_items = [], []
-        for rank, cand in enumerate(result.candidates, 1):
+        audio = torch.stack([c.audio for c in result.candidates])  # (N, T)
+        levels = level_db(audio, result.target.audio.expand_as(audio)).tolist()  # (N,) dB
+        for rank, (cand, level) in enumerate(zip(result.candidates, levels), 1):
             folder = f"candidate_{rank:02d}"
             (tmp / folder).mkdir()
             write_json_preset(tmp / folder / "preset.json", synth, cand.params)
             write_native_preset(tmp / folder, synth, cand.params, name=f"SYNTHINV{rank:02d}")
             write_wav(tmp / folder / "audio.wav", cand.audio, synth.sample_rate)
             rows.append({"rank": rank, "distance": round(cand.distance, 5), how.check_key: round(cand.check, 4),
-                         "level_db": round(level_db(cand.audio, result.target.audio), 2),
+                         "level_db": round(level, 2),
                          "source": cand.source, "folder": folder})
             report_items.append({"rank": rank, "folder": folder, "audio": cand.audio, "params": cand.params,
-                                 "distance": cand.distance, "check": cand.check, "source": cand.source})
+                                 "distance": cand.distance, "check": cand.check, "level_db": level,
+                                 "source": cand.source})
         with open(tmp / "ranking.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
@@ -208,8 +212,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
                    "ranking": rows}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
         write_report(tmp, result.target.audio, report_items, synth, result.target.notes + result.messages,
-                     Path(result.settings["sound"]).name, truth=truth, check_label=how.check_label,
-                     ranking_label=how.label)
+                     Path(result.settings["sound"]).name, truth=truth)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

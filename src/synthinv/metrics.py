@@ -95,3 +95,16 @@ def mss_distance(pred_audio: torch.Tensor, true_audio: torch.Tensor, sample_rate
         b = relative_log_mel(true_audio, sample_rate, win_ms, hop_ms, n_mels)
         total += (a - b).abs().mean(dim=(1, 2)).cpu()
     return total / len(scales)
+
+
+def rms_dbfs(audio: torch.Tensor) -> torch.Tensor:
+    """audio (N, T) -> plain RMS over the whole note in dB re full scale 1.0 (N,); silence gives -inf-ish
+    (floored at -200 dB). Not LUFS: no K-weighting or gating (pyloudnorm is not a dependency)."""
+    rms = audio.double().square().mean(dim=1).sqrt()
+    return (20 * torch.log10(rms.clamp_min(1e-10))).float()
+
+
+def level_db(audio: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N, T), (N, T) -> (N,): RMS level of each sound relative to its target in dB (`rms_dbfs` difference).
+    The ranking distances are gain-blind, so a candidate can sound right but much louder or quieter."""
+    return rms_dbfs(audio) - rms_dbfs(target)

@@ -23,7 +23,6 @@ open, safe to call from any thread. Drawing is the cost (about 0.1 s a candidate
 from __future__ import annotations
 
 import html
-import math
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -35,6 +34,7 @@ from matplotlib.ticker import NullLocator
 
 from synthinv.metrics import assignment_mse, param_mse
 from synthinv.fileio import atomic_write
+from synthinv.scoring import scoring
 
 SHORT_SOUND = 8192  # below this many samples draw a spectrum, at or above it a spectrogram
 DPI = 80
@@ -342,26 +342,20 @@ def _param_table(synth, params: torch.Tensor, truth: torch.Tensor | None) -> str
     return "<table>" + head + "".join(rows) + "</table>"
 
 
-def level_db(audio: torch.Tensor, target: torch.Tensor) -> float:
-    """RMS level of audio (T,) relative to target (T,) in dB: the ranking distances are gain-blind, so a
-    candidate can sound right but much louder or quieter; the report says by how much."""
-    rms = lambda x: float(torch.as_tensor(x).float().square().mean().sqrt()) + 1e-12  # noqa: E731
-    return 20 * math.log10(rms(audio) / rms(target))
-
-
 def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], synth, notes: list[str],
-                 sound_name: str, truth: torch.Tensor | None = None, check_label: str = "LSD (dB)",
-                 ranking_label: str = "multi-resolution spectral distance") -> Path:
+                 sound_name: str, truth: torch.Tensor | None = None) -> Path:
     """Write `out_dir/report.html` (+ pictures under `out_dir/report_files/`) and return its path.
 
     target: (T,) mono audio at synth.sample_rate, already saved as out_dir/target.wav.
     candidates: dicts with "rank" (1-based), "folder" (relative to out_dir, holding audio.wav and the
-        presets), "audio" (T,), "params" (P,) normalised, "distance" (lower is better), "check" (a second
-        opinion, named by `check_label`, e.g. "wMFCC"; the distance is named by `ranking_label`), "source" (e.g. "flow sample"); drawn
-        in rank order.
+        presets), "audio" (T,), "params" (P,) normalised, "distance" (lower is better), "check" (the second
+        opinion), both as synthinv.scoring names them for this synth, "level_db" (RMS level against the
+        target), "source" (e.g. "flow sample"); drawn in rank order.
     notes: what was done to the input, in words. truth: (P,) normalised true parameters, if known.
     The page is written to a temporary name and renamed, so a report.html that exists is complete.
     """
+    scored = scoring(synth)  # what the candidates were ranked by, and the second opinion beside it
+    ranking_label, check_label = scored.label, scored.check_label
     out_dir = Path(out_dir)
     files = out_dir / FILES_DIR
     files.mkdir(parents=True, exist_ok=True)
@@ -401,7 +395,7 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
             err = f"<td>{_param_error(synth, torch.as_tensor(c['params']).float().cpu().reshape(-1), truth):.4f}</td>"
         rows.append(
             f'<tr><td><a href="#c{c["rank"]:02d}">#{c["rank"]}</a></td><td>{c["distance"]:.4f}</td>'
-            f'<td>{c["check"]:.2f}</td><td>{level_db(c["audio"], target):+.1f}</td>{err}<td class="l">{_e(c["source"])}</td>'
+            f'<td>{c["check"]:.2f}</td><td>{c["level_db"]:+.1f}</td>{err}<td class="l">{_e(c["source"])}</td>'
             f'<td class="l">{" ".join(_candidate_files(out_dir, c["folder"]))}</td></tr>'
         )
     parts.append(

@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from synthinv.metrics import rms_dbfs
 from synthinv.synths.base import LogMelFeatures, Param, ParamSpec
 from synthinv.synths.kosc import _splitmix64, hashed_uniform
 
@@ -481,13 +482,6 @@ def sample_patch_native(u: np.ndarray, spec: ParamSpec) -> np.ndarray:
         native[flat, col[f"global.pitch_eg_rate{k}"]] = 99
         native[flat, col[f"global.pitch_eg_level{k}"]] = 50
     return native
-
-
-def rms_dbfs(audio: torch.Tensor) -> torch.Tensor:
-    """audio (N, T) -> plain RMS over the whole note in dB re full scale 1.0 (N,); silence gives -inf-ish
-    (floored at -200 dB). Not LUFS: no K-weighting or gating (pyloudnorm is not a dependency)."""
-    rms = audio.double().square().mean(dim=1).sqrt()
-    return (20 * torch.log10(rms.clamp_min(1e-10))).float()
 
 
 def init_vced(name: str = "INIT VOICE") -> np.ndarray:
