@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, mss_distance, param_mse
+from synthinv.synths.base import draw_examples
 from synthinv.synths.kosc import to_tokens
 
 # Split seeds are fixed, not derived from the training seed, so every model sees the same val/test sets.
@@ -105,8 +106,7 @@ def drawn_examples(synth, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor
     """(params (n, P), encoder input, audio (n, T)) of examples 0..n-1 of split `seed`, drawn by the synth
     (Dexed: the patch prior with silence redraws). The encoder input is rounded to float16 and back, as a
     dataset shard stores it, so drawn and stored examples look the same to a model."""
-    idx = np.arange(n)
-    params, audio = synth.draw(seed, idx) if hasattr(synth, "draw") else split_batch(synth, seed, n)
+    params, audio = draw_examples(synth, seed, np.arange(n))
     return params, synth.features(audio).half().float(), audio
 
 
@@ -151,8 +151,7 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
     start = time.perf_counter()
     pred = sample_params(model, feats.to(device), steps, guidance, seed).cpu().clamp(-1, 1)
     sample_seconds = time.perf_counter() - start
-    rand, rand_audio = (synth.draw(RANDOM_BASELINE_SEED, np.arange(n)) if hasattr(synth, "draw")
-                        else split_batch(synth, RANDOM_BASELINE_SEED, n))
+    rand, rand_audio = draw_examples(synth, RANDOM_BASELINE_SEED, np.arange(n))
     pred_audio = synth.render(pred)
     extra, true_f0 = {}, None
     if audio_metrics:

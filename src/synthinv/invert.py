@@ -28,6 +28,7 @@ from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import level_db
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.scoring import check_distance, ranking_distance, scoring
+from synthinv.synths.base import draw_examples
 from synthinv.transpose import align_to_target
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
@@ -82,10 +83,7 @@ class Inversion:
 
 def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     """5th-95th percentile RMS of the synth's random patches: the loudness range it can make."""
-    if hasattr(synth, "draw"):  # Dexed and plugin synths render while drawing: reuse that audio (plugins: ~0.1 s a note)
-        audio = synth.draw(seed, np.arange(n))[1]
-    else:
-        audio = synth.render(synth.random_params(n, seed))
+    audio = draw_examples(synth, seed, np.arange(n))[1]  # the audio drawn with the patches (plugins: ~0.1 s a note)
     rms = audio.square().mean(dim=-1).sqrt().numpy()
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 

@@ -53,11 +53,9 @@ def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tens
     """(params (len(indices), P), audio (len(indices), T)) of random patches `indices` of the random-baseline
     split, from the synth's prior (Dexed: the patch prior with silence redraws)."""
     from synthinv.evaluation import RANDOM_BASELINE_SEED
+    from synthinv.synths.base import draw_examples
 
-    if hasattr(synth, "draw"):
-        return synth.draw(RANDOM_BASELINE_SEED, indices)
-    params = synth.params_at(RANDOM_BASELINE_SEED, indices)
-    return params, synth.render(params)
+    return draw_examples(synth, RANDOM_BASELINE_SEED, indices)
 
 
 def best_random(synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:

@@ -35,6 +35,7 @@ import torch
 from synthinv.data import shards as sh
 from synthinv.features import log_mel_spectrogram
 from synthinv.progress import progress_bar
+from synthinv.synths.base import draw_examples
 
 CHUNK = 64  # examples rendered and featurised at once inside a worker (bounds its audio memory)
 DEFAULT_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
@@ -83,14 +84,6 @@ def _init_worker(synth_settings: dict, features: dict, in_pool: bool = True) -> 
     _WORKER["features"] = features
 
 
-def _examples(synth, seed: int, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(params (N, P), audio (N, T)) of examples `indices`."""
-    if hasattr(synth, "draw"):
-        return synth.draw(seed, indices)
-    params = synth.params_at(seed, indices)
-    return params, synth.render(params)
-
-
 def render_shard(synth, features: dict, seed: int, start: int, stop: int, on_chunk=None) -> dict[str, np.ndarray]:
     """Examples start..stop-1 -> {"params" (n, P) float32, "mel" (n, n_mels, frames) float16, "index" (n,)}."""
     index = np.arange(start, stop, dtype=np.int64)
@@ -98,7 +91,7 @@ def render_shard(synth, features: dict, seed: int, start: int, stop: int, on_chu
     mel = np.empty((len(index), features["n_mels"], features["frames"]), dtype=np.float16)
     for a in range(0, len(index), CHUNK):
         idx = index[a : a + CHUNK]
-        p, audio = _examples(synth, seed, idx)
+        p, audio = draw_examples(synth, seed, idx)
         params[a : a + len(idx)] = p.numpy()
         mel[a : a + len(idx)] = log_mel_spectrogram(audio, synth.sample_rate, features["n_mels"],
                                                     features["win_ms"], features["hop_ms"]).numpy()

@@ -227,6 +227,15 @@ class Synth(Protocol):
         ...
 
 
+def draw_examples(synth, seed: int, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """(params (N, P), audio (N, T)) of examples `indices` of split `seed`: synths that redraw silent
+    patches (Dexed, plugins) draw and render in one go (`synth.draw`), others render `params_at`."""
+    if hasattr(synth, "draw"):
+        return synth.draw(seed, indices)
+    params = synth.params_at(seed, indices)
+    return params, synth.render(params)
+
+
 class LogMelFeatures:
     """Encoder input for synths that train from datasets (Dexed, plugin synths): a log-mel of the whole note.
 
