@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 
+from synthinv.checkpoint import read_checkpoint
 from synthinv.fileio import atomic_write
 
 OUT = Path("results/dexed_p2t_init")
@@ -31,7 +31,7 @@ def run(cmd: list[str]) -> None:
 
 
 def history(ckpt: Path) -> list[tuple[int, float]]:
-    meta = torch.load(ckpt, map_location="cpu", weights_only=False)["meta"]
+    meta = read_checkpoint(ckpt)["meta"]
     return [(h["step"], h["val_mss"]) for h in meta["history"]]
 
 

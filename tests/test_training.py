@@ -159,7 +159,7 @@ def test_checkpoint_for_another_k_is_refused(saved):
 
 def test_checkpoint_with_a_different_spec_is_refused(saved):
     _, path = saved
-    blob = torch.load(path, weights_only=False)
+    blob = torch.load(path, weights_only=True)
     blob["spec_hash"] = "0" * 16
     torch.save(blob, path)
     with pytest.raises(CheckpointError, match="spec"):
@@ -188,7 +188,7 @@ def test_save_is_atomic(kosc4, saved):
     model, path = saved
     assert sorted(os.listdir(path.parent)) == ["model.ckpt"]  # no temp file left behind
     save_checkpoint(path, model, kosc4, {"model": {}}, {"second": True})  # overwrite in place
-    assert torch.load(path, weights_only=False)["meta"] == {"second": True}
+    assert torch.load(path, weights_only=True)["meta"] == {"second": True}
 
 
 # --- evaluation -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -35,17 +36,30 @@ def save_checkpoint(path: Path, model, synth, config: dict, meta: dict, state_di
     return path
 
 
-def load_checkpoint(path: str | Path, expect_synth: dict | None = None):
-    """-> (model in eval mode, synth, blob). `expect_synth` (e.g. {"name": "kosc", "k": 4}) must match."""
+def read_checkpoint(path: str | Path) -> dict:
+    """The stored dict, read without running code: torch's weights-only unpickler admits tensors and plain
+    containers only, so a crafted file (a pickle whose loading calls a function) is refused, not run."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" in str(exc):  # a pickle naming a function or class to call: refused before it ran
+            raise CheckpointError(f"{path} is not a safe checkpoint: it asks to run code or build objects "
+                                  "when opened, so it was not loaded") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a weights-only torch file)") from None
     except Exception as exc:  # torch raises many kinds for a bad file
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a synthinv checkpoint")
+    return blob
+
+
+def load_checkpoint(path: str | Path, expect_synth: dict | None = None):
+    """-> (model in eval mode, synth, blob). `expect_synth` (e.g. {"name": "kosc", "k": 4}) must match."""
+    path = Path(path)
+    blob = read_checkpoint(path)
     for key, want in (expect_synth or {}).items():
         have = blob["synth"].get(key)
         if have != want:
