@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import time
@@ -24,12 +25,16 @@ import torch
 from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
+from synthinv.bank import DEFAULT_BANK_SIZE, get_bank
 from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import level_db
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.synths.base import draw_examples
+from synthinv.progress import search_progress
+from synthinv.search import Objective, search
 from synthinv.transpose import align_to_target
+from synthinv.workers import SynthPool
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
 
@@ -113,65 +118,238 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
     return torch.from_numpy(np.clip(result.x, -1, 1)).float()
 
 
+DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md measures 0 / 5 / 10 / 30
+MAX_BUDGET = 600.0
+MAX_CANDIDATES = 1024
+MODEL_PROPOSALS = 64  # flow samples when searching (budget > 0)
+BANK_PROPOSALS = 32  # nearest bank patches when searching
+PROPOSAL_STEPS = 20  # sampler steps for proposals when searching (the search refines them anyway)
+ALIGNED = 16  # the closest proposals are also tried at the target's pitch
+STARTS = 3  # CMA-ES runs, from the closest proposals that differ in their categorical choices
+SOURCES = ("model", "bank", "random")
+
+
+def _categorical_signature(spec, params: torch.Tensor) -> tuple:
+    """The categorical choices of one patch (P,), e.g. its DX7 algorithm, LFO wave and curves."""
+    return tuple(int(params[s].argmax()) for p, s in zip(spec.params, spec.slices) if p.kind == "categorical")
+
+
+def pick_starts(spec, params: torch.Tensor, distance: torch.Tensor, count: int) -> list[tuple[torch.Tensor, float]]:
+    """The `count` closest patches whose categorical choices differ (closest first), so that the CMA-ES
+    runs explore different algorithms; filled with the next closest when too few differ."""
+    order = distance.argsort()
+    chosen, seen = [], set()
+    for i in order.tolist():
+        sig = _categorical_signature(spec, params[i])
+        if sig not in seen:
+            seen.add(sig)
+            chosen.append(i)
+        if len(chosen) == count:
+            break
+    for i in order.tolist():
+        if len(chosen) == count:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return [(params[i].clone(), float(distance[i])) for i in chosen]
+
+
+class Inverter:
+    """A loaded model with its synth, worker pool and (when searching) patch bank: inverts many sounds.
+
+        with Inverter() as inv:                      # the shipped Dexed model
+            result = inv.invert("note.wav", budget=10)
+
+    The pool is forked here, before any heavy torch work, so every worker starts from a clean process."""
+
+    def __init__(self, model: str | None = None, synth_name: str | None = None, workers: int | None = None,
+                 bank_size: int | None = None, say=print, show_progress: bool | None = None):
+        if synth_name is None and model is None:
+            synth_name = DEFAULT_SYNTH
+        self.checkpoint = resolve_model(model, synth_name)  # a given model names its own synth
+        self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
+                                                          expect_synth={"name": synth_name} if synth_name else None)
+        self.pool = SynthPool(self.synth, workers)
+        self.bank_size = bank_size or DEFAULT_BANK_SIZE
+        self.say, self.show_progress = say, show_progress
+        self._bank, self._rms_range = None, None
+        self.is_flow = self.blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> "Inverter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def bank(self):
+        if self._bank is None:
+            self._bank = get_bank(self.synth, self.bank_size, workers=self.pool.workers, say=self.say,
+                                  show_progress=self.show_progress is not False)
+        return self._bank
+
+    @property
+    def rms_range(self) -> tuple[float, float]:
+        if self._rms_range is None:
+            self._rms_range = synth_rms_range(self.synth)
+        return self._rms_range
+
+    def prepare(self, sound) -> LoadedSound:
+        """A path (read and prepared as audio_io.prepare_sound says), a LoadedSound, or audio (T,) as is."""
+        if isinstance(sound, LoadedSound):
+            return sound
+        if isinstance(sound, torch.Tensor):
+            return LoadedSound(sound.float().reshape(-1))
+        return prepare_sound(sound, self.synth.sample_rate, self.synth.length, self.rms_range)
+
+    def proposals(self, target: LoadedSound, sources: tuple[str, ...], counts: dict, steps: int,
+                  guidance: float, seed: int, random_offset: int = 0) -> tuple[torch.Tensor, list[str]]:
+        """-> (params (N, P), what each row came from)."""
+        found, labels = [], []
+        if "model" in sources:
+            cond = self.synth.features(target.audio[None])  # what the encoder hears
+            n = counts["model"] if self.is_flow else 1  # a regressor has one answer
+            gen = torch.Generator().manual_seed(seed)
+            params = self.net.sample(cond.expand(n, *cond.shape[1:]), steps=steps, guidance=guidance, generator=gen)
+            found.append(params.clamp(-1, 1))
+            labels += ["flow sample" if self.is_flow else "regression"] * n
+        if "bank" in sources:
+            idx, _ = self.bank.nearest(target.audio, self.synth.sample_rate, counts["bank"])
+            found.append(self.bank.params[idx])
+            labels += [f"bank patch {int(i)}" for i in idx]
+        if "random" in sources:
+            from synthinv.evaluation import RANDOM_BASELINE_SEED
+
+            n = counts["random"]
+            found.append(draw_examples(self.synth, RANDOM_BASELINE_SEED, np.arange(random_offset, random_offset + n))[0])
+            labels += ["random patch"] * n
+        return torch.cat(found), labels
+
+    def invert(self, sound, candidates: int = 8, budget: float = DEFAULT_BUDGET, steps: int = 50,
+               guidance: float | None = None, seed: int = 0, transpose: bool = True, refine_budget: int = 0,
+               sources: tuple[str, ...] | None = None, counts: dict | None = None, truth: str | Path | None = None,
+               random_offset: int = 0) -> Inversion:
+        """Proposals (model samples, bank neighbours, random patches), each also tried at the target's pitch,
+        then CMA-ES on real renders until `budget` seconds have passed since the proposals began; the best
+        `candidates` of everything rendered, best first.
+
+        budget 0: no search, and by default only `candidates` model samples (the fast path).
+        sources: which proposals (default: model and bank when searching, model alone at budget 0).
+        counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0)."""
+        check_invert_settings(candidates, steps, budget, refine_budget)
+        clock = Stopwatch()
+        synth = self.synth
+        true_params = read_json_preset(truth, synth) if truth else None  # checked before seconds of work
+        target = self.prepare(sound)
+        guidance = self.blob["config"]["sample"]["guidance"] if guidance is None else guidance
+        searching = budget > 0
+        uses_bank = scoring(synth).label.startswith("MSS")  # real synths; k-osc notes are too short to embed
+        sources = sources or (("model", "bank") if searching and uses_bank else ("model",))
+        unknown = set(sources) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown proposal source {sorted(unknown)}; use {', '.join(SOURCES)}")
+        default_counts = ({"model": MODEL_PROPOSALS, "bank": BANK_PROPOSALS, "random": MODEL_PROPOSALS} if searching
+                          else {"model": candidates, "bank": candidates, "random": candidates})
+        counts = {**default_counts, **(counts or {})}
+        if "bank" in sources:
+            self.bank  # noqa: B018 - built (minutes, once) before the clock starts
+        clock.lap("load")
+        start = time.perf_counter()
+        deadline = start + budget
+        params, labels = self.proposals(target, sources, counts, min(steps, PROPOSAL_STEPS) if searching else steps,
+                                        guidance, seed, random_offset)  # (N, P)
+        clock.lap("propose")
+        key = f"{id(target)}-{seed}"
+        objective = Objective(self.pool, target.audio, key)
+        distance = torch.from_numpy(objective(params)).float()  # (N,)
+        clock.lap("score")
+        shift = torch.zeros(len(params), dtype=torch.long)
+        if transpose:  # the closest proposals, each also at its likeliest transpositions to the target's pitch
+            top = distance.argsort()[:ALIGNED]
+            audio = synth.render(params[top])
+            moved, _, moved_distance, moved_shift = align_to_target(synth, params[top], audio,
+                                                                    target.audio.expand_as(audio), distance[top])
+            params[top], distance[top], shift[top] = moved, moved_distance, moved_shift
+            clock.lap("transpose")
+        labels = [label + (f", note {int(s):+d}" if s else "") for label, s in zip(labels, shift.tolist())]
+        pool = [(params[i], float(distance[i]), labels[i]) for i in range(len(params))]
+        interrupted, renders = False, objective.renders
+        if searching and time.perf_counter() < deadline:
+            starts = pick_starts(synth.spec, params, distance, STARTS)
+            with search_progress(budget, start, self.show_progress) as on_best:
+                objective.on_best = on_best
+                try:
+                    result = search(objective, starts, synth.spec, deadline, seed=seed)
+                    pool += result.found
+                except KeyboardInterrupt:  # Ctrl-C: keep the best so far and write a complete result
+                    interrupted = True
+                    if objective.best_params is not None:
+                        pool.append((objective.best_params, objective.best, "search (stopped early)"))
+            renders = objective.renders
+            clock.lap("search")
+        found = self._finish(target, pool, candidates)
+        clock.lap("render")
+        gain = None
+        if refine_budget > 0:
+            best = found[0]
+            refined = refine(synth, best.params, target.audio, refine_budget)
+            r_audio, r_dist, r_check = score(synth, refined[None], target.audio)
+            gain = best.distance / max(float(r_dist[0]), 1e-12)
+            found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_check[0]), "refined from #1"))
+            found.sort(key=lambda c: c.distance)
+            clock.lap("refine")
+        settings = {"sound": str(sound) if isinstance(sound, (str, Path)) else "audio",
+                    "model": str(self.checkpoint), "model_kind": self.blob["config"]["model"]["kind"],
+                    "synth": synth.name, "candidates": candidates, "budget": budget, "sources": list(sources),
+                    "proposals": len(params), "renders": renders, "interrupted": interrupted,
+                    "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
+                    "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps}
+        return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
+
+    def _finish(self, target: LoadedSound, pool: list, candidates: int) -> list[Candidate]:
+        """The best `candidates` distinct patches of everything scored, re-rendered here, best first."""
+        pool = sorted(pool, key=lambda t: t[1])
+        chosen, seen = [], set()
+        for params, dist, label in pool:
+            key = tuple(torch.round(params * 1e4).int().tolist())
+            if key in seen:
+                continue
+            seen.add(key)
+            chosen.append((params, dist, label))
+            if len(chosen) == candidates:
+                break
+        params = torch.stack([c[0] for c in chosen])  # (C, P)
+        audio, dist, check = score(self.synth, params, target.audio)
+        found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), chosen[i][2]) for i in range(len(chosen))]
+        found.sort(key=lambda c: c.distance)
+        return found
+
+
+def check_invert_settings(candidates: int, steps: int, budget: float, refine_budget: int) -> None:
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise ValueError(f"--candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
+    if steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    if not (math.isfinite(budget) and 0 <= budget <= MAX_BUDGET):
+        raise ValueError(f"--budget must be between 0 (no search) and {MAX_BUDGET:.0f} seconds, got {budget}")
+    if refine_budget < 0:
+        raise ValueError(f"--refine must be 0 (off) or a positive number of renders, got {refine_budget}")
+
+
 def invert(sound: str | Path, model: str | None = None, synth_name: str | None = None, candidates: int = 8,
            steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0,
            truth: str | Path | None = None, rms_range: tuple[float, float] | None = None,
-           transpose: bool = True) -> Inversion:
-    """Sample `candidates` parameter sets for `sound`, render and rank them; optionally refine the best.
-
-    `transpose`: for synths with a MIDI-note parameter, each candidate is also tried transposed to the
-    target's pitch (synthinv.transpose) and the better of the two is kept.
-    `rms_range`: the synth's loudness range (`synth_rms_range`), measured when None; a caller inverting
-    many sounds (synthinv.ood) measures it once, since it renders 256 patches."""
-    if candidates < 1:
-        raise ValueError(f"--candidates must be at least 1, got {candidates}")
-    if steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {steps}")
-    clock = Stopwatch()
-    if synth_name is None and model is None:
-        synth_name = DEFAULT_SYNTH
-    ckpt = resolve_model(model, synth_name)  # a given model names its own synth
-    net, synth, blob = load_checkpoint(ckpt, expect_synth={"name": synth_name} if synth_name else None)
-    synth_name = synth.name
-    true_params = read_json_preset(truth, synth) if truth else None  # checked before minutes of work
-    guidance = blob["config"]["sample"]["guidance"] if guidance is None else guidance
-    target = prepare_sound(sound, synth.sample_rate, synth.length, rms_range or synth_rms_range(synth))
-    cond = synth.features(target.audio[None])  # what the encoder hears: audio (k-osc) or log-mel (Dexed)
-    is_flow = blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
-    cond = cond.expand(candidates if is_flow else 1, *cond.shape[1:])  # (N, ...): a regressor has one answer
-    clock.lap("load")
-    gen = torch.Generator().manual_seed(seed)
-    params = net.sample(cond, steps=steps, guidance=guidance, generator=gen).clamp(-1, 1)  # (N, P)
-    clock.lap("sample")
-    audio = synth.render(params)
-    clock.lap("render")
-    targets = target.audio.expand_as(audio)  # (N, T)
-    dist = ranking_distance(synth, audio, targets)
-    clock.lap("score")
-    shift = torch.zeros(len(params), dtype=torch.long)
-    if transpose:
-        params, audio, dist, shift = align_to_target(synth, params, audio, targets, dist)
-        clock.lap("transpose")
-    check = check_distance(synth, audio, targets)
-    source = "flow sample" if is_flow else "regression"
-    found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]),
-                       source + (f", note {int(shift[i]):+d}" if shift[i] else "")) for i in range(len(params))]
-    found.sort(key=lambda c: c.distance)
-    gain = None
-    if refine_budget > 0:
-        best = found[0]
-        refined = refine(synth, best.params, target.audio, refine_budget)
-        r_audio, r_dist, r_check = score(synth, refined[None], target.audio)
-        gain = best.distance / max(float(r_dist[0]), 1e-12)
-        found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_check[0]), "refined from #1"))
-        found.sort(key=lambda c: c.distance)
-        clock.lap("refine")
-    settings = {"sound": str(sound), "model": str(ckpt), "model_kind": blob["config"]["model"]["kind"],
-                "synth": synth_name, "candidates": candidates,
-                "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
-                "transpose": transpose, "transposed": int((shift != 0).sum()),
-                "seconds": clock.laps}
-    return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
+           transpose: bool = True, budget: float = DEFAULT_BUDGET, workers: int | None = None,
+           show_progress: bool | None = None, say=print) -> Inversion:
+    """Invert one sound with a fresh `Inverter` (see there); `rms_range` skips measuring the synth's loudness."""
+    check_invert_settings(candidates, steps, budget, refine_budget)
+    with Inverter(model, synth_name, workers=workers, say=say, show_progress=show_progress) as inverter:
+        if rms_range is not None:
+            inverter._rms_range = rms_range
+        return inverter.invert(sound, candidates, budget, steps, guidance, seed, transpose, refine_budget, truth=truth)
 
 
 def write_inversion(result: Inversion, out: Path, force: bool = False, truth: torch.Tensor | None = None) -> Path:

@@ -108,3 +108,22 @@ def level_db(audio: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(N, T), (N, T) -> (N,): RMS level of each sound relative to its target in dB (`rms_dbfs` difference).
     The ranking distances are gain-blind, so a candidate can sound right but much louder or quieter."""
     return rms_dbfs(audio) - rms_dbfs(target)
+
+
+class MSSTarget:
+    """`mss_distance` to one fixed target, its three relative log-mels computed once: a search scores
+    thousands of candidates against the same sound, and recomputing the target doubled each score."""
+
+    def __init__(self, target: torch.Tensor, sample_rate: int, scales: tuple[tuple[float, float, int], ...] = MSS_SCALES):
+        self.sample_rate, self.scales = sample_rate, scales
+        self.length = target.shape[-1]
+        self._target = [relative_log_mel(target.reshape(1, -1), sample_rate, *scale) for scale in scales]  # (1, M, F) each
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (N, T) -> MSS (N,) in dB against the target, equal to `mss_distance` to float tolerance."""
+        if audio.shape[-1] != self.length:
+            raise ValueError(f"audio has {audio.shape[-1]} samples, the target {self.length}")
+        total = torch.zeros(audio.shape[0])
+        for scale, target in zip(self.scales, self._target):
+            total += (relative_log_mel(audio, self.sample_rate, *scale) - target).abs().mean(dim=(1, 2)).cpu()
+        return total / len(self.scales)

@@ -39,3 +39,34 @@ class progress_bar:
         if self.enabled and self.total:
             self.bar.stop()
         return False
+
+
+class search_progress:
+    """`with search_progress(budget_s, start, enabled) as on_best: ... on_best(distance, renders)`: a bar over
+    the time budget showing the best distance so far and the renders done (terminals only by default)."""
+
+    def __init__(self, budget: float, start: float, enabled: bool | None = None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.budget, self.start = budget, start
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda best, renders: None
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("searching"), BarColumn(), TextColumn("{task.fields[status]}"), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task("search", total=self.budget, status="")
+
+        def on_best(best: float, renders: int) -> None:
+            elapsed = time.perf_counter() - self.start
+            self.bar.update(self.task, completed=min(elapsed, self.budget),
+                            status=f"best {best:.2f}  {renders} renders  {elapsed:.0f}/{self.budget:.0f} s")
+
+        return on_best
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.update(self.task, completed=self.budget)
+            self.bar.stop()
+        return False

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from synthinv.metrics import log_spectral_distance, mss_distance, multiscale_spectral_distance
+from synthinv.metrics import MSSTarget, log_spectral_distance, mss_distance, multiscale_spectral_distance
 
 
 def _mfcc_distance(audio: torch.Tensor, targets: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -47,6 +47,14 @@ def scoring(synth) -> Scoring:
 def ranking_distance(synth, audio: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(N, T), (N, T) -> (N,): what invert ranks (and refines) by, lower is better."""
     return scoring(synth).distance(audio, targets, synth.sample_rate)
+
+
+def target_distance(synth, target: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """target (T,) -> a function audio (N, T) -> `ranking_distance` (N,) to that target. Real synths keep the
+    target's MSS spectrograms (metrics.MSSTarget), so a search pays only for its candidates' spectrograms."""
+    if scoring(synth) is REAL_SYNTH:
+        return MSSTarget(target, synth.sample_rate)
+    return lambda audio: ranking_distance(synth, audio, target.expand_as(audio))
 
 
 def check_distance(synth, audio: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -244,6 +244,24 @@ class DexedSynth(LogMelFeatures):
         """The MIDI note of each row (N,) int."""
         return self.spec.decode(_as_2d(params).double())[:, -1].round().long().numpy()
 
+    def with_gain(self, params, gain_db) -> torch.Tensor:
+        """params (N, 225), gain_db (N,) -> params with every carrier's output level moved by about gain_db
+        (DX7 output levels near the top are about 0.75 dB a step; callers measure and repeat), clamped to
+        0..99. Carriers are the operators the patch's algorithm sends to the output, so the timbre stays."""
+        params = _as_2d(params)
+        native = self.spec.decode(params.double())  # (N, 145)
+        names = self.spec.names
+        algorithm = native[:, names.index("global.algorithm")].long().numpy()
+        carriers = torch.from_numpy(_carrier_table()[algorithm])  # (N, 6) bool
+        steps = torch.round(torch.as_tensor(gain_db, dtype=torch.float64) / DB_PER_LEVEL_STEP)  # (N,)
+        for op in range(1, N_OPS + 1):
+            col = names.index(f"op{op}.output_level")
+            moved = (native[:, col] + steps).clamp(0, 99)
+            native[:, col] = torch.where(carriers[:, op - 1], moved, native[:, col])
+        out = self.spec.encode(native).to(params.dtype)
+        out[:, -1] = params[:, -1]  # the note column is untouched (re-encoding it is exact anyway)
+        return out
+
     # --- rendering ------------------------------------------------------------------------------
 
     def render(self, params: torch.Tensor) -> torch.Tensor:
@@ -344,6 +362,7 @@ SILENCE_DBFS = -55.0  # plain RMS over the whole rendered note, in dB re full sc
 MAX_REDRAWS = 10
 FULL_RANGE_WEIGHT = 0.02
 PITCH_EG_FLAT = 0.7  # probability of a flat pitch EG (levels 50, rates 99) - the usual DX7 setting
+DB_PER_LEVEL_STEP = 0.75  # DX7 output level near the top of its scale
 CARRIER_STEPS_PER_DOUBLING = 8  # output level steps per 6 dB near the top of the DX7 scale (~0.75 dB/step)
 
 _Mixture = tuple[tuple[float, int, int], ...]

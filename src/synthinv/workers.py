@@ -1,0 +1,66 @@
+"""Rendering on every core: a process pool whose workers each hold their own synth engine.
+
+Workers are forked, not spawned: a spawned worker pays the torch + synth import (about 3.5 s here) before
+its first note, a forked one starts in milliseconds. Each worker runs torch on one thread, so the parent's
+thread pool is never used inside a fork. Jobs are module-level functions `job(synth, *args)`, so the pool
+does not care what they compute (bank features, search scores).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+from typing import Any, Callable, Sequence
+
+import torch
+
+_SYNTH = None  # the worker's own synth (its engine is built on first render)
+
+
+def _init_worker(synth) -> None:
+    global _SYNTH
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops the search)
+    torch.set_num_threads(1)
+    _SYNTH = synth
+
+
+def _call(job: Callable, args: tuple) -> Any:
+    return job(_SYNTH, *args)
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class SynthPool:
+    """`pool.map(job, [args, ...])` runs `job(synth, *args)` in worker processes, results in order.
+
+    workers <= 1 runs everything in this process (tests, and machines with one core)."""
+
+    def __init__(self, synth, workers: int | None = None):
+        self.synth = synth
+        self.workers = default_workers() if workers is None else max(1, int(workers))
+        self._pool = None
+        if self.workers > 1:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
+                                                initializer=_init_worker, initargs=(synth,))
+
+    def map(self, job: Callable, arg_list: Sequence[tuple]) -> list:
+        if self._pool is None:
+            return [job(self.synth, *args) for args in arg_list]
+        return list(self._pool.map(_call, [job] * len(arg_list), arg_list))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "SynthPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
