@@ -10,6 +10,16 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Banks go to a folder of the test session's own, and are tiny: tests never build the user's bank."""
+    import os
+
+    os.environ["SYNTHINV_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["SYNTHINV_BANK_SIZE"] = "128"
+    yield
+
+
 def freq_to_param(spec, index: int, hz: float) -> float:
     """Inverse of spec.decode for one log-scaled parameter: native Hz -> normalised [-1, 1]."""
     p = spec.params[index]

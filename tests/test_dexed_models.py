@@ -345,7 +345,7 @@ def test_invert_a_dexed_sound_writes_loadable_syx(runs, synth, tmp_path):
     truth, audio = synth.draw(7, np.arange(1))
     write_wav(tmp_path / "note.wav", audio[0], synth.sample_rate)
     result = invert(tmp_path / "note.wav", str(runs["flow_mlp"][0] / "model.ckpt"), synth_name="dexed",
-                    candidates=2, steps=2)
+                    candidates=2, steps=2, budget=0)
     out = write_inversion(result, tmp_path / "inv")
     for folder in ("candidate_01", "candidate_02"):
         patch = read_syx_voice(out / folder / "preset.syx")
@@ -379,8 +379,8 @@ def test_invert_transposition_never_ranks_worse_and_is_reported(runs, synth, tmp
 
     write_wav(tmp_path / "note.wav", synth.draw(8, np.arange(1))[1][0], synth.sample_rate)
     ckpt = str(runs["flow_mlp"][0] / "model.ckpt")
-    plain = invert(tmp_path / "note.wav", ckpt, synth_name="dexed", candidates=6, steps=2, transpose=False)
-    moved = invert(tmp_path / "note.wav", ckpt, synth_name="dexed", candidates=6, steps=2)
+    plain = invert(tmp_path / "note.wav", ckpt, synth_name="dexed", candidates=6, steps=2, transpose=False, budget=0)
+    moved = invert(tmp_path / "note.wav", ckpt, synth_name="dexed", candidates=6, steps=2, budget=0)
     before, after = [c.distance for c in plain.candidates], [c.distance for c in moved.candidates]
     assert all(a <= b + 1e-6 for a, b in zip(after, before))
     n_moved = sum("note" in c.source for c in moved.candidates)

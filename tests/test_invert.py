@@ -44,7 +44,7 @@ def test_invert_writes_ranked_candidates_and_report(tiny_models, tmp_path):
     truth = synth.random_params(1, seed=99)
     write_wav(tmp_path / "target.wav", synth.render(truth)[0], synth.sample_rate)
     out = tmp_path / "inv"
-    result = invoke("invert", tmp_path / "target.wav", "--model", tiny_models["flow_mlp"], "--candidates", 5,
+    result = invoke("invert", "--budget", 0, tmp_path / "target.wav", "--model", tiny_models["flow_mlp"], "--candidates", 5,
                     "--steps", 4, "--refine", 40, "--out", out)
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out / "ranking.csv")))
@@ -68,15 +68,15 @@ def test_refinement_never_makes_the_best_worse(tiny_models, tmp_path):
     from synthinv.audio_io import write_wav
 
     write_wav(tmp_path / "t.wav", synth.render(synth.random_params(1, seed=5))[0], synth.sample_rate)
-    plain = invert(tmp_path / "t.wav", str(tiny_models["flow_mlp"]), candidates=4, steps=4)
-    refined = invert(tmp_path / "t.wav", str(tiny_models["flow_mlp"]), candidates=4, steps=4, refine_budget=60)
+    plain = invert(tmp_path / "t.wav", str(tiny_models["flow_mlp"]), candidates=4, steps=4, budget=0)
+    refined = invert(tmp_path / "t.wav", str(tiny_models["flow_mlp"]), candidates=4, steps=4, refine_budget=60, budget=0)
     assert refined.candidates[0].distance <= plain.candidates[0].distance + 1e-6
     assert refined.refine_gain >= 1.0 - 1e-6
 
 
 def test_regression_model_gives_one_candidate_and_says_so(tiny_models, tmp_path):
     out = tmp_path / "inv"
-    result = invoke("invert", EXAMPLE, "--model", tiny_models["regression_mse"],
+    result = invoke("invert", "--budget", 0, EXAMPLE, "--model", tiny_models["regression_mse"],
                     "--candidates", 4, "--out", out)
     assert result.exit_code == 0, result.output
     assert "one answer" in result.output
@@ -99,7 +99,7 @@ def test_bad_input_leaves_no_output(tiny_models, tmp_path, make, args, message):
 
     sf.write(str(tmp_path / "silent.wav"), np.zeros(2048, np.float32), 44100)
     out = tmp_path / "inv"
-    result = invoke("invert", make(tmp_path), "--model", tiny_models["flow_mlp"], "--out", out, *args)
+    result = invoke("invert", "--budget", 0, make(tmp_path), "--model", tiny_models["flow_mlp"], "--out", out, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not out.exists() and not list(tmp_path.glob(".inv.partial-*"))
@@ -109,6 +109,6 @@ def test_existing_output_is_kept_without_force(tiny_models, tmp_path):
     out = tmp_path / "inv"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
-    result = invoke("invert", EXAMPLE, "--model", tiny_models["flow_mlp"], "--out", out)
+    result = invoke("invert", "--budget", 0, EXAMPLE, "--model", tiny_models["flow_mlp"], "--out", out)
     assert result.exit_code == 2 and "--force" in result.output
     assert (out / "mine.txt").read_text() == "keep me"

@@ -44,19 +44,21 @@ def test_invert_without_synth_or_model_uses_the_shipped_dexed_model(tmp_path):
     pytest.importorskip("dexed")
     out = tmp_path / "inv"
     result = CliRunner().invoke(app, ["invert", str(EXAMPLES / "dexed_heldout_0.wav"), "--candidates", "2", "--steps", "4",
+                                      "--budget", "2",
                                       "--truth", str(EXAMPLES / "dexed_heldout_0.json"), "--out", str(out), "--threads", "1"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["synth"] == "dexed" and summary["model"].endswith(f"{DEFAULT_MODEL['dexed']}.ckpt")
     assert (out / "candidate_01" / "preset.syx").stat().st_size == 163  # a DX7 single-voice sysex
     assert "MSS (dB)" in result.output and "wMFCC" in result.output
+    assert summary["budget"] == 2 and summary["renders"] > summary["proposals"]  # the default pipeline searched
 
 
 def test_a_given_model_names_its_own_synth(tmp_path):
     out = tmp_path / "inv"
     kosc_model = shipped_models()[DEFAULT_MODEL["kosc"]]
     result = CliRunner().invoke(app, ["invert", str(EXAMPLES / "kosc4_heldout_0.wav"), "--model", str(kosc_model),
-                                      "--candidates", "2", "--steps", "2", "--out", str(out), "--threads", "1"])
+                                      "--budget", "0", "--candidates", "2", "--steps", "2", "--out", str(out), "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["synth"] == "kosc"
     # ...and a synth that contradicts the model is refused in one line

@@ -251,7 +251,7 @@ def test_cli_train_evaluate_invert(dexed_data, dexed_synth, tmp_path):
 
     _, audio = dexed_synth.draw(7, np.arange(1))
     write_wav(tmp_path / "note.wav", audio[0], dexed_synth.sample_rate)
-    result = invoke("invert", tmp_path / "note.wav", "--synth", "dexed", "--model", run / "model.ckpt",
+    result = invoke("invert", "--budget", 0, tmp_path / "note.wav", "--synth", "dexed", "--model", run / "model.ckpt",
                     "--candidates", 3, "--out", tmp_path / "inv", "--threads", 1)
     assert result.exit_code == 0, result.output
     ranking = (tmp_path / "inv" / "ranking.csv").read_text().strip().splitlines()

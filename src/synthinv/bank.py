@@ -36,7 +36,7 @@ BANK_SEED = 5_000_029
 # seeds examples are drawn from elsewhere: the dataset splits of scripts/dexed_experiment.py (1, 2, 3) and
 # evaluation's VAL_SEED, TEST_SEED, RANDOM_BASELINE_SEED; the bank must not share one
 RESERVED_SEEDS = (1, 2, 3, 2_000_003, 3_000_017, 4_000_037)
-DEFAULT_BANK_SIZE = 16384
+DEFAULT_BANK_SIZE = 16384  # $SYNTHINV_BANK_SIZE overrides it (tests use a tiny bank)
 MAX_BANK_SIZE = 1 << 20
 EMBED = {"version": 1, "n_mels": 64, "win_ms": 25.0, "hop_ms": 10.0, "segments": 16}
 CHUNK = 1024  # examples per job and per resumable part file
@@ -85,6 +85,16 @@ class Bank:
 
     def __post_init__(self):
         self._norms = self.embedding.square().sum(dim=1)  # (n,)
+
+
+def default_bank_size() -> int:
+    raw = os.environ.get("SYNTHINV_BANK_SIZE")
+    if raw is None:
+        return DEFAULT_BANK_SIZE
+    try:
+        return int(raw)
+    except ValueError:
+        raise BankError(f"SYNTHINV_BANK_SIZE must be a whole number of patches, not {raw!r}") from None
 
 
 def bank_path(synth, n: int, seed: int = BANK_SEED) -> Path:
@@ -151,9 +161,10 @@ def load_bank(path: Path, synth) -> Bank:
     return Bank(torch.from_numpy(params.astype(np.float32)), torch.from_numpy(emb.astype(np.float32)), header)
 
 
-def get_bank(synth, n: int = DEFAULT_BANK_SIZE, seed: int = BANK_SEED, workers: int | None = None,
+def get_bank(synth, n: int | None = None, seed: int = BANK_SEED, workers: int | None = None,
              say=print, show_progress: bool = True) -> Bank:
     """The cached bank for this synth spec, built first if missing; a corrupt one is rebuilt."""
+    n = default_bank_size() if n is None else n
     check_bank_request(n, seed)
     path = bank_path(synth, n, seed)
     if path.exists():

@@ -16,6 +16,9 @@ app = typer.Typer(help="Recover synthesizer parameters from audio with symmetry-
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 experiment_app = typer.Typer(help="Reproduce the paper's experiments.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
+bank_app = typer.Typer(help="Banks of rendered prior patches that `invert` retrieves its nearest proposals from.",
+                       no_args_is_help=True)
+app.add_typer(bank_app, name="bank")
 
 
 def friendly_errors(fn):
@@ -234,7 +237,11 @@ def invert(
                                         "else dexed)."),
     model: Optional[str] = typer.Option(None, help="Shipped model name (see `synthinv models`) or a checkpoint path "
                                         "(default: the synth's shipped model)."),
-    candidates: int = typer.Option(8, help="How many parameter sets to sample and rank."),
+    candidates: int = typer.Option(8, help="How many presets to write, best first (at --budget 0: how many model "
+                                   "samples to rank)."),
+    budget: float = typer.Option(10.0, help="Seconds for proposals (model samples + nearest patches of the synth's "
+                                 "bank) and a CMA-ES search on real renders; 0 = no search, rank model samples only. "
+                                 "Ctrl-C ends the search early and still writes the best found."),
     steps: int = typer.Option(50, help="RK4 steps of the flow sampler."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the model's)."),
     refine: int = typer.Option(0, help="Render budget for a Nelder-Mead refinement of the best candidate (0: off)."),
@@ -246,7 +253,8 @@ def invert(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output folder."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
 ):
-    """Find presets that reproduce SOUND: sample candidates, render, rank by spectral distance, write a report."""
+    """Find presets that reproduce SOUND: propose (model samples, nearest bank patches), search on real renders
+    for --budget seconds, rank by spectral distance, write presets, audio and a report."""
     from rich.console import Console
     from rich.table import Table
 
@@ -258,7 +266,8 @@ def invert(
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
     set_threads(threads)
-    result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose)
+    result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose,
+                        budget=budget, say=typer.echo)
     for note in result.target.notes:
         typer.echo(f"input: {note}")
     for message in result.messages:
@@ -273,6 +282,33 @@ def invert(
                       str(out / f"candidate_{rank:02d}" / "preset.json"))
     Console().print(table)
     typer.echo(f"report: {out / 'report.html'}")
+
+
+@bank_app.command("build")
+@friendly_errors
+def bank_build(
+    synth: str = typer.Option("dexed", help="dexed or a plugin synth (amsynth, subtractive3, ...)."),
+    n: int = typer.Option(16384, help="Patches in the bank (invert uses 16384 unless told otherwise)."),
+    seed: int = typer.Option(5_000_029, help="Split the patches are drawn from (must not be a training, validation "
+                             "or test seed)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: one per core)."),
+):
+    """Render a bank once (resumable: an interrupted build continues where it stopped) into the cache folder
+    ($SYNTHINV_CACHE, else ~/.cache/synthinv)."""
+    from synthinv.bank import bank_path, build_bank, check_bank_request, load_bank
+    from synthinv.build import SYNTHS, ConfigError, build_synth
+
+    if synth not in SYNTHS or synth == "kosc":
+        raise ConfigError(f"no bank for synth {synth!r}; available: {', '.join(x for x in SYNTHS if x != 'kosc')}")
+    check_bank_request(n, seed)
+    the_synth = build_synth({"name": synth})
+    path = bank_path(the_synth, n, seed)
+    if path.exists():
+        bank = load_bank(path, the_synth)
+        typer.echo(f"{path} already holds {len(bank)} {synth} patches")
+        return
+    build_bank(the_synth, n, seed, workers, path)
+    typer.echo(f"bank: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()

@@ -25,7 +25,7 @@ import torch
 from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
-from synthinv.bank import DEFAULT_BANK_SIZE, get_bank
+from synthinv.bank import get_bank
 from synthinv.checkpoint import load_checkpoint
 from synthinv.metrics import level_db
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
@@ -80,6 +80,12 @@ class Inversion:
         if self.settings.get("transposed"):
             said.append(f"{self.settings['transposed']} of {len(self.candidates) - (self.refine_gain is not None)} "
                         "candidates sounded closer moved to the target's pitch: their note was changed")
+        if self.settings.get("budget") == 0 and self.settings.get("candidates", 0) > 1:
+            said.append("no search (budget 0): the model's samples ranked as they are")
+        if self.settings.get("budget"):
+            stopped = " (stopped early by Ctrl-C)" if self.settings.get("interrupted") else ""
+            said.append(f"searched {self.settings['budget']:g} s{stopped}: {self.settings['proposals']} proposals "
+                        f"({' + '.join(self.settings['sources'])}), {self.settings['renders']} renders in all")
         if self.refine_gain is not None:
             said.append(f"refinement ({self.settings['refine_budget']} renders) divided the best distance by "
                         f"{self.refine_gain:.2f}")
@@ -127,6 +133,7 @@ PROPOSAL_STEPS = 20  # sampler steps for proposals when searching (the search re
 ALIGNED = 16  # the closest proposals are also tried at the target's pitch
 STARTS = 3  # CMA-ES runs, from the closest proposals that differ in their categorical choices
 SOURCES = ("model", "bank", "random")
+LEVEL_TOLERANCE = 0.3  # dB of ranking distance a candidate may lose to play at the target's level
 
 
 def _categorical_signature(spec, params: torch.Tensor) -> tuple:
@@ -170,7 +177,7 @@ class Inverter:
         self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
                                                           expect_synth={"name": synth_name} if synth_name else None)
         self.pool = SynthPool(self.synth, workers)
-        self.bank_size = bank_size or DEFAULT_BANK_SIZE
+        self.bank_size = bank_size  # None: bank.default_bank_size()
         self.say, self.show_progress = say, show_progress
         self._bank, self._rms_range = None, None
         self.is_flow = self.blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
@@ -322,10 +329,28 @@ class Inverter:
             if len(chosen) == candidates:
                 break
         params = torch.stack([c[0] for c in chosen])  # (C, P)
+        labels = [c[2] for c in chosen]
         audio, dist, check = score(self.synth, params, target.audio)
-        found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), chosen[i][2]) for i in range(len(chosen))]
+        if hasattr(self.synth, "with_gain"):
+            params, audio, dist, check, labels = self._match_level(target, params, audio, dist, check, labels)
+        found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i]) for i in range(len(chosen))]
         found.sort(key=lambda c: c.distance)
         return found
+
+    def _match_level(self, target: LoadedSound, params, audio, dist, check, labels):
+        """Each candidate moved to the target's level (Dexed: carrier output levels), kept where that costs at
+        most LEVEL_TOLERANCE of ranking distance: a synth's level can change its envelope, not only its gain."""
+        targets = target.audio.expand_as(audio)
+        moved = params
+        for _ in range(2):  # the level-to-gain curve is not exactly linear: measure again and correct
+            level = level_db(self.synth.render(moved), targets)
+            moved = self.synth.with_gain(moved, -level)
+        m_audio, m_dist, m_check = score(self.synth, moved, target.audio)
+        keep = (m_dist <= dist + LEVEL_TOLERANCE) & (level_db(m_audio, targets).abs() < level_db(audio, targets).abs())
+        labels = [label + (", level matched" if k else "") for label, k in zip(labels, keep.tolist())]
+        pick = keep[:, None]
+        return (torch.where(pick, moved, params), torch.where(pick, m_audio, audio), torch.where(keep, m_dist, dist),
+                torch.where(keep, m_check, check), labels)
 
 
 def check_invert_settings(candidates: int, steps: int, budget: float, refine_budget: int) -> None:

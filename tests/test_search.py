@@ -1,0 +1,168 @@
+"""Inversion by search: the patch bank, the cached-target score, CMA-ES on real renders, the budgeted pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthinv.bank import BankError, build_bank, embed, get_bank, load_bank
+from synthinv.metrics import MSSTarget, mss_distance
+from synthinv.search import Objective, categorical_sweep, cma_run, search_columns
+from synthinv.workers import SynthPool
+
+dexed = pytest.importorskip("dexed")
+
+
+@pytest.fixture(scope="module")
+def synth():
+    from synthinv.synths.dexed import DexedSynth
+
+    return DexedSynth()
+
+
+@pytest.fixture(scope="module")
+def notes(synth):
+    return synth.draw(3, np.arange(4))  # (params (4, P), audio (4, T)) of the test split
+
+
+def test_cached_target_mss_equals_mss_and_is_zero_on_itself(synth, notes):
+    params, audio = notes
+    scorer = MSSTarget(audio[0], synth.sample_rate)
+    expected = mss_distance(audio, audio[:1].expand_as(audio), synth.sample_rate)
+    assert torch.allclose(scorer(audio), expected, atol=1e-4)
+    assert float(scorer(audio[:1])[0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_pool_scores_equal_in_process_scores(synth, notes):
+    params, audio = notes
+    local = Objective(SynthPool(synth, workers=1), audio[0], "a")(params)
+    with SynthPool(synth, workers=2) as pool:
+        pooled = Objective(pool, audio[0], "a")(params)
+    np.testing.assert_allclose(pooled, local, atol=1e-5)
+    assert pooled[0] == pytest.approx(0.0, abs=1e-5)  # the target's own patch
+
+
+def test_bank_rows_are_a_function_of_seed_and_index(synth, tmp_path):
+    a = load_bank(build_bank(synth, 24, seed=11, workers=1, path=tmp_path / "a.npz", show_progress=False), synth)
+    b = load_bank(build_bank(synth, 24, seed=11, workers=2, path=tmp_path / "b.npz", show_progress=False), synth)
+    assert torch.equal(a.params, b.params) and torch.equal(a.embedding, b.embedding)
+    params, audio = synth.draw(11, np.arange(20, 24))  # rows 20..23 drawn on their own
+    assert torch.allclose(a.params[20:], params, atol=1e-3)  # stored as float16: exact on the DX7 grid
+    assert torch.equal(synth.spec.decode(a.params[20:].double()), synth.spec.decode(params.double()))
+    assert torch.allclose(a.embedding[20:], embed(audio, synth.sample_rate), atol=0.05)
+
+
+def test_bank_lookup_finds_its_own_patch_first(synth, tmp_path):
+    bank = load_bank(build_bank(synth, 32, seed=12, workers=1, path=tmp_path / "bank.npz", show_progress=False), synth)
+    audio = synth.render(bank.params[[5, 17]])
+    for row, i in zip(audio, (5, 17)):
+        idx, d2 = bank.nearest(row, synth.sample_rate, 3)
+        assert int(idx[0]) == i and d2[0] <= d2[1]
+
+
+def test_corrupt_bank_is_rebuilt_and_other_specs_refused(synth, tmp_path, monkeypatch):
+    from synthinv.bank import bank_path
+    from synthinv.synths.dexed import DexedSynth
+
+    monkeypatch.setenv("SYNTHINV_CACHE", str(tmp_path))
+    said = []
+    bank = get_bank(synth, 16, seed=13, workers=1, say=said.append, show_progress=False)
+    path = bank_path(synth, 16, 13)
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    again = get_bank(synth, 16, seed=13, workers=1, say=said.append, show_progress=False)
+    assert "corrupt" in said[-1] and torch.equal(again.params, bank.params)
+    with pytest.raises(BankError, match="built for"):
+        load_bank(path, DexedSynth(max_note=84))  # another note range is another spec
+    with pytest.raises(BankError, match="test split"):
+        get_bank(synth, 16, seed=3)  # the test split's seed
+    with pytest.raises(BankError, match="1 to"):
+        get_bank(synth, 0)
+
+
+def test_cma_recovers_a_perturbed_patch(synth, notes):
+    """From the true patch with its numeric parameters disturbed, the search gets closer to the target."""
+    params, audio = notes
+    columns, _ = search_columns(synth.spec)
+    start = params[1].clone()
+    start[columns] = (start[columns] + 0.3 * torch.randn(len(columns), generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    with SynthPool(synth, workers=2) as pool:
+        objective = Objective(pool, audio[1], "b")
+        before = float(objective(start[None])[0])
+        best, after = cma_run(objective, start, columns, deadline=float("inf"), max_renders=160)
+    assert after < before - 0.5
+    assert float(mss_distance(synth.render(best[None]), audio[1:2], synth.sample_rate)[0]) == pytest.approx(after, abs=1e-3)
+    assert torch.equal(best[~torch.isin(torch.arange(synth.spec.size), torch.from_numpy(columns))],
+                       start[~torch.isin(torch.arange(synth.spec.size), torch.from_numpy(columns))])  # categoricals kept
+
+
+def test_categorical_sweep_finds_the_algorithm(synth, notes):
+    params, audio = notes
+    _, categorical = search_columns(synth.spec)
+    algorithm = next(s for p, s in zip(synth.spec.params, synth.spec.slices) if p.name == "global.algorithm")
+    wrong = params[2].clone()
+    true_choice = int(wrong[algorithm].argmax())
+    wrong[algorithm] = -1.0
+    wrong[algorithm.start + (true_choice + 5) % 32] = 1.0
+    with SynthPool(synth, workers=1) as pool:
+        objective = Objective(pool, audio[2], "c")
+        start_value = float(objective(wrong[None])[0])
+        best, value = categorical_sweep(objective, wrong, start_value, [algorithm], deadline=float("inf"))
+    assert value < start_value
+    assert value == pytest.approx(0.0, abs=1e-4) or int(best[algorithm].argmax()) == true_choice
+
+
+def test_with_gain_moves_the_level_and_keeps_the_note(synth, notes):
+    from synthinv.metrics import level_db
+
+    params, audio = notes
+    quieter = synth.with_gain(params, torch.full((4,), -6.0))
+    level = level_db(synth.render(quieter), audio)
+    assert torch.all((level + 6.0).abs() < 1.5), level
+    assert np.array_equal(synth.notes(quieter), synth.notes(params))
+
+
+def test_pick_starts_differ_in_their_categorical_choices(synth):
+    from synthinv.invert import _categorical_signature, pick_starts
+
+    params = synth.params_at(21, np.arange(6))
+    params[1] = params[0]  # a duplicate of the closest
+    distance = torch.tensor([1.0, 1.1, 3.0, 2.0, 5.0, 4.0])
+    starts = pick_starts(synth.spec, params, distance, 3)
+    sigs = {_categorical_signature(synth.spec, p) for p, _ in starts}
+    assert len(sigs) == 3 and starts[0][1] == 1.0
+
+
+def test_budgeted_invert_beats_its_own_proposals(tmp_path):
+    from synthinv.invert import Inverter
+
+    with Inverter(workers=2, show_progress=False, say=lambda _: None) as inverter:
+        synth = inverter.synth
+        _, audio = synth.draw(3, np.arange(30, 31))
+        quick = inverter.invert(audio[0], candidates=4, budget=0, steps=8)
+        result = inverter.invert(audio[0], candidates=4, budget=4, steps=8)
+    distances = [c.distance for c in result.candidates]
+    assert distances == sorted(distances) and len(distances) == 4
+    assert result.settings["renders"] > result.settings["proposals"]
+    assert distances[0] < quick.candidates[0].distance
+    rescored = mss_distance(torch.stack([c.audio for c in result.candidates]), audio.expand(4, -1), synth.sample_rate)
+    assert torch.allclose(rescored, torch.tensor(distances), atol=1e-3)  # each distance is its audio's
+
+
+def test_ctrl_c_ends_the_search_with_a_complete_result(monkeypatch):
+    import synthinv.invert as inv_module
+    from synthinv.progress import search_progress
+
+    class StopAfterFirst(search_progress):
+        def __enter__(self):
+            def on_best(best, renders):
+                if renders > 60:
+                    raise KeyboardInterrupt
+            return on_best
+
+    monkeypatch.setattr(inv_module, "search_progress", StopAfterFirst)
+    with inv_module.Inverter(workers=1, show_progress=False, say=lambda _: None) as inverter:
+        _, audio = inverter.synth.draw(3, np.arange(31, 32))
+        result = inverter.invert(audio[0], candidates=3, budget=60, steps=4)
+    assert result.settings["interrupted"] and len(result.candidates) == 3
+    assert any("Ctrl-C" in m for m in result.messages)
