@@ -220,7 +220,7 @@ class Inverter:
             cond = self.synth.features(target.audio[None])  # what the encoder hears
             n = counts["model"] if self.is_flow else 1  # a regressor has one answer
             gen = torch.Generator().manual_seed(seed)
-            params = self.net.sample(cond.expand(n, *cond.shape[1:]), steps=steps, guidance=guidance, generator=gen)
+            params = self.net.sample(cond, steps=steps, guidance=guidance, generator=gen, repeats=n)  # (n, P)
             found.append(params.clamp(-1, 1))
             labels += ["flow sample" if self.is_flow else "regression"] * n
         if "bank" in sources:

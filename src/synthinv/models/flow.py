@@ -65,12 +65,13 @@ class FlowModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, audio: torch.Tensor, steps: int = 50, guidance: float = 2.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """audio: encoder input (N, ...) -> one parameter sample per example (N, P), by RK4 from t=0 to t=1.
+               generator: torch.Generator | None = None, repeats: int = 1) -> torch.Tensor:
+        """audio: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P), by RK4
+        from t=0 to t=1 (example i's samples at rows i*repeats ...); the encoder runs once per example.
 
         Samples are unbounded; callers clamp to [-1, 1] and let the synth decode (argmax for one-hot blocks)."""
-        emb = self.encoder(audio)
-        x = torch.randn(audio.shape[0], self.n_params, generator=generator).to(audio.device)
+        emb = self.encoder(audio).repeat_interleave(repeats, 0)  # (N * repeats, dim)
+        x = torch.randn(emb.shape[0], self.n_params, generator=generator).to(audio.device)
         dt = 1.0 / steps
         for i in range(steps):
             t = torch.full((x.shape[0],), i * dt, device=x.device)

@@ -234,11 +234,11 @@ class VAEFlowModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, audio: torch.Tensor, steps: int | None = None, guidance: float | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """audio: encoder input (N, ...) -> one parameter sample per example (N, P).
+               generator: torch.Generator | None = None, repeats: int = 1) -> torch.Tensor:
+        """audio: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P).
 
         z is the posterior mean; base noise (times `temperature`) is drawn from `generator` and mapped
         through the inverse RealNVP. `steps` and `guidance` are ignored (see the module docstring)."""
-        mu, _ = self.encode(audio)
-        u = torch.randn(audio.shape[0], self.n_params, generator=generator).to(audio.device) * self.temperature
+        mu = self.encode(audio)[0].repeat_interleave(repeats, 0)  # (N * repeats, latent)
+        u = torch.randn(mu.shape[0], self.n_params, generator=generator).to(audio.device) * self.temperature
         return self.flow.inverse(u, mu)

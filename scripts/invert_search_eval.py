@@ -1,0 +1,64 @@
+"""results/invert_search.{md,csv}: what `invert` returns first, per method and budget, on the Dexed test split
+(seed 3, the first --n sounds) and on examples/ood, with the shipped Dexed model and the default bank.
+
+Resumable: per-sound rows accumulate in results/invert_search/rows.jsonl; rerun to continue, --table-only to
+rewrite the tables from the rows. Two worker processes render and score (both cores).
+
+    python scripts/invert_search_eval.py --n 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from synthinv.fileio import atomic_write
+from synthinv.invert import Inverter
+from synthinv.ood import audio_files
+from synthinv.search_eval import csv_text, markdown_table, read_rows, run_methods, summarise
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "invert_search"
+TEST_SPLIT_SEED = 3  # data/dexed_test in scripts/dexed_experiment.py
+BASELINES = [("random", 0.0), ("retrieval", 0.0), ("model", 0.0), ("model+retrieval", 0.0)]
+
+
+def write_tables() -> None:
+    summary = summarise(read_rows(OUT / "rows.jsonl"))
+    atomic_write(ROOT / "results" / "invert_search.csv", csv_text(summary))
+    text = (ROOT / "results" / "invert_search_header.md").read_text() if (ROOT / "results" / "invert_search_header.md").exists() else ""
+    atomic_write(ROOT / "results" / "invert_search.md", text + markdown_table(summary))
+    print(markdown_table(summary))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=256, help="test sounds")
+    ap.add_argument("--test-budgets", default="5", help="budgets of the default method on the test split")
+    ap.add_argument("--ood-budgets", default="5,10,30", help="budgets of the default method on examples/ood")
+    ap.add_argument("--sets", default="ood,test")
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args()
+    if not args.table_only:
+        with Inverter(show_progress=False) as inverter:
+            for set_name in args.sets.split(","):
+                if set_name == "ood":
+                    sounds = [(p.name, p) for p in audio_files(ROOT / "examples" / "ood")]
+                    budgets = args.ood_budgets
+                else:
+                    _, audio = inverter.synth.draw(TEST_SPLIT_SEED, np.arange(args.n))
+                    sounds = [(f"test_{i:04d}", audio[i]) for i in range(args.n)]
+                    budgets = args.test_budgets
+                plan = BASELINES + [("default", float(b)) for b in budgets.split(",") if b]
+                run_methods(inverter, set_name, sounds, plan, OUT / "rows.jsonl",
+                            progress=lambda r: print(f"{r['set']} {r['method']}@{r['budget_s']:g} {r['sound']}: "
+                                                     f"MSS {r['mss']:.2f} ({r['seconds']:.1f} s)", flush=True))
+                write_tables()
+    write_tables()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""What `invert` returns first, measured per method and time budget on a set of sounds.
+
+Methods (each ranks by invert's ranking distance, tries its closest proposals at the target's pitch, and
+matches levels where the synth can):
+    random           best of RANDOM_N prior patches (a different set per sound)
+    retrieval        the bank's BANK_N nearest patches (the lookup baseline)
+    model            MODEL_N model samples
+    model+retrieval  both, no search
+    default          what `invert --budget S` does: both, then CMA-ES on real renders for S seconds
+
+Rows (one per sound and method) go to a JSONL file as they are made, so a long run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthinv.metrics import level_db
+
+MODEL_N, BANK_N = 64, 32
+RANDOM_N = MODEL_N + BANK_N  # as many patches as the model + retrieval proposals
+METHODS = {
+    "random": {"sources": ("random",), "counts": {"random": RANDOM_N}},
+    "retrieval": {"sources": ("bank",), "counts": {"bank": BANK_N}},
+    "model": {"sources": ("model",), "counts": {"model": MODEL_N}},
+    "model+retrieval": {"sources": ("model", "bank"), "counts": {"model": MODEL_N, "bank": BANK_N}},
+    "default": {"sources": None, "counts": None},
+}
+COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "level_db_abs",
+           "seconds_per_sound")
+PROPOSAL_STEPS = 20
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by an interrupted run: that sound is simply redone
+            continue
+    return rows
+
+
+def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan: list[tuple[str, float]],
+                rows_path: Path, candidates: int = 8, seed: int = 0, progress=None) -> list[dict]:
+    """Invert every sound with every (method, budget) of `plan`, appending one row per result to rows_path
+    (skipping those already there). sounds: (name, path or audio (T,)). -> all rows of this set."""
+    from synthinv.audio_metrics import f0_cents_between, f0_tracks, mfcc_distance
+
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["set"], r["method"], float(r["budget_s"]), r["sound"]) for r in read_rows(rows_path)}
+    synth = inverter.synth
+    target_f0: dict[str, np.ndarray] = {}
+    for method, budget in plan:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+        how = METHODS[method]
+        for i, (name, sound) in enumerate(sounds):
+            if (set_name, method, float(budget), name) in done:
+                continue
+            start = time.perf_counter()
+            result = inverter.invert(sound, candidates=candidates, budget=budget, steps=PROPOSAL_STEPS, seed=seed,
+                                     sources=how["sources"], counts=how["counts"], random_offset=i * RANDOM_N)
+            seconds = time.perf_counter() - start
+            first, target = result.candidates[0], result.target.audio
+            if name not in target_f0:
+                target_f0[name] = f0_tracks(target[None], synth.sample_rate)
+            cents = float(f0_cents_between(f0_tracks(first.audio[None], synth.sample_rate), target_f0[name])[0])
+            row = {"set": set_name, "method": method, "budget_s": budget, "sound": name, "mss": first.distance,
+                   "wmfcc": float(mfcc_distance(first.audio[None], target[None], synth.sample_rate)[0]),
+                   "f0_cents": None if math.isnan(cents) else cents,
+                   "level_db": float(level_db(first.audio[None], target[None])[0]),
+                   "seconds": round(seconds, 3), "renders": result.settings["renders"]}
+            with open(rows_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if progress:
+                progress(row)
+    return [r for r in read_rows(rows_path) if r["set"] == set_name]
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One line per (set, method, budget): means over sounds, the MSS with its 95% interval."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["method"], float(r["budget_s"])), []).append(r)
+    order = list(METHODS)
+    out = []
+    for (set_name, method, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), kv[0][2])):
+        mss = torch.tensor([r["mss"] for r in rs], dtype=torch.float64)
+        cents = [r["f0_cents"] for r in rs if r["f0_cents"] is not None]
+        half = 1.96 * float(mss.std()) / math.sqrt(len(rs)) if len(rs) > 1 else float("nan")
+        out.append({"method": method, "budget_s": budget, "set": set_name, "n": len(rs),
+                    "mss": round(float(mss.mean()), 3), "mss_ci95": round(half, 3),
+                    "wmfcc": round(float(np.mean([r["wmfcc"] for r in rs])), 3),
+                    "f0_within_50c": round(float(np.mean(np.array(cents) < 50)), 3) if cents else None,
+                    "level_db_abs": round(float(np.mean([abs(r["level_db"]) for r in rs])), 2),
+                    "seconds_per_sound": round(float(np.mean([r["seconds"] for r in rs])), 2)})
+    return out
+
+
+def csv_text(summary: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS))
+    writer.writeheader()
+    writer.writerows(summary)
+    return buf.getvalue()
+
+
+def markdown_table(summary: list[dict]) -> str:
+    lines = ["| set | method | budget (s) | n | MSS (dB) | wMFCC | f0 within 50 c | abs level (dB) | s per sound |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in summary:
+        f0 = "-" if s["f0_within_50c"] is None else f"{s['f0_within_50c']:.0%}"
+        lines.append(f"| {s['set']} | {s['method']} | {s['budget_s']:g} | {s['n']} | {s['mss']:.2f} ± {s['mss_ci95']:.2f} "
+                     f"| {s['wmfcc']:.2f} | {f0} | {s['level_db_abs']:.1f} | {s['seconds_per_sound']:.1f} |")
+    return "\n".join(lines) + "\n"
