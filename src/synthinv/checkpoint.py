@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 
 from synthinv.build import build_model, build_synth
+from synthinv.errors import SynthinvError
 
 FORMAT = "synthinv-checkpoint-1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SynthinvError, ValueError):
     """A checkpoint that is missing, not ours, or made for a different synth."""
 
 

@@ -19,18 +19,26 @@ app.add_typer(experiment_app, name="experiment")
 
 
 def friendly_errors(fn):
-    """Known user errors become `error: ...` on one line and exit code 2, never a traceback."""
+    """Known user errors become `error: ...` on one line and exit code 2, never a traceback.
+
+    SynthinvError is every error synthinv raises about what the user gave; ValueError is still caught
+    because some older raises use it. An OSError from the system (permission denied, not a directory, disk
+    full) is about a path the user gave too; one without an errno (h5py's) is not ours to explain."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from synthinv.build import ConfigError
-        from synthinv.checkpoint import CheckpointError
+        from synthinv.errors import SynthinvError, one_line, os_error_message
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, CheckpointError, ValueError, FileExistsError, FileNotFoundError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        except (SynthinvError, ValueError) as exc:
+            message = str(exc)
+        except OSError as exc:
+            if exc.errno is None and not isinstance(exc, (FileExistsError, FileNotFoundError)):
+                raise
+            message = os_error_message(exc)
+        typer.echo(f"error: {one_line(message)}", err=True)
+        raise typer.Exit(2)
 
     return wrapper
 
@@ -248,15 +256,16 @@ def invert(
 ):
     """Find presets that reproduce SOUND: sample candidates, render, rank by spectral distance, write a report."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from synthinv.checks import check_invert
     from synthinv.invert import write_inversion
     from synthinv.invert import invert as run_invert
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    check_invert(sound, out, candidates, steps, guidance, refine, truth, force, threads, model)
     set_threads(threads)
     result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose)
     for note in result.target.notes:
@@ -264,13 +273,13 @@ def invert(
     for message in result.messages:
         typer.echo(message)
     write_inversion(result, out, force=force, truth=result.truth)
-    table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
+    table = Table(title=f"{escape(sound.name)}: {len(result.candidates)} candidates, best first")  # names are not markup
     how = scoring(result.synth)
     for col in ("rank", f"distance: {how.label}", how.check_label, "source", "preset"):
         table.add_column(col)
     for rank, cand in enumerate(result.candidates[:10], 1):
-        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", cand.source,
-                      str(out / f"candidate_{rank:02d}" / "preset.json"))
+        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", escape(cand.source),
+                      escape(str(out / f"candidate_{rank:02d}" / "preset.json")))
     Console().print(table)
     typer.echo(f"report: {out / 'report.html'}")
 

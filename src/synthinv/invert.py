@@ -25,6 +25,7 @@ from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.checkpoint import load_checkpoint
+from synthinv.checks import check_sampling, check_sound
 from synthinv.metrics import level_db
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.scoring import check_distance, ranking_distance, scoring
@@ -123,10 +124,8 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
     target's pitch (synthinv.transpose) and the better of the two is kept.
     `rms_range`: the synth's loudness range (`synth_rms_range`), measured when None; a caller inverting
     many sounds (synthinv.ood) measures it once, since it renders 256 patches."""
-    if candidates < 1:
-        raise ValueError(f"--candidates must be at least 1, got {candidates}")
-    if steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {steps}")
+    check_sampling(candidates, steps, guidance, refine_budget)  # cheap checks before the model loads
+    check_sound(sound)
     clock = Stopwatch()
     if synth_name is None and model is None:
         synth_name = DEFAULT_SYNTH

@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 import torch
 
+from synthinv.errors import SynthinvError
 from synthinv.fileio import write_json_atomic
 
 try:
@@ -45,7 +46,7 @@ LOCK = ".lock"
 COMPRESSION = "gzip"  # of the mel array: "gzip" (shuffle + gzip 4, one chunk per example) or None
 
 
-class DatasetError(ValueError):
+class DatasetError(SynthinvError, ValueError):
     """A dataset directory or shard that cannot be used as asked (one-line message)."""
 
 
