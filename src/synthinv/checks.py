@@ -23,6 +23,11 @@ MAX_CANDIDATES = 1024
 # evaluate renders its n test sounds (and as many random patches) at once.
 MAX_EVAL_EXAMPLES = 8192
 MAX_BATCH_SIZE = 65536
+# generate holds a whole shard in memory (38.6 kB of Dexed log-mel per example) and lists every shard in its
+# manifest: caps far above real use that stop a typo from allocating gigabytes.
+MAX_SHARD_SIZE = 16384
+MAX_SHARDS = 100_000
+MAX_WORKERS = 512
 MAX_THREADS = 1024
 
 
@@ -109,7 +114,7 @@ def check_out_folder(out: Path, force: bool, inputs=(), flag: str = "--out", emp
     out = Path(out)
     if out.exists() or out.is_symlink():
         if not out.is_dir():
-            raise FileExistsError(f"{out} exists and is not a folder; choose another {flag}")
+            raise FileExistsError(f"{out} exists and is not a directory; choose another {flag}")
         if not force and not (empty_ok and not any(out.iterdir())):
             raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it or choose another {flag}"
                                   if empty_ok else f"{out} already exists; pass --force to overwrite it or choose another {flag}")
@@ -153,3 +158,17 @@ def check_invert(sound: Path, out: Path, candidates: int = 8, steps: int = 50, g
     check_out_folder(out, force, inputs=(sound, truth, model if model and Path(model).exists() else None))
     check_truth(truth)
     check_sound(sound)
+
+
+def check_generate(n: int, shard_size: int, workers: int, out: Path) -> None:
+    """`synthinv generate`'s sizes and output folder (which it may resume into, so an existing one is fine)."""
+    check_count("--n", n, 1)
+    check_count("--shard-size", shard_size, 1, MAX_SHARD_SIZE, "a shard is rendered in memory")
+    check_count("--workers", workers, 1, MAX_WORKERS)
+    if -(-n // shard_size) > MAX_SHARDS:
+        raise UsageError(f"--n {n} in shards of {shard_size} makes {-(-n // shard_size)} shards, more than "
+                         f"{MAX_SHARDS}; pass a larger --shard-size")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
+    check_writable(out)

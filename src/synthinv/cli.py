@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
+import math
 import sys
 import time
 from pathlib import Path
@@ -50,29 +50,22 @@ def set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-def prepare_out_dir(out: Path, force: bool) -> None:
-    """Refuse to reuse a non-empty output directory unless --force (then it is cleared)."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def check_budget(budget: Optional[float], steps: Optional[int]) -> None:
-    if budget is not None and budget <= 0:
-        raise ValueError(f"--budget must be a positive number of minutes, got {budget}")
+    from synthinv.errors import UsageError
+
+    if budget is not None and not (math.isfinite(budget) and budget > 0):  # nan > 0 is False too
+        raise UsageError(f"--budget must be a positive number of minutes, got {budget}")
     if steps is not None and steps <= 0:
-        raise ValueError(f"--steps must be a positive number of steps, got {steps}")
+        raise UsageError(f"--steps must be a positive number of steps, got {steps}")
     if budget is None and steps is None:
-        raise ValueError("give --budget MINUTES or --steps N")
+        raise UsageError("give --budget MINUTES or --steps N")
 
 
 def check_k(k: int) -> None:
+    from synthinv.errors import UsageError
+
     if k < 1 or k > 64:
-        raise ValueError(f"--k must be between 1 and 64 oscillators, got {k}")
+        raise UsageError(f"--k must be between 1 and 64 oscillators, got {k}")
 
 
 @app.command()
@@ -97,9 +90,17 @@ def train(
 ):
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
     from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
+    from synthinv.checks import (MAX_BATCH_SIZE, check_count, check_device, check_number, check_out_folder,
+                                 check_threads)
+    from synthinv.fileio import building_folder
     from synthinv.training import train as run_training
 
     check_budget(budget, steps)
+    check_count("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+    check_number("--lr", lr, positive=True)
+    check_threads(threads)
+    check_device(device)
+    check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
     if synth not in SYNTHS:
         raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
     if synth == "kosc":
@@ -126,21 +127,23 @@ def train(
             check_disjoint(manifest, val_seed, "validation", str(val_data))
         else:
             check_disjoint(manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
-    if batch_size:
+    if batch_size is not None:
         config["train"]["batch_size"] = batch_size
-    if lr:
+    if lr is not None:
         config["train"]["lr"] = lr
-    prepare_out_dir(out, force)
     set_threads(threads)
+    with building_folder(out) as run:  # the run folder appears only when training has finished
+        if synth == "kosc":
+            meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
+            (run / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
+        else:
+            meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
+                                data_dir=data, val_dir=val_data)
+            (run / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
     if synth == "kosc":
-        meta = run_training(config, the_synth, out, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
-        (out / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
         typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
                    f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
     else:
-        meta = run_training(config, the_synth, out, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
-                            data_dir=data, val_dir=val_data)
-        (out / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
         typer.echo(f"trained {config['name']} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
                    f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB")
     typer.echo(f"checkpoint: {out / 'model.ckpt'}")
@@ -173,17 +176,21 @@ def evaluate(
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
     from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
+    from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_out_file, check_sampling, check_threads
+    from synthinv.datasets import DatasetError
     from synthinv.evaluation import evaluate_model
     from synthinv.fileio import write_json_atomic
 
+    check_sampling(candidates, steps, guidance)
+    check_threads(threads)
     if audio_dir is not None:
         return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
                                       transpose)
+    check_count("--n", n, 1, MAX_EVAL_EXAMPLES, "the test sounds are rendered at once")
     out = out or checkpoint.parent / "metrics.json"
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    if n <= 0 or steps <= 0 or candidates <= 0:
-        raise ValueError("--n, --steps and --candidates must be positive")
+    check_out_file(out, force)
+    if data is not None and not data.is_dir():
+        raise DatasetError(f"test dataset not found: {data} is not a directory")
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
@@ -221,11 +228,14 @@ def evaluate(
 def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
                            transpose) -> None:
     """`evaluate --audio-dir`: the work is synthinv.ood's; this checks the flags and prints where it went."""
+    from synthinv.checks import check_writable
+    from synthinv.errors import UsageError
     from synthinv.ood import evaluate_audio_dir, ood_out_dir, summary_line, write_ood_tables
 
     if data is not None:
-        raise ValueError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
+        raise UsageError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
     out = ood_out_dir(checkpoint, audio_dir, out, force)
+    check_writable(out)
     set_threads(threads)
     result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed,
                                 transpose=transpose)
@@ -366,11 +376,11 @@ def generate_command(
     """Render a dataset (parameters + log-mel spectrograms) into shards; rerun the same command to resume."""
     import errno
 
+    from synthinv.checks import check_generate
     from synthinv.data.generate import generate, parse_shards
     from synthinv.data.shards import completed, read_manifest
 
-    if n <= 0 or shard_size <= 0 or workers <= 0:
-        raise ValueError(f"--n, --shard-size and --workers must be positive, got {n}, {shard_size}, {workers}")
+    check_generate(n, shard_size, workers, out)
     if synth == "kosc":
         check_k(k)
         settings = {"name": "kosc", "k": k}
@@ -409,6 +419,8 @@ def data_check(out: Path = typer.Argument(..., help="A dataset directory written
     """Validate every shard (present, opens, shapes, indices, sha256, finite values); exit 1 on any problem."""
     from synthinv.data.shards import MANIFEST, check, read_manifest
 
+    if out.exists() and not out.is_dir():
+        raise FileNotFoundError(f"{out} is a file, not a dataset directory")
     if not out.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {out}")
     if read_manifest(out) is None:
@@ -423,7 +435,7 @@ def data_check(out: Path = typer.Argument(..., help="A dataset directory written
     manifest = read_manifest(out)
     size = sum(s["bytes"] for s in manifest["shards"])
     typer.echo(f"ok: {len(manifest['shards'])} shards, {manifest['n']} examples of {manifest['synth']['name']} "
-               f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {manifest['bytes_per_example'] / 1000:.1f} kB per example")
+               f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {size / manifest['n'] / 1000:.1f} kB per example")
 
 
 synth_app = typer.Typer(help="Inspect plugin synths (VST2/VST3 plugins, Faust DSP).", no_args_is_help=True)

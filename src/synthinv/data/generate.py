@@ -188,12 +188,13 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
     feats = feature_settings(synth, features)
     if compression not in ("gzip", None):
         raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
-    manifest = open_dataset(out_dir, plan_manifest(synth, n, seed, shard_size, feats, compression))
-    n_shards = len(manifest["shards"])
+    planned = plan_manifest(synth, n, seed, shard_size, feats, compression)
+    n_shards = len(planned["shards"])  # an existing manifest must match the plan, so it has as many
     a, b = shards if shards is not None else (0, n_shards)
     b = n_shards if b == -1 else b
-    if not 0 <= a < b <= n_shards:
+    if not 0 <= a < b <= n_shards:  # refused before anything is written: a wrong range must not leave a manifest
         raise sh.DatasetError(f"shard range {a}:{b} is outside this dataset's {n_shards} shards (0:{n_shards})")
+    manifest = open_dataset(out_dir, planned)
 
     result = GenerateResult(out_dir)
     sh.remove_stale_temps(out_dir, range(a, b))
