@@ -95,6 +95,8 @@ def train(
     from synthinv.fileio import building_folder
     from synthinv.training import train as run_training
 
+    from synthinv.errors import UsageError
+
     check_budget(budget, steps)
     check_count("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
     check_number("--lr", lr, positive=True)
@@ -105,7 +107,7 @@ def train(
         raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
     if synth == "kosc":
         if data is not None or val_data is not None:
-            raise ValueError("--data/--val-data are for --synth dexed; k-osc generates its training batches on the fly")
+            raise UsageError("--data/--val-data are for --synth dexed; k-osc generates its training batches on the fly")
         check_k(k)
         config = load_config(method)
         the_synth = build_synth({"name": "kosc", "k": k, "asym": asym})
@@ -114,10 +116,10 @@ def train(
         from synthinv.evaluation import VAL_SEED
 
         if data is None:
-            raise ValueError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
+            raise UsageError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
                              f"(make one with `synthinv generate --synth {synth} --n N --out DIR`)")
         if asym:
-            raise ValueError("--asym is for --synth kosc only")
+            raise UsageError("--asym is for --synth kosc only")
         config = load_config(method, synth)
         the_synth, manifest = synth_of_dataset(data)
         if the_synth.name != synth:
@@ -178,6 +180,7 @@ def evaluate(
     from synthinv.checkpoint import load_checkpoint
     from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_out_file, check_sampling, check_threads
     from synthinv.datasets import DatasetError
+    from synthinv.errors import UsageError
     from synthinv.evaluation import evaluate_model
     from synthinv.fileio import write_json_atomic
 
@@ -195,10 +198,10 @@ def evaluate(
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
     if data is not None and not uses_dataset(synth):
-        raise ValueError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
+        raise UsageError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
     train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
     if candidates > 1 and not uses_dataset(synth):
-        raise ValueError("--candidates is for dataset-backed synths (dexed)")
+        raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
                              candidates=candidates, transpose=transpose)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
@@ -379,13 +382,14 @@ def generate_command(
     from synthinv.checks import check_generate
     from synthinv.data.generate import generate, parse_shards
     from synthinv.data.shards import completed, read_manifest
+    from synthinv.errors import UsageError
 
     check_generate(n, shard_size, workers, out)
     if synth == "kosc":
         check_k(k)
         settings = {"name": "kosc", "k": k}
         if prior is not None:
-            raise ValueError("--prior applies to --synth dexed only")
+            raise UsageError("--prior applies to --synth dexed only")
     else:
         settings = {"name": synth, **({"prior": prior} if prior is not None else {})}
     shard_range = parse_shards(shards) if shards is not None else None
@@ -393,7 +397,7 @@ def generate_command(
         result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise ValueError(exc.strerror if exc.strerror and "shards" in exc.strerror else f"disk full writing to {out}; "
+            raise UsageError(exc.strerror if exc.strerror and "shards" in exc.strerror else f"disk full writing to {out}; "
                              "completed shards are kept; free some space and rerun the same command to resume") from None
         raise
     except KeyboardInterrupt:
@@ -450,17 +454,19 @@ def synth_describe(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
 ):
     """Print a plugin's parameters (index, name, default, text) and optionally write a spec skeleton."""
+    from synthinv.checks import check_out_file
     from synthinv.fileio import atomic_write
     from synthinv.synths.plugin import describe_plugin, spec_skeleton
 
-    if out is not None and out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    if out is not None:
+        check_out_file(out, force)
     params = describe_plugin(plugin)
     typer.echo(f"{plugin}: {len(params)} parameters")
     typer.echo(f"{'index':>5}  {'name':<28} {'default':>9}  text")
     for p in params:
         typer.echo(f"{p['index']:>5}  {p['name']:<28} {p['default']:>9.4g}  {p['text']}")
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, spec_skeleton(plugin, params, name=out.stem).encode())
         typer.echo(f"spec skeleton: {out} (edit it; with its folder on SYNTHINV_SPEC_PATH, --synth {out.stem} uses it)")
 
