@@ -500,6 +500,8 @@ EXPERIMENT = [
     C(["--budget", "1", "--methods", "nope", "--out", "{tmp}/r"], "unknown method", id="method-unknown"),
     C(["--out", "{tmp}/r"], "--budget", id="no-budget"),
     C(["--budget", "1", "--k", "0", "--out", "{tmp}/r"], "--k", id="k-0"),
+    C(["--budget", "1", "--eval-examples", "0", "--out", "{tmp}/r"], "--eval-examples", id="eval-examples-0"),
+    C(["--budget", "1", "--eval-steps", "-1", "--out", "{tmp}/r"], "--eval-steps", id="eval-steps-negative"),
 ]
 
 

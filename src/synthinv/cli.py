@@ -329,9 +329,14 @@ def experiment_kosc(
     """Train and evaluate the ten k-osc methods at one budget; resumable (finished methods are skipped)."""
     from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
 
+    from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_threads
+
     if not eval_only:
         check_budget(budget, None)
     check_k(k)
+    check_count("--eval-examples", eval_examples, 1, MAX_EVAL_EXAMPLES)
+    check_count("--eval-steps", eval_steps, 1)
+    check_threads(threads)
     chosen = select_methods(methods)
     results_dir, runs_dir = out / f"kosc_k{k}", runs / f"kosc_k{k}"
     results_dir.mkdir(parents=True, exist_ok=True)
