@@ -29,6 +29,8 @@ MAX_SHARD_SIZE = 16384
 MAX_SHARDS = 100_000
 MAX_WORKERS = 512
 MAX_THREADS = 1024
+# Seeds feed numpy (uint32 for seeding, uint64 hashing) and torch; this range means the same in all of them.
+MAX_SEED = 2**31 - 1
 
 
 def check_count(flag: str, value: int | None, low: int = 1, high: int | None = None, why: str = "") -> None:
@@ -56,6 +58,10 @@ def check_sampling(candidates: int, steps: int, guidance: float | None, refine: 
     check_count("--steps", steps, 1)
     check_number("--guidance", guidance)
     check_count("--refine", refine, 0, why="a render budget; 0 turns refinement off")
+
+
+def check_seed(seed: int | None) -> None:
+    check_count("--seed", seed, 0, MAX_SEED)
 
 
 def check_threads(threads: int | None) -> None:
@@ -151,18 +157,20 @@ def check_sound(sound: Path) -> None:
 
 def check_invert(sound: Path, out: Path, candidates: int = 8, steps: int = 50, guidance: float | None = None,
                  refine: int = 0, truth: Path | None = None, force: bool = False, threads: int | None = None,
-                 model: str | None = None) -> None:
+                 model: str | None = None, seed: int | None = None) -> None:
     """Everything `synthinv invert` can check before loading a model, cheapest first."""
     check_sampling(candidates, steps, guidance, refine)
     check_threads(threads)
+    check_seed(seed)
     check_out_folder(out, force, inputs=(sound, truth, model if model and Path(model).exists() else None))
     check_truth(truth)
     check_sound(sound)
 
 
-def check_generate(n: int, shard_size: int, workers: int, out: Path) -> None:
+def check_generate(n: int, shard_size: int, workers: int, out: Path, seed: int = 0) -> None:
     """`synthinv generate`'s sizes and output folder (which it may resume into, so an existing one is fine)."""
     check_count("--n", n, 1)
+    check_seed(seed)
     check_count("--shard-size", shard_size, 1, MAX_SHARD_SIZE, "a shard is rendered in memory")
     check_count("--workers", workers, 1, MAX_WORKERS)
     if -(-n // shard_size) > MAX_SHARDS:

@@ -91,7 +91,7 @@ def train(
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
     from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
     from synthinv.checks import (MAX_BATCH_SIZE, check_count, check_device, check_number, check_out_folder,
-                                 check_threads)
+                                 check_seed, check_threads)
     from synthinv.fileio import building_folder
     from synthinv.training import train as run_training
 
@@ -101,6 +101,7 @@ def train(
     check_count("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
     check_number("--lr", lr, positive=True)
     check_threads(threads)
+    check_seed(seed)
     check_device(device)
     check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
     if synth not in SYNTHS:
@@ -178,7 +179,8 @@ def evaluate(
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
     from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
-    from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_out_file, check_sampling, check_threads
+    from synthinv.checks import (MAX_EVAL_EXAMPLES, check_count, check_out_file, check_sampling, check_seed,
+                                 check_threads)
     from synthinv.datasets import DatasetError
     from synthinv.errors import UsageError
     from synthinv.evaluation import evaluate_model
@@ -186,6 +188,7 @@ def evaluate(
 
     check_sampling(candidates, steps, guidance)
     check_threads(threads)
+    check_seed(seed)
     if audio_dir is not None:
         return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
                                       transpose)
@@ -278,7 +281,7 @@ def invert(
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
-    check_invert(sound, out, candidates, steps, guidance, refine, truth, force, threads, model)
+    check_invert(sound, out, candidates, steps, guidance, refine, truth, force, threads, model, seed)
     set_threads(threads)
     result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose)
     for note in result.target.notes:
@@ -329,7 +332,7 @@ def experiment_kosc(
     """Train and evaluate the ten k-osc methods at one budget; resumable (finished methods are skipped)."""
     from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
 
-    from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_threads
+    from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_seed, check_threads
 
     if not eval_only:
         check_budget(budget, None)
@@ -337,6 +340,7 @@ def experiment_kosc(
     check_count("--eval-examples", eval_examples, 1, MAX_EVAL_EXAMPLES)
     check_count("--eval-steps", eval_steps, 1)
     check_threads(threads)
+    check_seed(seed)
     chosen = select_methods(methods)
     results_dir, runs_dir = out / f"kosc_k{k}", runs / f"kosc_k{k}"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -389,7 +393,7 @@ def generate_command(
     from synthinv.data.shards import completed, read_manifest
     from synthinv.errors import UsageError
 
-    check_generate(n, shard_size, workers, out)
+    check_generate(n, shard_size, workers, out, seed)
     if synth == "kosc":
         check_k(k)
         settings = {"name": "kosc", "k": k}
