@@ -241,7 +241,7 @@ def make_inputs(args: list[str], tmp: Path, datasets) -> None:
         if "{tmp}/" not in arg:
             continue
         name = arg.split("{tmp}/", 1)[1].split("/")[0]
-        if (tmp / name).exists():
+        if name not in FILES and name not in DATASETS or (tmp / name).exists():
             continue
         if name in FILES:
             FILES[name](tmp / name)
@@ -300,6 +300,7 @@ INVERT = [
     C(["{tmp}/holder/note.wav", "--out", "{tmp}/holder", "--force"], "holds", id="out-holds-sound-force"),
     C(["{tmp}/notes.wav", "--out", "{tmp}/inv_existing", "--force"], "not a readable audio file", id="force-keeps-old-on-bad-sound"),
     C([S, "--out", "/proc/synthinv-test"], "not writable", id="out-not-writable", marks=needs_proc),
+    C([S, "--out", "{tmp}/" + "x" * 240], "longer than 220 bytes", id="out-name-too-long"),
     C([S, "--truth", "{tmp}/missing.json", *OUT], "not found", id="truth-missing"),
     C([S, "--truth", "{tmp}/emptydir", *OUT], "not found", id="truth-is-folder"),
     C([S, "--truth", "{tmp}/notjson.json", *OUT], "not a synthinv JSON preset", id="truth-not-json"),
@@ -417,6 +418,7 @@ TRAIN = [
     C(["flow_mlp", "--out", ".", "--steps", "1", "--force"], "the current folder", id="out-cwd-force"),
     C(["flow_mlp", *D, "{tmp}/data_intact", "--out", "{tmp}", "--steps", "1", "--force"], "holds", id="out-holds-inputs-force"),
     C(["flow_mlp", "--out", "/proc/synthinv-test", "--steps", "1"], "not writable", id="out-not-writable", marks=needs_proc),
+    C(["flow_mlp", "--out", "{tmp}/" + "r" * 300 + "/run", "--steps", "1"], "longer than 255 bytes", id="out-name-too-long"),
     C(["{tmp}/empty.yaml", *T, "--steps", "1"], "not a method config", id="config-empty"),
     C(["{tmp}/broken.yaml", *T, "--steps", "1"], "not valid YAML", id="config-not-yaml"),
     C(["{tmp}/nofield.yaml", *T, "--steps", "1"], "model.field", id="config-no-field"),
@@ -499,6 +501,7 @@ DESCRIBE = [
     C(["{dsp}", "--out", "{tmp}/emptydir"], "is a folder", id="out-is-folder"),
     C(["{dsp}", "--out", "{tmp}/file.txt/spec.yaml"], "is a file", id="out-under-file"),
     C(["{dsp}", "--out", "/proc/synthinv-test.yaml"], "not writable", id="out-not-writable", marks=needs_proc),
+    C(["{dsp}", "--out", "{tmp}/" + "s" * 230 + ".yaml"], "longer than 220 bytes", id="out-name-too-long"),
 ]
 
 EXPERIMENT = [

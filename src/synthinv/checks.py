@@ -29,6 +29,7 @@ MAX_SHARD_SIZE = 16384
 MAX_SHARDS = 100_000
 MAX_WORKERS = 512
 MAX_THREADS = 1024
+MAX_NAME_BYTES = 220  # 255, less room for the ".NAME.partial-PID" temporary name output is written under first
 # Seeds feed numpy (uint32 for seeding, uint64 hashing) and torch; this range means the same in all of them.
 MAX_SEED = 2**31 - 1
 
@@ -89,10 +90,19 @@ def _nearest_existing(path: Path) -> Path:
     return Path(".")  # pragma: no cover - the root always exists
 
 
+def check_name_lengths(path: Path, flag: str = "--out") -> None:
+    """File systems take names of at most 255 bytes, and output is first written under a longer temporary
+    name; checked before the path is even looked at (that would fail too, with the system's words)."""
+    for part, limit in [(part, 255) for part in path.parts[:-1]] + [(path.name, MAX_NAME_BYTES)]:
+        if len(os.fsencode(part)) > limit:
+            raise UsageError(f"cannot write {flag} {path}: the name {part[:24]}... is longer than {limit} bytes")
+
+
 def check_writable(path: Path, flag: str = "--out") -> None:
     """`path` (absent or present) can be created or replaced: its nearest existing folder is a folder we
     can write in. Tried for real with a probe folder (removed at once), because permission bits do not
     tell about read-only mounts, /proc or a root user."""
+    check_name_lengths(path, flag)
     where = _nearest_existing(path.parent if path.exists() else path)
     if not where.is_dir():
         raise UsageError(f"cannot write {flag} {path}: {where} is a file, not a folder")
@@ -118,6 +128,7 @@ def check_out_folder(out: Path, force: bool, inputs=(), flag: str = "--out", emp
     """An output folder that will be written whole (or replaced with --force): not a file, not in the
     way without --force (`empty_ok`: an empty one is fine), not holding the inputs, writable."""
     out = Path(out)
+    check_name_lengths(out, flag)
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise FileExistsError(f"{out} exists and is not a directory; choose another {flag}")
@@ -131,6 +142,7 @@ def check_out_folder(out: Path, force: bool, inputs=(), flag: str = "--out", emp
 def check_out_file(out: Path, force: bool, flag: str = "--out") -> None:
     """An output file: not a folder, not in the way without --force, its folder creatable and writable."""
     out = Path(out)
+    check_name_lengths(out, flag)
     if out.is_dir():
         raise FileExistsError(f"{flag} {out} is a folder; give a file name")
     if out.exists() and not force:
@@ -177,6 +189,7 @@ def check_generate(n: int, shard_size: int, workers: int, out: Path, seed: int =
         raise UsageError(f"--n {n} in shards of {shard_size} makes {-(-n // shard_size)} shards, more than "
                          f"{MAX_SHARDS}; pass a larger --shard-size")
     out = Path(out)
+    check_name_lengths(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
     check_writable(out)
