@@ -133,8 +133,8 @@ def check_out_folder(out: Path, force: bool, inputs=(), flag: str = "--out", emp
         if not out.is_dir():
             raise FileExistsError(f"{out} exists and is not a directory; choose another {flag}")
         if not force and not (empty_ok and not any(out.iterdir())):
-            raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it or choose another {flag}"
-                                  if empty_ok else f"{out} already exists; pass --force to overwrite it or choose another {flag}")
+            what = "already exists and is not empty" if empty_ok else "already exists"
+            raise FileExistsError(f"{out} {what}; pass --force to overwrite it or choose another {flag}")
         check_not_holding(out, inputs, flag)
     check_writable(out, flag)
 
