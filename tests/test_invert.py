@@ -90,7 +90,7 @@ def test_regression_model_gives_one_candidate_and_says_so(tiny_models, tmp_path)
         (lambda p: (p / "x.wav").write_bytes(b"RIFF garbage") and p / "x.wav", [], "not a readable audio file"),
         (lambda p: p / "silent.wav", [], "silent"),
         (lambda p: EXAMPLE, ["--synth", "dexed"], "trained for synth name='kosc'"),
-        (lambda p: EXAMPLE, ["--candidates", 0], "between 1 and"),
+        (lambda p: EXAMPLE, ["--candidates", 0], "at least 1"),
     ],
 )
 def test_bad_input_leaves_no_output(tiny_models, tmp_path, make, args, message):

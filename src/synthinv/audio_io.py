@@ -17,12 +17,14 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
+from synthinv.errors import SynthinvError
+
 MAX_SECONDS_READ = 60.0  # a 10-minute file is not read whole: the note we model is near its start
 SILENCE_RMS = 1e-5  # -100 dBFS
 ONSET_DB = -40.0  # the note starts where the signal first rises above peak - 40 dB
 
 
-class AudioError(ValueError):
+class AudioError(SynthinvError, ValueError):
     """The file cannot be inverted (missing, not audio, empty, NaN, silent)."""
 
 
@@ -39,8 +41,11 @@ def write_wav(path: Path, audio: torch.Tensor | np.ndarray, sample_rate: int) ->
 
 
 def read_mono(path: str | Path) -> tuple[np.ndarray, int, list[str]]:
-    """(samples (T,), sample rate, notes); raises AudioError on anything that is not usable audio."""
+    """(samples (T,), sample rate, notes); raises AudioError on anything that is not usable audio (missing,
+    unreadable, empty, NaN, silent in the part read: the first MAX_SECONDS_READ seconds)."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path} is a folder, not a sound file")
     if not path.is_file():
         raise AudioError(f"sound file not found: {path}")
     try:
@@ -59,6 +64,12 @@ def read_mono(path: str | Path) -> tuple[np.ndarray, int, list[str]]:
     if data.shape[1] > 1:
         notes.append(f"mixed {data.shape[1]} channels to mono")
     mono = data.mean(axis=1)
+    if float(np.abs(mono).max()) < SILENCE_RMS:  # checked here, so `synthinv.checks` refuses it before a model loads
+        if info.frames > frames:  # the note may well be later in the file: say that it was not read
+            raise AudioError(f"the first {MAX_SECONDS_READ:.0f} s of {path} are silent (peak below -100 dBFS) and "
+                             f"only those are read of its {info.frames / info.samplerate:.1f} s; cut the file to "
+                             "start near the note")
+        raise AudioError(f"{path} is silent (peak below -100 dBFS)")
     clipped = float(np.mean(np.abs(mono) >= 0.999))
     if clipped > 0.01:
         notes.append(f"warning: {clipped:.0%} of samples are clipped; the spectrum will show distortion")
@@ -77,9 +88,7 @@ def prepare_sound(path: str | Path, sample_rate: int, length: int,
         ratio = Fraction(sample_rate, rate).limit_denominator(1000)
         mono = resample_poly(mono, ratio.numerator, ratio.denominator).astype(np.float32)
         notes.append(f"resampled {rate} Hz -> {sample_rate} Hz")
-    peak = float(np.abs(mono).max())
-    if peak < SILENCE_RMS:  # the RMS check comes after trimming, on the part the model hears
-        raise AudioError(f"{path} is silent (peak below -100 dBFS)")
+    peak = float(np.abs(mono).max())  # not silent (read_mono): the RMS check comes after trimming, on the part the model hears
     onset = int(np.argmax(np.abs(mono) >= peak * 10 ** (ONSET_DB / 20)))
     if onset > sample_rate // 100:  # shorter leads (a synth's first samples, an attack ramp) are part of the note
         mono = mono[onset:]

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from synthinv.errors import SynthinvError
 from synthinv.fileio import read_yaml
 from synthinv.models.encoders import MelAST, MelCNN, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
@@ -25,7 +26,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 SYNTHS = {"kosc": KOscSynth, "dexed": DexedSynth, **{name: PluginSynth for name in shipped_specs()}}
 
 
-class ConfigError(ValueError):
+class ConfigError(SynthinvError, ValueError):
     """A config names something that does not exist or does not fit together."""
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 
 from synthinv.build import build_model, build_synth
+from synthinv.errors import SynthinvError
 
 FORMAT = "synthinv-checkpoint-1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SynthinvError, ValueError):
     """A checkpoint that is missing, not ours, or made for a different synth."""
 
 
@@ -30,9 +31,13 @@ def save_checkpoint(path: Path, model, synth, config: dict, meta: dict, state_di
         "meta": meta,
         "state_dict": state_dict if state_dict is not None else model.state_dict(),
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # fileio's naming: errors map it back to `path`
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

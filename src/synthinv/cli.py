@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
+import math
 import sys
 import time
 from pathlib import Path
@@ -22,18 +22,26 @@ app.add_typer(bank_app, name="bank")
 
 
 def friendly_errors(fn):
-    """Known user errors become `error: ...` on one line and exit code 2, never a traceback."""
+    """Known user errors become `error: ...` on one line and exit code 2, never a traceback.
+
+    SynthinvError is every error synthinv raises about what the user gave; ValueError is still caught
+    because some older raises use it. An OSError from the system (permission denied, not a directory, disk
+    full) is about a path the user gave too; one without an errno (h5py's) is not ours to explain."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from synthinv.build import ConfigError
-        from synthinv.checkpoint import CheckpointError
+        from synthinv.errors import SynthinvError, one_line, os_error_message
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, CheckpointError, ValueError, FileExistsError, FileNotFoundError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        except (SynthinvError, ValueError) as exc:
+            message = str(exc)
+        except OSError as exc:
+            if exc.errno is None and not isinstance(exc, (FileExistsError, FileNotFoundError)):
+                raise
+            message = os_error_message(exc)
+        typer.echo(f"error: {one_line(message)}", err=True)
+        raise typer.Exit(2)
 
     return wrapper
 
@@ -45,29 +53,22 @@ def set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-def prepare_out_dir(out: Path, force: bool) -> None:
-    """Refuse to reuse a non-empty output directory unless --force (then it is cleared)."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FileExistsError(f"{out} already exists and is not empty; pass --force to overwrite it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def check_budget(budget: Optional[float], steps: Optional[int]) -> None:
-    if budget is not None and budget <= 0:
-        raise ValueError(f"--budget must be a positive number of minutes, got {budget}")
+    from synthinv.errors import UsageError
+
+    if budget is not None and not (math.isfinite(budget) and budget > 0):  # nan > 0 is False too
+        raise UsageError(f"--budget must be a positive number of minutes, got {budget}")
     if steps is not None and steps <= 0:
-        raise ValueError(f"--steps must be a positive number of steps, got {steps}")
+        raise UsageError(f"--steps must be a positive number of steps, got {steps}")
     if budget is None and steps is None:
-        raise ValueError("give --budget MINUTES or --steps N")
+        raise UsageError("give --budget MINUTES or --steps N")
 
 
 def check_k(k: int) -> None:
+    from synthinv.errors import UsageError
+
     if k < 1 or k > 64:
-        raise ValueError(f"--k must be between 1 and 64 oscillators, got {k}")
+        raise UsageError(f"--k must be between 1 and 64 oscillators, got {k}")
 
 
 @app.command()
@@ -92,14 +93,25 @@ def train(
 ):
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
     from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
+    from synthinv.checks import (MAX_BATCH_SIZE, check_count, check_device, check_number, check_out_folder,
+                                 check_seed, check_threads)
+    from synthinv.fileio import building_folder
     from synthinv.training import train as run_training
 
+    from synthinv.errors import UsageError
+
     check_budget(budget, steps)
+    check_count("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+    check_number("--lr", lr, positive=True)
+    check_threads(threads)
+    check_seed(seed)
+    check_device(device)
+    check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
     if synth not in SYNTHS:
         raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
     if synth == "kosc":
         if data is not None or val_data is not None:
-            raise ValueError("--data/--val-data are for --synth dexed; k-osc generates its training batches on the fly")
+            raise UsageError("--data/--val-data are for --synth dexed; k-osc generates its training batches on the fly")
         check_k(k)
         config = load_config(method)
         the_synth = build_synth({"name": "kosc", "k": k, "asym": asym})
@@ -108,10 +120,10 @@ def train(
         from synthinv.evaluation import VAL_SEED
 
         if data is None:
-            raise ValueError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
+            raise UsageError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
                              f"(make one with `synthinv generate --synth {synth} --n N --out DIR`)")
         if asym:
-            raise ValueError("--asym is for --synth kosc only")
+            raise UsageError("--asym is for --synth kosc only")
         config = load_config(method, synth)
         the_synth, manifest = synth_of_dataset(data)
         if the_synth.name != synth:
@@ -121,21 +133,23 @@ def train(
             check_disjoint(manifest, val_seed, "validation", str(val_data))
         else:
             check_disjoint(manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
-    if batch_size:
+    if batch_size is not None:
         config["train"]["batch_size"] = batch_size
-    if lr:
+    if lr is not None:
         config["train"]["lr"] = lr
-    prepare_out_dir(out, force)
     set_threads(threads)
+    with building_folder(out) as run:  # the run folder appears only when training has finished
+        if synth == "kosc":
+            meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
+            (run / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
+        else:
+            meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
+                                data_dir=data, val_dir=val_data)
+            (run / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
     if synth == "kosc":
-        meta = run_training(config, the_synth, out, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
-        (out / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
         typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
                    f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
     else:
-        meta = run_training(config, the_synth, out, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
-                            data_dir=data, val_dir=val_data)
-        (out / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
         typer.echo(f"trained {config['name']} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
                    f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB")
     typer.echo(f"checkpoint: {out / 'model.ckpt'}")
@@ -168,25 +182,32 @@ def evaluate(
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
     from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
+    from synthinv.checks import (MAX_EVAL_EXAMPLES, check_count, check_out_file, check_sampling, check_seed,
+                                 check_threads)
+    from synthinv.datasets import DatasetError
+    from synthinv.errors import UsageError
     from synthinv.evaluation import evaluate_model
     from synthinv.fileio import write_json_atomic
 
+    check_sampling(candidates, steps, guidance)
+    check_threads(threads)
+    check_seed(seed)
     if audio_dir is not None:
         return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
                                       transpose)
+    check_count("--n", n, 1, MAX_EVAL_EXAMPLES, "the test sounds are rendered at once")
     out = out or checkpoint.parent / "metrics.json"
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    if n <= 0 or steps <= 0 or candidates <= 0:
-        raise ValueError("--n, --steps and --candidates must be positive")
+    check_out_file(out, force)
+    if data is not None and not data.is_dir():
+        raise DatasetError(f"test dataset not found: {data} is not a directory")
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
     if data is not None and not uses_dataset(synth):
-        raise ValueError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
+        raise UsageError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
     train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
     if candidates > 1 and not uses_dataset(synth):
-        raise ValueError("--candidates is for dataset-backed synths (dexed)")
+        raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
                              candidates=candidates, transpose=transpose)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
@@ -216,11 +237,14 @@ def evaluate(
 def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
                            transpose) -> None:
     """`evaluate --audio-dir`: the work is synthinv.ood's; this checks the flags and prints where it went."""
+    from synthinv.checks import check_writable
+    from synthinv.errors import UsageError
     from synthinv.ood import evaluate_audio_dir, ood_out_dir, summary_line, write_ood_tables
 
     if data is not None:
-        raise ValueError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
+        raise UsageError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
     out = ood_out_dir(checkpoint, audio_dir, out, force)
+    check_writable(out)
     set_threads(threads)
     result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed,
                                 transpose=transpose)
@@ -256,15 +280,16 @@ def invert(
     """Find presets that reproduce SOUND: propose (model samples, nearest bank patches), search on real renders
     for --budget seconds, rank by spectral distance, write presets, audio and a report."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from synthinv.checks import check_invert
     from synthinv.invert import write_inversion
     from synthinv.invert import invert as run_invert
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    check_invert(sound, out, candidates, steps, guidance, refine, truth, force, threads, model, seed)
     set_threads(threads)
     result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose,
                         budget=budget, say=typer.echo)
@@ -273,13 +298,13 @@ def invert(
     for message in result.messages:
         typer.echo(message)
     write_inversion(result, out, force=force, truth=result.truth)
-    table = Table(title=f"{sound.name}: {len(result.candidates)} candidates, best first")
+    table = Table(title=f"{escape(sound.name)}: {len(result.candidates)} candidates, best first")  # names are not markup
     how = scoring(result.synth)
     for col in ("rank", f"distance: {how.label}", how.check_label, "source", "preset"):
         table.add_column(col)
     for rank, cand in enumerate(result.candidates[:10], 1):
-        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", cand.source,
-                      str(out / f"candidate_{rank:02d}" / "preset.json"))
+        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", escape(cand.source),
+                      escape(str(out / f"candidate_{rank:02d}" / "preset.json")))
     Console().print(table)
     typer.echo(f"report: {out / 'report.html'}")
 
@@ -343,9 +368,15 @@ def experiment_kosc(
     """Train and evaluate the ten k-osc methods at one budget; resumable (finished methods are skipped)."""
     from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
 
+    from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_seed, check_threads
+
     if not eval_only:
         check_budget(budget, None)
     check_k(k)
+    check_count("--eval-examples", eval_examples, 1, MAX_EVAL_EXAMPLES)
+    check_count("--eval-steps", eval_steps, 1)
+    check_threads(threads)
+    check_seed(seed)
     chosen = select_methods(methods)
     results_dir, runs_dir = out / f"kosc_k{k}", runs / f"kosc_k{k}"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -393,16 +424,17 @@ def generate_command(
     """Render a dataset (parameters + log-mel spectrograms) into shards; rerun the same command to resume."""
     import errno
 
+    from synthinv.checks import check_generate
     from synthinv.data.generate import generate, parse_shards
     from synthinv.data.shards import completed, read_manifest
+    from synthinv.errors import UsageError
 
-    if n <= 0 or shard_size <= 0 or workers <= 0:
-        raise ValueError(f"--n, --shard-size and --workers must be positive, got {n}, {shard_size}, {workers}")
+    check_generate(n, shard_size, workers, out, seed)
     if synth == "kosc":
         check_k(k)
         settings = {"name": "kosc", "k": k}
         if prior is not None:
-            raise ValueError("--prior applies to --synth dexed only")
+            raise UsageError("--prior applies to --synth dexed only")
     else:
         settings = {"name": synth, **({"prior": prior} if prior is not None else {})}
     shard_range = parse_shards(shards) if shards is not None else None
@@ -410,7 +442,7 @@ def generate_command(
         result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise ValueError(exc.strerror if exc.strerror and "shards" in exc.strerror else f"disk full writing to {out}; "
+            raise UsageError(exc.strerror if exc.strerror and "shards" in exc.strerror else f"disk full writing to {out}; "
                              "completed shards are kept; free some space and rerun the same command to resume") from None
         raise
     except KeyboardInterrupt:
@@ -436,6 +468,8 @@ def data_check(out: Path = typer.Argument(..., help="A dataset directory written
     """Validate every shard (present, opens, shapes, indices, sha256, finite values); exit 1 on any problem."""
     from synthinv.data.shards import MANIFEST, check, read_manifest
 
+    if out.exists() and not out.is_dir():
+        raise FileNotFoundError(f"{out} is a file, not a dataset directory")
     if not out.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {out}")
     if read_manifest(out) is None:
@@ -450,7 +484,7 @@ def data_check(out: Path = typer.Argument(..., help="A dataset directory written
     manifest = read_manifest(out)
     size = sum(s["bytes"] for s in manifest["shards"])
     typer.echo(f"ok: {len(manifest['shards'])} shards, {manifest['n']} examples of {manifest['synth']['name']} "
-               f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {manifest['bytes_per_example'] / 1000:.1f} kB per example")
+               f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {size / manifest['n'] / 1000:.1f} kB per example")
 
 
 synth_app = typer.Typer(help="Inspect plugin synths (VST2/VST3 plugins, Faust DSP).", no_args_is_help=True)
@@ -465,17 +499,19 @@ def synth_describe(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
 ):
     """Print a plugin's parameters (index, name, default, text) and optionally write a spec skeleton."""
+    from synthinv.checks import check_out_file
     from synthinv.fileio import atomic_write
     from synthinv.synths.plugin import describe_plugin, spec_skeleton
 
-    if out is not None and out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    if out is not None:
+        check_out_file(out, force)
     params = describe_plugin(plugin)
     typer.echo(f"{plugin}: {len(params)} parameters")
     typer.echo(f"{'index':>5}  {'name':<28} {'default':>9}  text")
     for p in params:
         typer.echo(f"{p['index']:>5}  {p['name']:<28} {p['default']:>9.4g}  {p['text']}")
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out, spec_skeleton(plugin, params, name=out.stem).encode())
         typer.echo(f"spec skeleton: {out} (edit it; with its folder on SYNTHINV_SPEC_PATH, --synth {out.stem} uses it)")
 

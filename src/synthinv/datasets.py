@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthinv.data.shards import MANIFEST, DatasetError, ShardDataset, read_manifest
+from synthinv.data.shards import MANIFEST, DatasetError, ShardDataset, finite_problem, read_manifest
 
 __all__ = ["DatasetError", "open_dataset", "synth_of_dataset", "check_disjoint", "first_examples"]
 
@@ -48,10 +48,12 @@ def synth_of_dataset(data_dir: Path | str, role: str = "training"):
     return synth, manifest
 
 
-def open_dataset(data_dir: Path | str, synth, role: str = "training", allow_other_prior: bool = True) -> ShardDataset:
+def open_dataset(data_dir: Path | str, synth, role: str = "training", allow_other_prior: bool = True,
+                 verify: bool = False) -> ShardDataset:
     """The finished shards of `data_dir` as a ShardDataset, after checking that they were generated for
     `synth` (name, settings and spec hash; the prior may differ when `allow_other_prior`) and with the
-    log-mel settings its encoder takes. Raises DatasetError with one line saying what differs."""
+    log-mel settings its encoder takes. Raises DatasetError with one line saying what differs.
+    `verify`: also check every finished shard's checksum and parameters (ShardDataset)."""
     manifest = _manifest(data_dir, role)
     info = manifest.get("synth") or {}
     if info.get("name") != synth.name:
@@ -74,7 +76,7 @@ def open_dataset(data_dir: Path | str, synth, role: str = "training", allow_othe
         raise DatasetError(f"{data_dir} stores log-mels {manifest.get('features')}, the {synth.name} encoder takes {want}")
     if manifest.get("params_dim") != synth.spec.size:
         raise DatasetError(f"{data_dir} stores {manifest.get('params_dim')} parameter columns, the model has {synth.spec.size}")
-    return ShardDataset(data_dir)
+    return ShardDataset(data_dir, verify=verify)
 
 
 def check_disjoint(train_manifest: dict | None, other_seed: int, role: str, where: str) -> None:
@@ -89,7 +91,10 @@ def first_examples(data_dir: Path | str, synth, n: int, role: str = "test"):
     `synth` (checked by `open_dataset`), their audio re-rendered (shards store parameters and features)."""
     import torch
 
-    ds = open_dataset(data_dir, synth, role=role)
+    ds = open_dataset(data_dir, synth, role=role, verify=True)  # a corrupt shard is named now, not met mid-read
     rows = [ds[i] for i in range(min(n, len(ds)))]
     params, feats = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+    problem = finite_problem({"mel": feats.numpy()})
+    if problem:
+        raise DatasetError(f"{data_dir}: the first {len(rows)} examples' {problem}; run `synthinv data check {data_dir}`")
     return params, feats, synth.render(params), ds.manifest

@@ -27,6 +27,8 @@ from scipy.optimize import minimize
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.bank import get_bank
 from synthinv.checkpoint import load_checkpoint
+from synthinv.checks import check_sampling, check_sound
+from synthinv.errors import UsageError
 from synthinv.metrics import level_db
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.scoring import check_distance, ranking_distance, scoring
@@ -126,7 +128,6 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
 
 DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md measures 0 / 5 / 10 / 30
 MAX_BUDGET = 600.0
-MAX_CANDIDATES = 1024
 MODEL_PROPOSALS = 64  # flow samples when searching (budget > 0)
 BANK_PROPOSALS = 32  # nearest bank patches when searching
 PROPOSAL_STEPS = 20  # sampler steps for proposals when searching (the search refines them anyway)
@@ -246,7 +247,7 @@ class Inverter:
         budget 0: no search, and by default only `candidates` model samples (the fast path).
         sources: which proposals (default: model and bank when searching, model alone at budget 0).
         counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0)."""
-        check_invert_settings(candidates, steps, budget, refine_budget)
+        check_invert_settings(candidates, steps, budget, refine_budget, guidance)
         clock = Stopwatch()
         synth = self.synth
         true_params = read_json_preset(truth, synth) if truth else None  # checked before seconds of work
@@ -353,15 +354,11 @@ class Inverter:
                 torch.where(keep, m_check, check), labels)
 
 
-def check_invert_settings(candidates: int, steps: int, budget: float, refine_budget: int) -> None:
-    if not 1 <= candidates <= MAX_CANDIDATES:
-        raise ValueError(f"--candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
-    if steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {steps}")
+def check_invert_settings(candidates: int, steps: int, budget: float, refine_budget: int,
+                          guidance: float | None = None) -> None:
+    check_sampling(candidates, steps, guidance, refine_budget)
     if not (math.isfinite(budget) and 0 <= budget <= MAX_BUDGET):
-        raise ValueError(f"--budget must be between 0 (no search) and {MAX_BUDGET:.0f} seconds, got {budget}")
-    if refine_budget < 0:
-        raise ValueError(f"--refine must be 0 (off) or a positive number of renders, got {refine_budget}")
+        raise UsageError(f"--budget must be between 0 (no search) and {MAX_BUDGET:.0f} seconds, got {budget}")
 
 
 def invert(sound: str | Path, model: str | None = None, synth_name: str | None = None, candidates: int = 8,
@@ -370,7 +367,9 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
            transpose: bool = True, budget: float = DEFAULT_BUDGET, workers: int | None = None,
            show_progress: bool | None = None, say=print) -> Inversion:
     """Invert one sound with a fresh `Inverter` (see there); `rms_range` skips measuring the synth's loudness."""
-    check_invert_settings(candidates, steps, budget, refine_budget)
+    check_invert_settings(candidates, steps, budget, refine_budget, guidance)  # cheap checks before the model loads
+    if not isinstance(sound, (LoadedSound, torch.Tensor)):
+        check_sound(sound)
     with Inverter(model, synth_name, workers=workers, say=say, show_progress=show_progress) as inverter:
         if rms_range is not None:
             inverter._rms_range = rms_range

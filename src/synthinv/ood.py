@@ -90,9 +90,12 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     from synthinv.invert import invert, synth_rms_range
     from synthinv.progress import progress_bar
 
-    if candidates < 1 or steps < 1:
-        raise ValueError(f"--candidates and --steps must be at least 1, got {candidates} and {steps}")
+    from synthinv.checks import check_sampling, check_sound
+
+    check_sampling(candidates, steps, guidance)
     files = audio_files(audio_dir)
+    for path in files:  # every file is read before the model loads: a bad one is named now, not after the others
+        check_sound(path)
     _, synth, blob = load_checkpoint(checkpoint)
     loudness = synth_rms_range(synth)  # measured once, not per file
     targets, found, baseline, notes = [], [], [], []

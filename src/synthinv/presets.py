@@ -16,14 +16,20 @@ The checksum is the low 7 bits of minus the payload sum. Banks are read back wit
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from synthinv.errors import SynthinvError
 from synthinv.synths.base import ParamSpec
 from synthinv.fileio import atomic_write
 from synthinv.synths.dexed import DEFAULT_NAME, DexedSynth, init_vced
+
+
+class PresetError(SynthinvError, ValueError):
+    """A preset file that is not what it claims to be, or parameters that do not fit the format."""
 
 
 def preset_dict(synth, params: torch.Tensor) -> dict:
@@ -43,15 +49,33 @@ def write_json_preset(path: Path, synth, params: torch.Tensor) -> Path:
     return Path(path)
 
 
-def read_json_preset(path: Path, synth) -> torch.Tensor:
-    """-> (P,) normalised parameters; refuses a preset written for another synth or spec."""
+def preset_values(path: Path) -> tuple[dict, list[float]]:
+    """-> (the preset's JSON object, its normalised values), refusing anything `write_json_preset` could not
+    have written: not JSON, no "normalised" list, values that are not finite numbers in [-1, 1]."""
+    if not Path(path).is_file():
+        raise PresetError(f"preset file not found: {path}")
     try:
         data = json.loads(Path(path).read_text())
-        spec_hash, values = data.get("spec_hash"), data["normalised"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError):
-        raise ValueError(f"{path} is not a synthinv JSON preset") from None
+        values = data["normalised"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, TypeError, KeyError):
+        raise PresetError(f"{path} is not a synthinv JSON preset") from None
+    if not isinstance(values, list) or not values:
+        raise PresetError(f"{path} is not a synthinv JSON preset (\"normalised\" is not a list of numbers)")
+    for i, v in enumerate(values):
+        # bool is an int to Python; JSON's NaN/Infinity parse as floats
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > 1 or not math.isfinite(v):
+            raise PresetError(f"{path}: normalised value #{i} is {json.dumps(v)[:40]}, not a number in [-1, 1]")
+    return data, [float(v) for v in values]
+
+
+def read_json_preset(path: Path, synth) -> torch.Tensor:
+    """-> (P,) normalised parameters; refuses a preset written for another synth or spec, or not one at all."""
+    data, values = preset_values(path)
+    spec_hash = data.get("spec_hash")
     if spec_hash != synth.spec.hash():
-        raise ValueError(f"{path} is a preset for {data.get('synth')} spec {spec_hash}, not this synth")
+        raise PresetError(f"{path} is a preset for {data.get('synth')} spec {spec_hash}, not this synth")
+    if len(values) != synth.spec.size:
+        raise PresetError(f"{path} has {len(values)} normalised values, {synth.name} presets have {synth.spec.size}")
     return torch.tensor(values, dtype=torch.float32)
 
 
@@ -60,10 +84,6 @@ def read_json_preset(path: Path, synth) -> torch.Tensor:
 VOICE_HEADER = bytes([0xF0, 0x43, 0x00, 0x00, 0x01, 0x1B])  # format 0 (one voice), 155 data bytes
 BANK_HEADER = bytes([0xF0, 0x43, 0x00, 0x09, 0x20, 0x00])  # format 9 (32 voices), 4096 data bytes
 VOICE_BYTES, BANK_VOICES, PACKED_BYTES = 155, 32, 128
-
-
-class PresetError(ValueError):
-    """A preset file that is not what it claims to be, or parameters that do not fit the format."""
 
 
 def _checksum(payload: bytes) -> int:

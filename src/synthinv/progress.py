@@ -24,7 +24,10 @@ class progress_bar:
                             TextColumn(f"{{task.fields[rate]}} {self.unit}/s"), TimeElapsedColumn(), TextColumn("eta"),
                             TimeRemainingColumn(), transient=False)
         self.bar.start()
-        self.task = self.bar.add_task(self.label, total=self.total, rate="-")
+        from rich.markup import escape
+
+        # labels hold user paths; rich would take "[bold]x" in a folder name for markup
+        self.task = self.bar.add_task(escape(self.label), total=self.total, rate="-")
         self.t0 = time.perf_counter()
         self.count = 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -30,7 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from synthinv.build import build_model, uses_dataset
 from synthinv.checkpoint import save_checkpoint
-from synthinv.data.shards import ShardDataset
+from synthinv.data.shards import ShardDataset, finite_problem, shard_error
 from synthinv.datasets import DatasetError, check_disjoint, first_examples, open_dataset
 from synthinv.evaluation import VAL_SEED, drawn_examples, lsd_of, mss_of, sample_params, split_batch
 
@@ -201,6 +202,46 @@ class BudgetAndValidation(L.Callback):
                  self.best_value)
 
 
+class TrainProgress(L.Callback):
+    """A progress bar over what ends the run: steps of max_steps, or minutes of the budget (whichever is
+    further along when both are given), with the loss and the last validation score. Lightning's own bar
+    counts epochs, and the training data here is an endless stream (epoch 0 of -1)."""
+
+    def __init__(self, budget: BudgetAndValidation, label: str):
+        self.budget, self.label, self.bar = budget, label, None
+
+    def on_train_start(self, trainer, module):
+        from rich.markup import escape
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn(escape(self.label)), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                            TextColumn("{task.fields[where]}"), TimeElapsedColumn(), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task("", total=1.0, where="")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        b, step = self.budget, trainer.global_step
+        parts = [f"step {step}" + (f"/{b.max_steps}" if b.max_steps else "")]
+        if b.budget_s:
+            parts.append(f"{b.train_seconds / 60:.1f}/{b.budget_s / 60:g} min")
+        if outputs is not None and "loss" in outputs:
+            parts.append(f"loss {float(outputs['loss']):.4f}")
+        if b.history:
+            parts.append(f"val {b.metric} {b.history[-1][f'val_{b.metric}']:.3f}")
+        self.bar.update(self.task, completed=min(b.progress(step), 1.0), where=", ".join(parts))
+
+    def _stop(self):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def on_train_end(self, trainer, module):
+        self._stop()
+
+    def on_exception(self, trainer, module, exception):
+        self._stop()
+
+
 class ShardBatches(IterableDataset):
     """Shuffled training batches (params (B, P), log-mel (B, n_mels, frames)) float32 from whole shards.
 
@@ -223,8 +264,14 @@ class ShardBatches(IterableDataset):
 
         if s in self.cache:
             return self.cache[s]
-        with h5py.File(self.dataset.out_dir / self.dataset.shards[s]["file"], "r") as f:
+        entry = self.dataset.shards[s]
+        with h5py.File(self.dataset.out_dir / entry["file"], "r") as f:
             arrays = f["params"][()], f["mel"][()]
+        # the parameters were checked before step one (ShardDataset verify); the log-mels are checked as they
+        # are read, since decompressing them all up front would cost an epoch
+        problem = finite_problem({"mel": arrays[1]})
+        if problem:
+            raise shard_error(self.dataset.out_dir, entry, problem)
         if sum(a.nbytes + b.nbytes for a, b in self.cache.values()) + arrays[0].nbytes + arrays[1].nbytes <= self.cache_bytes:
             self.cache[s] = arrays
         return arrays
@@ -256,7 +303,7 @@ def dataset_loader(data_dir: Path, synth, config: dict, seed: int = 0) -> tuple[
     """A DataLoader of shuffled (params, log-mel) batches over the finished shards of `data_dir` (see
     `ShardBatches`; config train.num_workers loader processes, default 0; train.cache_gb of decompressed
     shards kept in memory, default 4), and a summary of the data."""
-    ds = open_dataset(data_dir, synth, role="training", allow_other_prior=False)
+    ds = open_dataset(data_dir, synth, role="training", allow_other_prior=False, verify=True)  # before step one
     workers = int(config["train"].get("num_workers", 0))
     batches = ShardBatches(ds, config["train"]["batch_size"], TRAIN_SEED_BASE + seed,
                            cache_gb=float(config["train"].get("cache_gb", 4.0)))
@@ -288,7 +335,7 @@ def train(config: dict, synth, out: Path, budget_minutes: float | None = None, m
         loader, data_info = dataset_loader(Path(data_dir), synth, config, seed)
         train_manifest = loader.dataset.dataset.manifest
         if val_dir is not None:
-            val_manifest = open_dataset(val_dir, synth, role="validation").manifest
+            val_manifest = open_dataset(val_dir, synth, role="validation", verify=True).manifest
             check_disjoint(train_manifest, val_manifest["seed"], "validation", str(val_dir))
         else:
             check_disjoint(train_manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
@@ -297,10 +344,13 @@ def train(config: dict, synth, out: Path, budget_minutes: float | None = None, m
         loader, data_info, validation = DataLoader(StepCounter(), batch_size=None), None, None
     budget = BudgetAndValidation(config, budget_minutes * 60 if budget_minutes else None, max_steps, n_validations,
                                  validation=validation, count_loading=from_data)
+    callbacks = [budget]
+    if progress_bar and sys.stderr.isatty():  # logs and tests get the INFO line per validation instead
+        callbacks.append(TrainProgress(budget, f"training {config.get('name', 'model')}"))
     trainer = L.Trainer(
         accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=-1, max_steps=-1,
-        gradient_clip_val=config["train"].get("grad_clip"), callbacks=[budget], logger=False,
-        enable_checkpointing=False, enable_progress_bar=progress_bar, enable_model_summary=False,
+        gradient_clip_val=config["train"].get("grad_clip"), callbacks=callbacks, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
     trainer.fit(module, loader)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synthinv.errors import UsageError
+
 SHIPPED_DIR = Path(__file__).parent / "shipped"
 DEFAULT_MODEL = {"kosc": "kosc4-flow-transformer", "dexed": "dexed-flow-mlp"}
 DEFAULT_SYNTH = "dexed"  # `invert` without --synth or --model: the project's default real synth
@@ -23,7 +25,7 @@ def resolve_model(name_or_path: str | None, synth: str) -> Path:
     """A checkpoint path from a shipped model name, a path, or None (the synth's default model)."""
     if name_or_path is None:
         if synth not in DEFAULT_MODEL:
-            raise ValueError(f"no shipped model for synth {synth!r}; pass --model PATH to a checkpoint")
+            raise UsageError(f"no shipped model for synth {synth!r}; pass --model PATH to a checkpoint")
         name_or_path = DEFAULT_MODEL[synth]
     models = shipped_models()
     if name_or_path in models:
@@ -32,4 +34,4 @@ def resolve_model(name_or_path: str | None, synth: str) -> Path:
     if path.is_file():
         return path
     available = ", ".join(models) or "none"
-    raise ValueError(f"model {name_or_path!r} is neither a shipped model ({available}) nor a checkpoint file")
+    raise UsageError(f"model {name_or_path!r} is neither a shipped model ({available}) nor a checkpoint file")

@@ -146,25 +146,36 @@ def parse_shards(text: str) -> tuple[int, int]:
         a = int(parts[0]) if parts[0] else 0
         b = int(parts[1]) if parts[1] else -1
     except ValueError:
-        raise ValueError(f"--shards must look like a:b (shards a to b-1, e.g. 0:10), got {text!r}") from None
+        raise sh.DatasetError(f"--shards must look like a:b (shards a to b-1, e.g. 0:10), got {text!r}") from None
     return a, b
 
 
 def open_dataset(out_dir: Path, wanted: dict) -> dict:
     """Create the manifest, or check that the existing one is for the same dataset; -> the manifest."""
+    def refusal(existing: dict | None) -> sh.DatasetError | None:
+        if existing is None:
+            other = sorted(p.name for p in out_dir.iterdir() if p.name != sh.LOCK) if out_dir.is_dir() else []
+            if other:
+                return sh.DatasetError(f"{out_dir} is not empty and holds no {sh.MANIFEST} (found {other[0]}); "
+                                       "choose an empty or new --out")
+        elif sh.identity(existing) != sh.identity(wanted):
+            return sh.DatasetError(f"{out_dir} holds another dataset ({sh.describe_mismatch(existing, wanted)}); "
+                                   "choose another --out or delete it")
+        return None
+
+    # refused before the lock file is made: a folder that is not this dataset's is left exactly as it was
+    problem = refusal(sh.read_manifest(out_dir)) if out_dir.is_dir() else None
+    if problem:
+        raise problem
     out_dir.mkdir(parents=True, exist_ok=True)
     with sh.manifest_lock(out_dir):
-        existing = sh.read_manifest(out_dir)
+        existing = sh.read_manifest(out_dir)  # again under the lock: another process may have written it since
+        problem = refusal(existing)
+        if problem:
+            raise problem
         if existing is None:
-            other = [p.name for p in out_dir.iterdir() if p.name != sh.LOCK]
-            if other:
-                raise sh.DatasetError(f"{out_dir} is not empty and holds no {sh.MANIFEST} (found {other[0]}); "
-                                      "choose an empty or new --out")
             sh.write_manifest(out_dir, wanted)
             return wanted
-        if sh.identity(existing) != sh.identity(wanted):
-            raise sh.DatasetError(f"{out_dir} holds another dataset ({sh.describe_mismatch(existing, wanted)}); "
-                                  "choose another --out or delete it")
         return existing
 
 
@@ -188,12 +199,13 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
     feats = feature_settings(synth, features)
     if compression not in ("gzip", None):
         raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
-    manifest = open_dataset(out_dir, plan_manifest(synth, n, seed, shard_size, feats, compression))
-    n_shards = len(manifest["shards"])
+    planned = plan_manifest(synth, n, seed, shard_size, feats, compression)
+    n_shards = len(planned["shards"])  # an existing manifest must match the plan, so it has as many
     a, b = shards if shards is not None else (0, n_shards)
     b = n_shards if b == -1 else b
-    if not 0 <= a < b <= n_shards:
+    if not 0 <= a < b <= n_shards:  # refused before anything is written: a wrong range must not leave a manifest
         raise sh.DatasetError(f"shard range {a}:{b} is outside this dataset's {n_shards} shards (0:{n_shards})")
+    manifest = open_dataset(out_dir, planned)
 
     result = GenerateResult(out_dir)
     sh.remove_stale_temps(out_dir, range(a, b))

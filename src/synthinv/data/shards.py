@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 import torch
 
+from synthinv.errors import SynthinvError
 from synthinv.fileio import write_json_atomic
 
 try:
@@ -45,7 +46,7 @@ LOCK = ".lock"
 COMPRESSION = "gzip"  # of the mel array: "gzip" (shuffle + gzip 4, one chunk per example) or None
 
 
-class DatasetError(ValueError):
+class DatasetError(SynthinvError, ValueError):
     """A dataset directory or shard that cannot be used as asked (one-line message)."""
 
 
@@ -78,11 +79,55 @@ def read_manifest(out_dir: Path) -> dict | None:
         return None
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path} is not a readable manifest ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise DatasetError(f"{path} is not a readable manifest ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DatasetError(f"{path} is not a synthinv dataset manifest (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise DatasetError(f"{path} is not a valid dataset manifest ({problem}); was it edited? "
+                           "Rerun `synthinv generate` into a new folder")
     return manifest
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with a manifest's structure, in words, or None: everything that reads it (check,
+    generate, training) may then index it without a KeyError or TypeError."""
+    for key in ("n", "shard_size", "seed", "params_dim"):
+        if not _is_int(manifest.get(key)) or (key != "seed" and manifest[key] <= 0):
+            return f"{key!r} is {manifest.get(key)!r}, not a positive integer" if key != "seed" else "no integer 'seed'"
+    if not isinstance(manifest.get("spec_hash"), str):
+        return "no 'spec_hash'"
+    synth = manifest.get("synth")
+    if not isinstance(synth, dict) or not isinstance(synth.get("name"), str) or not isinstance(synth.get("settings", {}), dict):
+        return "'synth' is not {name, settings}"
+    features = manifest.get("features")
+    if not isinstance(features, dict) or not all(_is_int(features.get(k)) and features[k] > 0 for k in ("n_mels", "frames")):
+        return "'features' lacks positive integer n_mels and frames"
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not shards:
+        return "no 'shards' list"
+    start = 0
+    for k, entry in enumerate(shards):
+        if not isinstance(entry, dict):
+            return f"shard entry {k} is not an object"
+        name = entry.get("file")
+        # a bare file name: a manifest must not point outside its folder
+        if not isinstance(name, str) or not name or name != Path(name).name or name.startswith("."):
+            return f"shard entry {k} has file {name!r}, not a file name in the dataset folder"
+        if entry.get("start") != start or not _is_int(entry.get("count")) or entry["count"] <= 0:
+            return f"shard entry {k} ({name}) does not continue at example {start} with a positive count"
+        if not (entry.get("sha256") is None or isinstance(entry["sha256"], str)) or \
+                not (entry.get("bytes") is None or _is_int(entry["bytes"])):
+            return f"shard entry {k} ({name}) has a malformed sha256 or size"
+        start += entry["count"]
+    if start != manifest["n"]:
+        return f"its shards hold {start} examples, not n = {manifest['n']}"
+    return None
 
 
 def write_manifest(out_dir: Path, manifest: dict) -> None:
@@ -245,6 +290,47 @@ def check_shard(out_dir: Path, entry: dict, manifest: dict) -> list[str]:
     return problem
 
 
+def quick_check_shard(out_dir: Path, entry: dict, manifest: dict) -> str | None:
+    """What makes a finished shard unusable for training, or None: missing, a size or sha256 other than the
+    manifest's, or parameters that are not finite numbers in [-1, 1] (what the optimiser would choke on).
+    Cheaper than `check_shard`: hashing a file is much faster than decompressing its log-mels, whose
+    values the training loop checks as it reads them (`finite_problem`)."""
+    path = Path(out_dir) / entry["file"]
+    if not path.is_file():
+        return "missing (the manifest says it was written)"
+    if path.stat().st_size != entry.get("bytes"):
+        return f"{path.stat().st_size} bytes where the manifest says {entry.get('bytes')} (truncated or replaced)"
+    if file_sha256(path) != entry["sha256"]:
+        return "sha256 differs from the manifest (corrupt)"
+    want = {"params": (entry["count"], manifest["params_dim"]),
+            "mel": (entry["count"], manifest["features"]["n_mels"], manifest["features"]["frames"])}
+    try:
+        with h5py.File(path, "r") as f:
+            for key, shape in want.items():
+                if key not in f or f[key].shape != shape:
+                    return f"{key} is {list(f[key].shape) if key in f else 'missing'}, expected {list(shape)}"
+            return finite_problem({"params": f["params"][()]})
+    except (OSError, KeyError, ValueError) as exc:
+        return f"cannot be read as HDF5 ({str(exc).split('(')[-1].rstrip(')').strip() or type(exc).__name__})"
+
+
+def finite_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """'params has 3 non-finite values' (or values outside [-1, 1]) for shard arrays, or None."""
+    for key, values in arrays.items():
+        bad = int(values.size - np.isfinite(values).sum())
+        if bad:
+            return f"{key} has {bad} non-finite values"
+        if key == "params" and np.abs(values).max(initial=0) > 1:
+            return "params outside [-1, 1]"
+    return None
+
+
+def shard_error(out_dir: Path, entry: dict, problem: str) -> "DatasetError":
+    """The one-line refusal for an unusable shard: which file, what is wrong, what to do."""
+    return DatasetError(f"{Path(out_dir) / entry['file']}: {problem}; run `synthinv data check {out_dir}` and rerun "
+                        "`synthinv generate` with the dataset's options to rewrite it")
+
+
 def check(out_dir: Path) -> list[str]:
     """Validate a dataset directory: every shard in the manifest opens, has the right shapes, count,
     indices and sha256, and holds finite values. -> problems, one line each ([] when all is well)."""
@@ -278,7 +364,8 @@ class ShardDataset(torch.utils.data.Dataset):
     `ds[i] -> (params (P,), mel (n_mels, frames))` float32 tensors, i over the examples of the complete
     shards in index order (a dataset still being generated gives the shards finished so far; `indices`
     maps positions to example indices). Files are opened lazily, once per process, so it works with
-    DataLoader workers.
+    DataLoader workers. `verify`: refuse (DatasetError naming the shard) a recorded shard that is missing,
+    fails its checksum or holds unusable parameters (`quick_check_shard`), rather than fail mid-run.
 
         ds = ShardDataset("data/dexed")
         loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)
@@ -289,11 +376,14 @@ class ShardDataset(torch.utils.data.Dataset):
         self.manifest = read_manifest(self.out_dir)
         if self.manifest is None:
             raise DatasetError(f"{self.out_dir} holds no {MANIFEST}; generate a dataset there first")
-        self.shards = [e for e in self.manifest["shards"] if e.get("sha256") and (self.out_dir / e["file"]).is_file()]
-        if verify:
-            bad = [e["file"] for e in self.shards if not shard_is_complete(self.out_dir, e)]
-            if bad:
-                raise DatasetError(f"{len(bad)} shard(s) fail their checksum, first {bad[0]}; run `synthinv data check {self.out_dir}`")
+        if verify:  # every shard the manifest records as written must be there and intact
+            self.shards = [e for e in self.manifest["shards"] if e.get("sha256")]
+            for entry in self.shards:
+                problem = quick_check_shard(self.out_dir, entry, self.manifest)
+                if problem:
+                    raise shard_error(self.out_dir, entry, problem)
+        else:
+            self.shards = [e for e in self.manifest["shards"] if e.get("sha256") and (self.out_dir / e["file"]).is_file()]
         if not self.shards:
             raise DatasetError(f"{self.out_dir} has no finished shards yet")
         self._offsets = np.cumsum([0] + [e["count"] for e in self.shards])

@@ -309,7 +309,10 @@ def describe_plugin(path: str | Path) -> list[dict]:
     spec = {"name": path.stem, "host": "faust" if faust else "vst", "plugin": [str(path.resolve())], "vary": [],
             "fixed": {}, "sample_rate": 44100}
     if faust:
-        spec["code"] = path.read_text()
+        try:
+            spec["code"] = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{path} is not a readable Faust DSP text file ({type(exc).__name__})") from None
     try:
         desc = DawDreamerHost(spec).describe()
     except RuntimeError as exc:  # DawDreamer's message for a file that is no plugin or does not compile

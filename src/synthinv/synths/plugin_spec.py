@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 
 
+from synthinv.errors import SynthinvError
 from synthinv.fileio import read_yaml
 from synthinv.synths.base import Param, ParamSpec
 
@@ -46,7 +47,7 @@ _TOP_KEYS = {"name", "host", "plugin", "install", "sample_rate", "note", "vary",
 _PARAM_KEYS = {"name", "kind", "low", "high", "scale", "choices", "values", "group"}
 
 
-class SpecError(ValueError):
+class SpecError(SynthinvError, ValueError):
     """A spec file that is missing, malformed, or names something the plugin does not have."""
 
 
