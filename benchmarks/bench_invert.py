@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from synthinv.invert import invert
+from synthinv.pipeline import invert
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SOUNDS = {"dexed": EXAMPLES / "dexed_heldout_0.wav", "kosc": EXAMPLES / "kosc4_heldout_0.wav"}

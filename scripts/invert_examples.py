@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from synthinv.invert import invert
+from synthinv.pipeline import invert
 from synthinv.metrics import assignment_mse
 from synthinv.presets import read_json_preset
 from synthinv.synths.kosc import to_tokens

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from synthinv.fileio import atomic_write
-from synthinv.invert import Inverter
+from synthinv.pipeline import Inverter
 from synthinv.ood import audio_files
 from synthinv.search_eval import csv_text, markdown_table, read_rows, run_methods, summarise
 

@@ -339,7 +339,7 @@ def test_cli_train_and_evaluate_dexed(data, tmp_path):
 def test_invert_a_dexed_sound_writes_loadable_syx(runs, synth, tmp_path):
     """invert on Dexed: encoder sees the log-mel, every candidate gets a .syx that reads back to its preset."""
     from synthinv.audio_io import write_wav
-    from synthinv.invert import invert, write_inversion
+    from synthinv.pipeline import invert, write_inversion
     from synthinv.presets import read_json_preset, read_syx_voice
 
     truth, audio = synth.draw(7, np.arange(1))
@@ -375,7 +375,7 @@ def test_invert_transposition_never_ranks_worse_and_is_reported(runs, synth, tmp
     """Same seed, same samples: with --transpose every candidate is the closer of itself and its move to the
     target's pitch, so the sorted distances are never worse; moved ones say so in their source."""
     from synthinv.audio_io import write_wav
-    from synthinv.invert import invert
+    from synthinv.pipeline import invert
 
     write_wav(tmp_path / "note.wav", synth.draw(8, np.arange(1))[1][0], synth.sample_rate)
     ckpt = str(runs["flow_mlp"][0] / "model.ckpt")

@@ -62,7 +62,7 @@ def test_invert_writes_ranked_candidates_and_report(tiny_models, tmp_path):
 
 
 def test_refinement_never_makes_the_best_worse(tiny_models, tmp_path):
-    from synthinv.invert import invert
+    from synthinv.pipeline import invert
 
     synth = build_synth({"name": "kosc", "k": 4})
     from synthinv.audio_io import write_wav

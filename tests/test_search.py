@@ -123,7 +123,7 @@ def test_with_gain_moves_the_level_and_keeps_the_note(synth, notes):
 
 
 def test_pick_starts_differ_in_their_categorical_choices(synth):
-    from synthinv.invert import _categorical_signature, pick_starts
+    from synthinv.pipeline import _categorical_signature, pick_starts
 
     params = synth.params_at(21, np.arange(6))
     params[1] = params[0]  # a duplicate of the closest
@@ -134,7 +134,7 @@ def test_pick_starts_differ_in_their_categorical_choices(synth):
 
 
 def test_budgeted_invert_beats_its_own_proposals(tmp_path):
-    from synthinv.invert import Inverter
+    from synthinv.pipeline import Inverter
 
     with Inverter(workers=2, show_progress=False, say=lambda _: None) as inverter:
         synth = inverter.synth
@@ -150,7 +150,7 @@ def test_budgeted_invert_beats_its_own_proposals(tmp_path):
 
 
 def test_ctrl_c_ends_the_search_with_a_complete_result(monkeypatch):
-    import synthinv.invert as inv_module
+    import synthinv.pipeline as inv_module
     from synthinv.progress import search_progress
 
     class StopAfterFirst(search_progress):

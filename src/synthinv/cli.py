@@ -284,8 +284,8 @@ def invert(
     from rich.table import Table
 
     from synthinv.checks import check_invert
-    from synthinv.invert import write_inversion
-    from synthinv.invert import invert as run_invert
+    from synthinv.pipeline import write_inversion
+    from synthinv.pipeline import invert as run_invert
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem

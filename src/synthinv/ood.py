@@ -1,6 +1,6 @@
 """Out-of-distribution evaluation: score a model on a folder of sounds that no synth here made.
 
-Each file goes through `synthinv.invert.invert` exactly as a user's sound would (loaded and prepared by
+Each file goes through `synthinv.pipeline.invert` exactly as a user's sound would (loaded and prepared by
 `audio_io.prepare_sound`: mono, resampled, onset-trimmed, padded, level brought into the synth's range;
 the model samples `candidates` presets, the synth renders them, invert's ranking distance (MSS for real synths) ranks
 them) and its best candidate is scored against the prepared target with every audio metric
@@ -87,7 +87,7 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     `candidates` random patches) against the prepared target with every audio metric."""
     from synthinv.audio_metrics import audio_metrics, f0_tracks
     from synthinv.checkpoint import load_checkpoint
-    from synthinv.invert import invert, synth_rms_range
+    from synthinv.pipeline import invert, synth_rms_range
     from synthinv.progress import progress_bar
 
     from synthinv.checks import check_sampling, check_sound

@@ -59,7 +59,29 @@ class Candidate:
     audio: torch.Tensor  # (T,)
     distance: float  # `ranking_distance` to the target (lower is better)
     check: float  # the second opinion (synthinv.scoring): LSD (dB) for k-osc, wMFCC for real synths
-    source: str  # "flow sample", "regression", "refined from #1"
+    source: str  # "flow sample", "bank patch 12, note +3", "searched from 1", ...
+    synth: object = field(default=None, repr=False)  # the synth that rendered it (for the writers)
+
+    @property
+    def preset(self) -> dict:
+        """{parameter name: value in the synth's own units}: a number, or the choice's label for categorical
+        parameters (e.g. the DX7 algorithm "5")."""
+        native = self.synth.spec.decode(self.params[None].double())[0]
+        return {p.name: p.choices[int(v)] if p.kind == "categorical" else (int(v) if p.kind == "discrete" else float(v))
+                for p, v in zip(self.synth.spec.params, native)}
+
+    def write_json(self, path: str | Path) -> Path:
+        return write_json_preset(Path(path), self.synth, self.params)
+
+    def write_native(self, folder: str | Path, name: str = "SYNTHINV") -> Path | None:
+        """The synth's own preset format into `folder` (Dexed: preset.syx; plugins: their state); None if
+        the synth has none."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return write_native_preset(Path(folder), self.synth, self.params, name=name)
+
+    def write_audio(self, path: str | Path) -> Path:
+        write_wav(Path(path), self.audio, self.synth.sample_rate)
+        return Path(path)
 
 
 @dataclass
@@ -67,10 +89,14 @@ class Inversion:
     target: LoadedSound
     candidates: list[Candidate]  # best first
     synth: object  # the synth that rendered the candidates
-    out: Path | None = None
+    out: Path | None = None  # where `write` put it
     refine_gain: float | None = None  # distance before / after refinement of the best candidate
     settings: dict = field(default_factory=dict)
     truth: torch.Tensor | None = None  # (P,) the true preset, when the user knows it
+
+    def write(self, out: str | Path, force: bool = False) -> Path:
+        """Presets, audio, ranking.csv, summary.json and report.html into folder `out` (see write_inversion)."""
+        return write_inversion(self, Path(out), force=force, truth=self.truth)
 
     @property
     def messages(self) -> list[str]:
@@ -306,7 +332,7 @@ class Inverter:
             refined = refine(synth, best.params, target.audio, refine_budget)
             r_audio, r_dist, r_check = score(synth, refined[None], target.audio)
             gain = best.distance / max(float(r_dist[0]), 1e-12)
-            found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_check[0]), "refined from #1"))
+            found.append(Candidate(refined, r_audio[0], float(r_dist[0]), float(r_check[0]), "refined from #1", synth))
             found.sort(key=lambda c: c.distance)
             clock.lap("refine")
         settings = {"sound": str(sound) if isinstance(sound, (str, Path)) else "audio",
@@ -334,7 +360,8 @@ class Inverter:
         audio, dist, check = score(self.synth, params, target.audio)
         if hasattr(self.synth, "with_gain"):
             params, audio, dist, check, labels = self._match_level(target, params, audio, dist, check, labels)
-        found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i]) for i in range(len(chosen))]
+        found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i], self.synth)
+                 for i in range(len(chosen))]
         found.sort(key=lambda c: c.distance)
         return found
 
