@@ -256,7 +256,9 @@ def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, 
 @app.command()
 @friendly_errors
 def invert(
-    sound: Path = typer.Argument(..., help="The sound to invert (wav, flac, ogg, aiff; any rate, mono or stereo)."),
+    sound: Path = typer.Argument(..., help="The sound to invert (wav, flac, ogg, aiff; any rate, mono or stereo), or "
+                                 "a folder of sounds: each goes to OUT/<name>/ (resumable; Dexed: 32-voice banks "
+                                 "of the best presets, OUT/bank_NN.syx)."),
     synth: Optional[str] = typer.Option(None, help="Which synth to find presets for (default: the --model's synth, "
                                         "else dexed)."),
     model: Optional[str] = typer.Option(None, help="Shipped model name (see `synthinv models`) or a checkpoint path "
@@ -289,6 +291,9 @@ def invert(
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
+    if sound.is_dir():
+        return invert_folder_cli(sound, out, synth, model, candidates, budget, steps, guidance, refine, seed,
+                                 transpose, truth, threads)
     check_invert(sound, out, candidates, steps, guidance, refine, truth, force, threads, model, seed)
     set_threads(threads)
     result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose,
@@ -307,6 +312,35 @@ def invert(
                       escape(str(out / f"candidate_{rank:02d}" / "preset.json")))
     Console().print(table)
     typer.echo(f"report: {out / 'report.html'}")
+
+
+def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guidance, refine, seed, transpose, truth,
+                      threads) -> None:
+    """`invert FOLDER`: every sound into OUT/<name>/ (resumable), Dexed banks of the best presets."""
+    from rich.markup import escape
+
+    from synthinv.batch import invert_folder
+    from synthinv.checks import check_sampling, check_seed, check_threads, check_writable
+    from synthinv.pipeline import Inverter, check_invert_settings
+
+    if truth is not None:
+        raise ValueError("--truth is for one sound, not a folder")
+    check_sampling(candidates, steps, guidance, refine)
+    check_invert_settings(candidates, steps, budget, refine, guidance)
+    check_seed(seed)
+    check_threads(threads)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
+    check_writable(out, "--out")
+    set_threads(threads)
+    with Inverter(model, synth, say=typer.echo) as inverter:
+        result = invert_folder(inverter, folder, out, say=lambda m: typer.echo(escape(m)), candidates=candidates,
+                               budget=budget, steps=steps, guidance=guidance, seed=seed, transpose=transpose,
+                               refine_budget=refine)
+    done = sum(r["status"].startswith("done") for r in result.rows)
+    typer.echo(f"{done} of {len(result.rows)} sounds inverted into {out}/<name>/ (table: {out / 'batch.csv'})")
+    for bank in result.banks:
+        typer.echo(f"DX7 bank: {bank}")
 
 
 @bank_app.command("build")

@@ -1,0 +1,92 @@
+"""Inverting a folder of sounds: one model load and one worker pool for all of them.
+
+    out/
+      <file stem>/        what `synthinv invert` writes for one sound (report.html, candidate_01/, ...)
+      bank_01.syx         Dexed: 32-voice DX7 banks of each sound's best preset, voices named after the files
+      batch.csv           file, status ("done", "skipped: <error>"), best distance, folder
+
+Resumable: a sound whose folder already holds a complete result (its summary.json) is not inverted again.
+A file that cannot be inverted (not audio, silent, ...) is reported and skipped; the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from synthinv.errors import SynthinvError
+from synthinv.fileio import atomic_write
+from synthinv.ood import AUDIO_SUFFIXES
+from synthinv.progress import progress_bar
+
+BANK_VOICES = 32
+
+
+@dataclass
+class BatchResult:
+    rows: list[dict]  # one per file: file, status, distance, folder
+    banks: list[Path]
+
+
+def sound_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def voice_name(stem: str) -> str:
+    """A DX7 voice name (10 printable ASCII characters) from a file name."""
+    clean = "".join(c if 32 <= ord(c) < 127 else "_" for c in stem)
+    return clean[:10]
+
+
+def invert_folder(inverter, folder: Path, out: Path, say=print, **invert_settings) -> BatchResult:
+    """Invert every sound of `folder` into out/<stem>/, skipping finished ones and bad files (reported)."""
+    from synthinv.pipeline import write_inversion
+
+    files = sound_files(folder)
+    if not files:
+        raise SynthinvError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with progress_bar(len(files), f"inverting {folder.name}", unit="files") as advance:
+        for path in files:
+            target = out / path.stem
+            row = {"file": path.name, "folder": path.stem}
+            if (target / "summary.json").is_file():  # finished in an earlier run
+                summary = json.loads((target / "summary.json").read_text())
+                rows.append({**row, "status": "done earlier", "distance": summary["ranking"][0]["distance"]})
+                advance(1)
+                continue
+            try:
+                result = inverter.invert(path, **invert_settings)
+                write_inversion(result, target, force=True)
+                rows.append({**row, "status": "done", "distance": round(result.candidates[0].distance, 4)})
+            except SynthinvError as exc:
+                say(f"skipped {path.name}: {exc}")
+                rows.append({**row, "status": f"skipped: {exc}", "distance": None, "folder": None})
+            advance(1)
+    banks = write_banks(inverter.synth, out, rows) if hasattr(inverter.synth, "to_vced") else []
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["file", "status", "distance", "folder"])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(out / "batch.csv", buf.getvalue())
+    return BatchResult(rows, banks)
+
+
+def write_banks(synth, out: Path, rows: list[dict]) -> list[Path]:
+    """Dexed: each inverted sound's best preset into 32-voice banks bank_01.syx, bank_02.syx, ..."""
+    from synthinv.presets import read_json_preset, write_syx_bank
+
+    done = [r for r in rows if r["folder"]]
+    banks = []
+    for b in range(0, len(done), BANK_VOICES):
+        part = done[b: b + BANK_VOICES]
+        params = torch.stack([read_json_preset(out / r["folder"] / "candidate_01" / "preset.json", synth) for r in part])
+        names = [voice_name(Path(r["file"]).stem) for r in part]
+        banks.append(write_syx_bank(out / f"bank_{b // BANK_VOICES + 1:02d}.syx", params, synth.spec, names))
+    return banks
