@@ -32,6 +32,7 @@ class AudioError(SynthinvError, ValueError):
 class LoadedSound:
     audio: torch.Tensor  # (T,) mono float32 at the synth's rate, trimmed/padded to the synth's length
     notes: list[str] = field(default_factory=list)  # what was done, in words
+    f0: float | None = None  # median f0 in Hz (NaN: unpitched), tracked by the pipeline when it needs it
 
 
 def write_wav(path: Path, audio: torch.Tensor | np.ndarray, sample_rate: int) -> None:

@@ -35,7 +35,8 @@ from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.synths.base import draw_examples
 from synthinv.progress import search_progress
 from synthinv.search import Objective, search
-from synthinv.transpose import align_to_target
+from synthinv.pitch import median_f0, move_to_pitch
+from synthinv.transpose import align_to_target, note_column
 from synthinv.workers import SynthPool
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
@@ -161,6 +162,9 @@ ALIGNED = 16  # the closest proposals are also tried at the target's pitch
 STARTS = 3  # CMA-ES runs, from the closest proposals that differ in their categorical choices
 SOURCES = ("model", "bank", "random")
 LEVEL_TOLERANCE = 0.3  # dB of ranking distance a candidate may lose to play at the target's level
+PITCH_TOLERANCE = 1.0  # dB of ranking distance a candidate may lose to play in tune with the target
+RETUNED = 3  # the closest candidates checked for tuning (a pYIN track each)
+RETUNE_ABOVE_CENTS = 20.0
 
 
 def _categorical_signature(spec, params: torch.Tensor) -> tuple:
@@ -313,6 +317,9 @@ class Inverter:
         interrupted, renders = False, objective.renders
         if searching and time.perf_counter() < deadline:
             starts = pick_starts(synth.spec, params, distance, STARTS)
+            if transpose and note_column(synth.spec) is not None:
+                starts = self._starts_at_pitch(target, starts, objective)
+                clock.lap("pitch")
             with search_progress(budget, start, self.show_progress) as on_best:
                 objective.on_best = on_best
                 try:
@@ -324,7 +331,7 @@ class Inverter:
                         pool.append((objective.best_params, objective.best, "search (stopped early)"))
             renders = objective.renders
             clock.lap("search")
-        found = self._finish(target, pool, candidates)
+        found = self._finish(target, pool, candidates, retune=transpose)
         clock.lap("render")
         gain = None
         if refine_budget > 0:
@@ -343,7 +350,30 @@ class Inverter:
                     "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps}
         return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
 
-    def _finish(self, target: LoadedSound, pool: list, candidates: int) -> list[Candidate]:
+    def _target_f0(self, target: LoadedSound) -> float:
+        """The target's median f0 in Hz (NaN when unpitched), tracked once per sound."""
+        if target.f0 is None:
+            target.f0 = float(median_f0(target.audio[None], self.synth.sample_rate)[0])
+        return target.f0
+
+    def _starts_at_pitch(self, target: LoadedSound, starts: list, objective: Objective) -> list:
+        """For a pitched target, each start moved to the target's f0 (synthinv.pitch), kept even where MSS
+        prefers another octave: the search then looks for the timbre at the right pitch."""
+        f0 = self._target_f0(target)
+        if not math.isfinite(f0):
+            return starts
+        params = torch.stack([p for p, _ in starts])
+        moved, shift = move_to_pitch(self.synth, params, f0)
+        rows = shift.nonzero().squeeze(1)
+        if not len(rows):
+            return starts
+        new = objective(moved[rows])
+        starts = list(starts)
+        for j, i in enumerate(rows.tolist()):
+            starts[i] = (moved[i], float(new[j]))
+        return starts
+
+    def _finish(self, target: LoadedSound, pool: list, candidates: int, retune: bool = True) -> list[Candidate]:
         """The best `candidates` distinct patches of everything scored, re-rendered here, best first."""
         pool = sorted(pool, key=lambda t: t[1])
         chosen, seen = [], set()
@@ -358,12 +388,34 @@ class Inverter:
         params = torch.stack([c[0] for c in chosen])  # (C, P)
         labels = [c[2] for c in chosen]
         audio, dist, check = score(self.synth, params, target.audio)
+        if retune and hasattr(self.synth, "retuned") and math.isfinite(self._target_f0(target)):
+            params, audio, dist, check, labels = self._retune(target, params, audio, dist, check, labels)
         if hasattr(self.synth, "with_gain"):
             params, audio, dist, check, labels = self._match_level(target, params, audio, dist, check, labels)
         found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i], self.synth)
                  for i in range(len(chosen))]
         found.sort(key=lambda c: c.distance)
         return found
+
+    def _retune(self, target: LoadedSound, params, audio, dist, check, labels):
+        """The RETUNED closest candidates brought to the target's f0 by a fine retune (Dexed: operator
+        ratios), kept where that costs at most PITCH_TOLERANCE of ranking distance: MSS hears little of a
+        quarter tone, a listener hears it at once."""
+        top = dist.argsort()[:RETUNED]
+        f0 = median_f0(audio[top], self.synth.sample_rate)  # (R,)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cents = 1200 * np.log2(self._target_f0(target) / f0)
+        rows = [int(t) for t, c in zip(top, cents) if math.isfinite(c) and abs(c) > RETUNE_ABOVE_CENTS]
+        if not rows:
+            return params, audio, dist, check, labels
+        moved = self.synth.retuned(params[rows], torch.tensor([cents[top.tolist().index(r)] for r in rows]))
+        m_audio, m_dist, m_check = score(self.synth, moved, target.audio)
+        params, audio, dist, check, labels = params.clone(), audio.clone(), dist.clone(), check.clone(), list(labels)
+        for j, r in enumerate(rows):
+            if m_dist[j] <= dist[r] + PITCH_TOLERANCE:
+                params[r], audio[r], dist[r], check[r] = moved[j], m_audio[j], m_dist[j], m_check[j]
+                labels[r] += ", retuned"
+        return params, audio, dist, check, labels
 
     def _match_level(self, target: LoadedSound, params, audio, dist, check, labels):
         """Each candidate moved to the target's level (Dexed: carrier output levels), kept where that costs at

@@ -262,6 +262,27 @@ class DexedSynth(LogMelFeatures):
         out[:, -1] = params[:, -1]  # the note column is untouched (re-encoding it is exact anyway)
         return out
 
+    def retuned(self, params, cents) -> torch.Tensor:
+        """params (N, 225), cents (N,) -> params whose ratio-mode operators all sound `cents` higher (coarse
+        and fine re-chosen for the nearest DX7 ratio, within ~17 cents at ratio 1), so the note plays in tune
+        without a whole-semitone step. Fixed-frequency operators do not follow the pitch, as on a DX7."""
+        params = _as_2d(params)
+        native = self.spec.decode(params.double())  # (N, 145)
+        names = self.spec.names
+        factor = 2.0 ** (torch.as_tensor(cents, dtype=torch.float64) / 1200.0)  # (N,)
+        table, coarse, fine = _ratio_table()
+        for op in range(1, N_OPS + 1):
+            mode = native[:, names.index(f"op{op}.osc_mode")]
+            c_col, f_col = names.index(f"op{op}.freq_coarse"), names.index(f"op{op}.freq_fine")
+            ratio = _ratio(native[:, c_col], native[:, f_col]) * factor
+            pos = torch.searchsorted(table, ratio.clamp(table[0], table[-1])).clamp(1, len(table) - 1)
+            nearer_low = (ratio / table[pos - 1]).log().abs() < (table[pos] / ratio).log().abs()
+            best = torch.where(nearer_low, pos - 1, pos)
+            ratio_mode = mode == 0
+            native[:, c_col] = torch.where(ratio_mode, coarse[best], native[:, c_col])
+            native[:, f_col] = torch.where(ratio_mode, fine[best], native[:, f_col])
+        return self.spec.encode(native).to(params.dtype)
+
     # --- rendering ------------------------------------------------------------------------------
 
     def render(self, params: torch.Tensor) -> torch.Tensor:
@@ -326,6 +347,26 @@ class DexedSynth(LogMelFeatures):
             return self.spec.encode(torch.from_numpy(native)).float()
 
         return draw_until_audible(self, indices, propose)
+
+
+def _ratio(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+    """DX7 ratio-mode frequency multiplier: coarse (0 means 0.5) times 1 + fine / 100."""
+    return torch.where(coarse == 0, 0.5, coarse) * (1.0 + fine / 100.0)
+
+
+_RATIOS = None
+
+
+def _ratio_table() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (coarse, fine) ratio, sorted: (ratios (3200,), their coarse, their fine) float64."""
+    global _RATIOS
+    if _RATIOS is None:
+        coarse, fine = torch.meshgrid(torch.arange(32.0, dtype=torch.float64), torch.arange(100.0, dtype=torch.float64),
+                                      indexing="ij")
+        ratio = _ratio(coarse.flatten(), fine.flatten())
+        order = ratio.argsort()
+        _RATIOS = (ratio[order], coarse.flatten()[order], fine.flatten()[order])
+    return _RATIOS
 
 
 def draw_until_audible(synth, indices: np.ndarray, propose) -> tuple[torch.Tensor, torch.Tensor]:
