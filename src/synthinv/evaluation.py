@@ -188,9 +188,9 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
     of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
     from synthinv.audio_metrics import mfcc_distance
-    from synthinv.scoring import ranking_distance
     from synthinv.models.regression import RegressionModel
     from synthinv.progress import progress_bar
+    from synthinv.scoring import ranking_distance
     from synthinv.transpose import align_to_target
 
     if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer

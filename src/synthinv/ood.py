@@ -87,10 +87,9 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     `candidates` random patches) against the prepared target with every audio metric."""
     from synthinv.audio_metrics import audio_metrics, f0_tracks
     from synthinv.checkpoint import load_checkpoint
+    from synthinv.checks import check_sampling, check_sound
     from synthinv.invert import invert, synth_rms_range
     from synthinv.progress import progress_bar
-
-    from synthinv.checks import check_sampling, check_sound
 
     check_sampling(candidates, steps, guidance)
     files = audio_files(audio_dir)

@@ -325,7 +325,7 @@ def finite_problem(arrays: dict[str, np.ndarray]) -> str | None:
     return None
 
 
-def shard_error(out_dir: Path, entry: dict, problem: str) -> "DatasetError":
+def shard_error(out_dir: Path, entry: dict, problem: str) -> DatasetError:
     """The one-line refusal for an unusable shard: which file, what is wrong, what to do."""
     return DatasetError(f"{Path(out_dir) / entry['file']}: {problem}; run `synthinv data check {out_dir}` and rerun "
                         "`synthinv generate` with the dataset's options to rewrite it")

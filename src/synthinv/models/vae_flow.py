@@ -31,7 +31,6 @@ from torch.distributions import Normal, kl_divergence
 
 from synthinv.features import encoder_input
 
-
 # --- the conditional RealNVP ----------------------------------------------------------------------
 
 

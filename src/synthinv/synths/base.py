@@ -55,12 +55,12 @@ class Param:
             raise ValueError(f"{self.name}: a discrete parameter needs integer low < high, got {self.low}, {self.high}")
 
     @classmethod
-    def discrete(cls, name: str, low: int, high: int, group: str | None = None) -> "Param":
+    def discrete(cls, name: str, low: int, high: int, group: str | None = None) -> Param:
         """An integer parameter taking every value low..high (one column)."""
         return cls(name, float(low), float(high), kind="discrete", group=group)
 
     @classmethod
-    def categorical(cls, name: str, choices, group: str | None = None) -> "Param":
+    def categorical(cls, name: str, choices, group: str | None = None) -> Param:
         """A choice among labelled options (a one-hot block); native value = index of the choice."""
         choices = tuple(str(c) for c in choices)
         return cls(name, 0.0, float(len(choices) - 1), kind="categorical", group=group, choices=choices)
@@ -118,7 +118,7 @@ class ParamSpec:
         return {"synth": self.synth, "settings": self.settings, "params": [p.to_dict() for p in self.params]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ParamSpec":
+    def from_dict(cls, d: dict) -> ParamSpec:
         return cls(d["synth"], tuple(Param(**p) for p in d["params"]), dict(d.get("settings", {})))
 
     def hash(self) -> str:

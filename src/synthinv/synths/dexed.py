@@ -211,7 +211,7 @@ class DexedSynth(LogMelFeatures):
         self._engine = None  # created on first render, so the object stays cheap to build and to pickle
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "DexedSynth":
+    def from_settings(cls, settings: dict) -> DexedSynth:
         """From spec.settings (extra keys such as "name" are ignored, missing ones take the defaults)."""
         keys = ("sample_rate", "note_duration", "release", "velocity", "transpose", "min_note", "max_note", "prior")
         return cls(**{k: settings[k] for k in keys if k in settings})
@@ -228,11 +228,11 @@ class DexedSynth(LogMelFeatures):
         native = self.spec.decode(_as_2d(params).double()).numpy()
         return native_to_vced(native, self.transpose, name)
 
-    def to_patch(self, params_row, name: str = DEFAULT_NAME) -> "dexed.Patch":
+    def to_patch(self, params_row, name: str = DEFAULT_NAME) -> dexed.Patch:
         """One normalised row (225,) -> a dexed.Patch (the note pitch is not part of a voice)."""
         return dexed.Patch.from_sysex(bytes(self.to_vced(params_row, name)[0]))
 
-    def from_patch(self, patch: "dexed.Patch", note: int = 60) -> torch.Tensor:
+    def from_patch(self, patch: dexed.Patch, note: int = 60) -> torch.Tensor:
         """A dexed.Patch (plus a MIDI note) -> one normalised row (225,). Its transposition is dropped."""
         return self.from_vced(np.frombuffer(patch.to_sysex(), dtype=np.uint8)[None], note)[0]
 

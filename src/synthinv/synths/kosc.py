@@ -98,7 +98,7 @@ class KOscSynth:
         self.spec = kosc_spec(k, asym, sample_rate, length)
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "KOscSynth":
+    def from_settings(cls, settings: dict) -> KOscSynth:
         return cls(settings["k"], settings["asym"], settings["sample_rate"], settings["length"])
 
     def render(self, params: torch.Tensor, chunk: int | None = None) -> torch.Tensor:

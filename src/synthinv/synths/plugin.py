@@ -202,7 +202,7 @@ class PluginSynth(LogMelFeatures):
         self._host = None  # made on first use, in the process that renders
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "PluginSynth":
+    def from_settings(cls, settings: dict) -> PluginSynth:
         """From spec.settings ({"spec": ...}, as checkpoints and manifests store it) or just {"name": shipped}."""
         if "spec" in settings:
             return cls(validate_spec(settings["spec"], f"{settings.get('name', 'plugin')} settings"))
@@ -212,7 +212,7 @@ class PluginSynth(LogMelFeatures):
         return cls(load_spec(settings["name"]))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "PluginSynth":
+    def from_file(cls, path: str | Path) -> PluginSynth:
         return cls(load_spec(Path(path)))
 
     def __getstate__(self):
