@@ -68,7 +68,7 @@ class Param:
     @property
     def width(self) -> int:
         """Number of columns this parameter takes in the normalised encoding."""
-        return len(self.choices) if self.kind == "categorical" else 1
+        return len(self.choices or ()) if self.kind == "categorical" else 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -131,7 +131,9 @@ class ParamSpec:
         cols, idx, params = [], [], []
         for i, (p, s) in enumerate(zip(self.params, self.slices)):
             if p.kind != "categorical":
-                cols.append(s.start), idx.append(i), params.append(p)
+                cols.append(s.start)
+                idx.append(i)
+                params.append(p)
         return cols, idx, params
 
     @staticmethod
@@ -187,7 +189,7 @@ class ParamSpec:
                 out[:, s.start] = 2 * (v - p.low) / (p.high - p.low) - 1
         return out.to(dtype)
 
-    def from_uniform(self, u: np.ndarray) -> torch.Tensor:
+    def from_uniform(self, u: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Uniform draws (N, len(params)) in [-1, 1) -> encoded (N, size), one draw per parameter.
 
         Continuous columns keep the draw; discrete ones take each grid value with equal probability;
@@ -240,6 +242,9 @@ class LogMelFeatures:
     """Encoder input for synths that train from datasets (Dexed, plugin synths): a log-mel of the whole note.
 
     Needs `sample_rate` and `length` (samples per note) on the synth."""
+
+    sample_rate: int
+    length: int
 
     @property
     def feature_settings(self) -> dict:

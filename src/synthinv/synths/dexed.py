@@ -92,11 +92,11 @@ _GLOBAL_FIELDS = (
 )
 
 
-def _param(name: str, kind: str, rng, group: str) -> Param:
-    return Param.categorical(name, rng, group) if kind == "categorical" else Param.discrete(name, *rng, group)
+def _param(name: str, kind: str, rng: tuple, group: str) -> Param:
+    return Param.categorical(name, rng, group) if kind == "categorical" else Param.discrete(name, rng[0], rng[1], group)
 
 
-def _layout() -> tuple[list[tuple[str, str, object, str]], np.ndarray]:
+def _layout() -> tuple[list[tuple[str, str, tuple, str]], np.ndarray]:
     """Spec fields (name, kind, range, group) in order, and the VCED byte of each (note excluded)."""
     fields, offsets = [], []
     for op in range(1, N_OPS + 1):
@@ -208,7 +208,7 @@ class DexedSynth(LogMelFeatures):
         self.sample_rate, self.prior = sample_rate, prior
         self.note_duration, self.release, self.velocity, self.transpose = note_duration, release, velocity, transpose
         self.length = int((note_duration + release) * sample_rate)  # samples per note (T)
-        self._engine = None  # created on first render, so the object stays cheap to build and to pickle
+        self._engine: dexed.DexedSynth | None = None  # made on first render: cheap to build and to pickle
 
     @classmethod
     def from_settings(cls, settings: dict) -> DexedSynth:

@@ -25,7 +25,7 @@ def kosc_spec(k: int, asym: bool = False, sample_rate: int = 44100, length: int 
     edges = np.geomspace(F_MIN, F_MAX, k + 1) if asym else None
     params = []
     for i in range(k):
-        lo, hi = (float(edges[i]), float(edges[i + 1])) if asym else (F_MIN, F_MAX)
+        lo, hi = (float(edges[i]), float(edges[i + 1])) if edges is not None else (F_MIN, F_MAX)
         g = f"osc{i}"
         params += [
             Param(f"osc{i}.freq", lo, hi, scale="log", group=g),

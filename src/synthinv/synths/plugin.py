@@ -34,6 +34,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,7 +200,7 @@ class PluginSynth(LogMelFeatures):
         self.has_note_param = note["min"] < note["max"]
         if spec["host"] == "vst":
             find_plugin(spec)  # a missing plugin is a one-line error now, not in a worker later
-        self._host = None  # made on first use, in the process that renders
+        self._host: DawDreamerHost | None = None  # made on first use, in the process that renders
 
     @classmethod
     def from_settings(cls, settings: dict) -> PluginSynth:
@@ -306,8 +307,8 @@ def describe_plugin(path: str | Path) -> list[dict]:
     if not path.exists():
         raise SpecError(f"plugin not found: {path}")
     faust = path.suffix == ".dsp"
-    spec = {"name": path.stem, "host": "faust" if faust else "vst", "plugin": [str(path.resolve())], "vary": [],
-            "fixed": {}, "sample_rate": 44100}
+    spec: dict[str, Any] = {"name": path.stem, "host": "faust" if faust else "vst", "plugin": [str(path.resolve())],
+                            "vary": [], "fixed": {}, "sample_rate": 44100}
     if faust:
         try:
             spec["code"] = path.read_text()
