@@ -14,8 +14,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:

@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> None:
         idx = np.arange(args.batch)
         params = synth.params_at(1, idx)
         with torch.no_grad():
-            r = measure(lambda: synth.render(params), warmup, repeats, budget, min_repeats)
-            c = (measure(lambda: torch.cat([synth.render(x) for x in params.split(args.chunk)]), warmup, repeats,
+            r = measure(lambda: synth.render(params), warmup, repeats, budget, min_repeats)  # noqa: B023 - run at once
+            c = (measure(lambda: torch.cat([synth.render(x) for x in params.split(args.chunk)]), warmup, repeats,  # noqa: B023 - run at once
                          budget, min_repeats) if args.chunk else None)
-        p = measure(lambda: synth.params_at(1, idx), 1, max(repeats, 5), 1.0, 3)
+        p = measure(lambda: synth.params_at(1, idx), 1, max(repeats, 5), 1.0, 3)  # noqa: B023 - run at once
         render_s, params_s = r["median_s"], p["median_s"]
         rows.append({
             "k": k, "batch": args.batch, "render_ms": render_s * 1e3, "render_min_ms": r["min_s"] * 1e3,

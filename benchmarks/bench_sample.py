@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             a = audio[:n]
             with torch.no_grad():
                 if not is_flow:
-                    r = measure(lambda: model.predict(a), 2, max(repeats, 5), budget, max(min_repeats, 3))
+                    r = measure(lambda: model.predict(a), 2, max(repeats, 5), budget, max(min_repeats, 3))  # noqa: B023 - run at once
                     rows.append({"method": method, "n": n, "rk4_steps": None, "latency_ms": r["median_s"] * 1e3,
                                  "min_ms": r["min_s"] * 1e3, "ex_per_s": n / r["median_s"],
                                  "field_eval_ms": None, "calls": r["n"], "all_s": r["all_s"]})
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
                 model.sample(a, steps=5, guidance=args.guidance)  # warm-up
                 for steps in args.steps:
                     gen = torch.Generator().manual_seed(0)
-                    r = measure(lambda: model.sample(a, steps=steps, guidance=args.guidance, generator=gen),
+                    r = measure(lambda: model.sample(a, steps=steps, guidance=args.guidance, generator=gen),  # noqa: B023 - run at once
                                 0, repeats, budget, min_repeats)
                     rows.append({"method": method, "n": n, "rk4_steps": steps, "latency_ms": r["median_s"] * 1e3,
                                  "min_ms": r["min_s"] * 1e3, "ex_per_s": n / r["median_s"],

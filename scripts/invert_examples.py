@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from synthinv.pipeline import invert
 from synthinv.metrics import assignment_mse
+from synthinv.pipeline import invert
 from synthinv.presets import read_json_preset
 from synthinv.synths.kosc import to_tokens
 

@@ -18,8 +18,8 @@ import numpy as np
 import synthinv.audio_metrics  # noqa: F401 - imported before the long run starts, so later edits of the tree cannot break it
 import synthinv.evaluation  # noqa: F401
 from synthinv.fileio import atomic_write
-from synthinv.pipeline import Inverter
 from synthinv.ood import audio_files
+from synthinv.pipeline import Inverter
 from synthinv.search_eval import csv_text, markdown_table, read_rows, run_methods, summarise
 
 ROOT = Path(__file__).resolve().parents[1]

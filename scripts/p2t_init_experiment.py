@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from synthinv.checkpoint import read_checkpoint
 from synthinv.fileio import atomic_write
 

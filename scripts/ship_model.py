@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from synthinv.checkpoint import load_checkpoint
 from synthinv.build import uses_dataset
+from synthinv.checkpoint import load_checkpoint
 from synthinv.evaluation import evaluate_model
 from synthinv.zoo import SHIPPED_DIR
 

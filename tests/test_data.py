@@ -19,9 +19,8 @@ from synthinv.cli import app  # noqa: E402
 from synthinv.data import shards as sh  # noqa: E402
 from synthinv.data.generate import generate, parse_shards  # noqa: E402
 from synthinv.data.shards import DatasetError, ShardDataset, check, file_sha256, load_shard  # noqa: E402
-from synthinv.features import log_mel_spectrogram, mel_to_hz, hz_to_mel  # noqa: E402
-from synthinv.synths.dexed import (  # noqa: E402
-    SILENCE_DBFS, DexedSynth, prior_uniforms, rms_dbfs, sample_patch_native)
+from synthinv.features import hz_to_mel, log_mel_spectrogram, mel_to_hz  # noqa: E402
+from synthinv.synths.dexed import SILENCE_DBFS, DexedSynth, prior_uniforms, rms_dbfs, sample_patch_native  # noqa: E402
 from synthinv.synths.kosc import hashed_uniform  # noqa: E402
 
 N, SHARD, SEED = 24, 8, 0
@@ -197,7 +196,7 @@ def test_cli_generate_and_check(reference, tmp_path, monkeypatch):
     for bad, message in ((["--shards", "3"], "--shards must look like a:b"), (["--seed", "5"], "seed 0 vs 5"),
                          (["--shards", "0:9"], "outside this dataset's 3 shards")):
         result = runner.invoke(app, args + bad)
-        assert result.exit_code == 2 and result.output.startswith(f"error: ") and message in result.output
+        assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
         assert len(result.output.strip().splitlines()) == 1
     monkeypatch.setattr(sh, "write_shard", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
     (out / "shard_00002.h5").unlink()

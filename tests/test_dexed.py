@@ -25,7 +25,7 @@ def synth():
     return DexedSynth()
 
 
-def simple_patch(algorithm: int = 32, coarse: int = 1) -> "dexed.Patch":
+def simple_patch(algorithm: int = 32, coarse: int = 1) -> dexed.Patch:
     """INIT VOICE with the given algorithm: op1 alone at full level, ratio `coarse`, no detune, no LFO."""
     patch = dexed.Patch.from_sysex(bytes(init_vced()))
     patch.algorithm = algorithm - 1

@@ -113,12 +113,13 @@ def test_evaluate_audio_dir_scores_each_file_against_random_patches(two_sounds, 
     for row in result.rows:
         for name in ("mss", "wmfcc", "sot", "rms_cos"):
             assert np.isfinite(row[name]) and np.isfinite(row[f"{name}_random"]), name
+            assert np.isfinite(row[f"{name}_lookup"]), name  # the bank lookup: the bar next to random patches
     s = result.summary
     assert s["files"] == 2 and s["candidates"] == s["model_candidates"] == s["random_candidates"] == 2
     assert s["mss"] == pytest.approx(np.mean([r["mss"] for r in result.rows]), rel=1e-5)
     assert s["train_steps"] == 0 and s["method"] == "flow_mlp"
     table = markdown_table(result)
-    assert "| flute_65.wav |" in table and "mean ± 95%" in table
+    assert "| flute_65.wav |" in table and "mean ± 95%" in table and "model / lookup / random" in table
 
 
 def test_cli_evaluate_audio_dir_writes_tables(two_sounds, dexed_checkpoint, tmp_path):

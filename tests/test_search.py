@@ -166,3 +166,22 @@ def test_ctrl_c_ends_the_search_with_a_complete_result(monkeypatch):
         result = inverter.invert(audio[0], candidates=3, budget=60, steps=4)
     assert result.settings["interrupted"] and len(result.candidates) == 3
     assert any("Ctrl-C" in m for m in result.messages)
+
+
+def test_evaluate_budget_scores_invert_next_to_lookup_and_random(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from synthinv.cli import app
+    from synthinv.zoo import resolve_model
+
+    out = tmp_path / "m.json"
+    args = ["evaluate", str(resolve_model(None, "dexed")), "--budget", "1", "--n", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = {s["method"]: s for s in json.loads(out.read_text())["summary"]}
+    assert set(summary) == {"default", "retrieval", "random"} and all(s["n"] == 2 for s in summary.values())
+    assert "| test | retrieval | 0 | 2 |" in result.output
+    again = CliRunner().invoke(app, args + ["--force"])  # resumes from the per-sound rows: nothing redone
+    assert again.exit_code == 0 and json.loads(out.read_text())["summary"] == list(summary.values())

@@ -55,7 +55,7 @@ def test_realnvp_log_det_matches_autograd_jacobian():
     x, c = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
     _, logdet = flow(x, c)
     for i in range(3):
-        jac = torch.autograd.functional.jacobian(lambda row: flow(row[None], c[i : i + 1])[0][0], x[i])  # (5, 5)
+        jac = torch.autograd.functional.jacobian(lambda row: flow(row[None], c[i : i + 1])[0][0], x[i])  # noqa: B023 - (5, 5), run at once
         assert torch.allclose(logdet[i], torch.linalg.slogdet(jac).logabsdet, atol=1e-9)
 
 

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
 
-MFCC = {"n_mfcc": 20, "win_ms": 50.0, "hop_ms": 10.0, "n_mels": 128}
+MFCC: dict[str, Any] = {"n_mfcc": 20, "win_ms": 50.0, "hop_ms": 10.0, "n_mels": 128}
 SOT = {"win_ms": 50.0, "hop_ms": 20.0, "floor_db": -80.0}  # floor: below each example's peak bin
 RMS = {"win_ms": 50.0, "hop_ms": 25.0}
 # pYIN: 16 kHz is ample for fundamentals up to C7 and 3-5x cheaper than 44.1 kHz; a 64 ms frame holds
@@ -38,8 +39,8 @@ RMS = {"win_ms": 50.0, "hop_ms": 25.0}
 # apart instead of librosa's 0.1: its Viterbi pass is then 4x faster (0.1 s per 1.5 s note).
 # A frame counts as voiced only if pYIN's voicing probability also reaches 0.25: its HMM alone marks
 # frames of white noise voiced (at probability ~0.01), a clean or lightly noisy tone scores ~0.9.
-F0 = {"sample_rate": 16000, "fmin": 65.41, "fmax": 2093.0, "frame_length": 1024, "hop_length": 512,
-      "resolution": 0.2, "min_voiced_prob": 0.25}
+F0: dict[str, Any] = {"sample_rate": 16000, "fmin": 65.41, "fmax": 2093.0, "frame_length": 1024,
+                      "hop_length": 512, "resolution": 0.2, "min_voiced_prob": 0.25}
 
 # Which way each metric improves, for tables ("lower" / "higher").
 BETTER = {"mss": "lower", "wmfcc": "lower", "sot": "lower", "rms_cos": "higher", "f0_cents": "lower"}

@@ -22,6 +22,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ BANK_SEED = 5_000_029
 RESERVED_SEEDS = (1, 2, 3, 2_000_003, 3_000_017, 4_000_037)
 DEFAULT_BANK_SIZE = 16384  # $SYNTHINV_BANK_SIZE overrides it (tests use a tiny bank)
 MAX_BANK_SIZE = 1 << 20
-EMBED = {"version": 1, "n_mels": 64, "win_ms": 25.0, "hop_ms": 10.0, "segments": 16}
+EMBED: dict[str, Any] = {"version": 1, "n_mels": 64, "win_ms": 25.0, "hop_ms": 10.0, "segments": 16}
 CHUNK = 1024  # examples per job and per resumable part file
 
 

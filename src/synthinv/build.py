@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from synthinv.errors import SynthinvError
 from synthinv.fileio import read_yaml
-from synthinv.models.encoders import MelAST, MelCNN, SpectrumCNN
+from synthinv.models.encoders import Encoder, MelAST, MelCNN, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
@@ -23,7 +24,7 @@ from synthinv.synths.plugin_spec import shipped_specs
 CONFIG_DIR = Path(__file__).parent / "configs"
 # Plugin synths: one entry per shipped spec file (synths/specs/*.yaml: amsynth, subtractive3, surge_xt_*);
 # PluginSynth.from_settings takes {"name": shipped name} or the {"spec": ...} a checkpoint/manifest stores.
-SYNTHS = {"kosc": KOscSynth, "dexed": DexedSynth, **{name: PluginSynth for name in shipped_specs()}}
+SYNTHS: dict[str, Any] = {"kosc": KOscSynth, "dexed": DexedSynth, **{name: PluginSynth for name in shipped_specs()}}
 
 
 class ConfigError(SynthinvError, ValueError):
@@ -72,7 +73,7 @@ def uses_dataset(synth) -> bool:
     return synth.name != "kosc"
 
 
-def build_encoder(config: dict, synth) -> nn.Module:
+def build_encoder(config: dict, synth) -> Encoder:
     """k-osc: SpectrumCNN over the audio's spectrum; Dexed: MelCNN over `synth.features` (log-mel)."""
     settings = dict(config.get("encoder", {}))
     if synth.name == "kosc":
@@ -102,6 +103,8 @@ def build_model(config: dict, synth) -> nn.Module:
         return build_vae_flow(m, encoder, synth)
     if m["kind"] != "flow":
         raise ConfigError(f"unknown model kind {m['kind']!r}; use 'flow', 'regression' or 'vae_realnvp'")
+    field: MLPField | TransformerField
+    tokeniser: FixedSplit | Param2Tok
     if m["field"] == "mlp":
         field = MLPField(n_params, encoder.dim, width=m.get("width", 192), layers=m.get("layers", 7))
     elif m["field"] == "transformer":
@@ -128,7 +131,7 @@ VAE_FLOW_KEYS = {"kind", "latent", "flow_layers", "flow_hidden", "scale_limit", 
                  "temperature", "decoder_hidden"}
 
 
-def build_vae_flow(m: dict, encoder: nn.Module, synth) -> nn.Module:
+def build_vae_flow(m: dict, encoder: Encoder, synth) -> nn.Module:
     """The FlowSynth-style baseline (models/vae_flow.py): VAE on the encoder input + conditional RealNVP."""
     unknown = sorted(set(m) - VAE_FLOW_KEYS)
     if unknown:
@@ -139,6 +142,8 @@ def build_vae_flow(m: dict, encoder: nn.Module, synth) -> nn.Module:
     for key in ("beta", "dequant", "kl_warmup_steps"):
         if float(m.get(key, 0)) < 0:
             raise ConfigError(f"vae_realnvp {key} must be >= 0, got {m[key]}")
+    decoder: nn.Module
+    target: nn.Module
     if isinstance(encoder, MelCNN):
         with torch.no_grad():
             feature_shape = tuple(encoder.net(torch.zeros(1, 1, *encoder.input_shape)).shape[1:])  # (C, H, W)

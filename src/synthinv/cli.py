@@ -8,7 +8,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -46,14 +45,14 @@ def friendly_errors(fn):
     return wrapper
 
 
-def set_threads(threads: Optional[int]) -> None:
+def set_threads(threads: int | None) -> None:
     if threads:
         import torch
 
         torch.set_num_threads(threads)
 
 
-def check_budget(budget: Optional[float], steps: Optional[int]) -> None:
+def check_budget(budget: float | None, steps: int | None) -> None:
     from synthinv.errors import UsageError
 
     if budget is not None and not (math.isfinite(budget) and budget > 0):  # nan > 0 is False too
@@ -77,28 +76,34 @@ def train(
     method: str = typer.Argument(..., help="Shipped method (e.g. flow_param2tok, regression_mse) or a config .yaml."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for model.ckpt and train.json."),
     synth: str = typer.Option("kosc", "--synth", help="kosc (batches generated on the fly), or dexed or a plugin synth such as amsynth, subtractive3 (trains from --data)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Dexed: training dataset directory (from `synthinv generate`)."),
-    val_data: Optional[Path] = typer.Option(None, "--val-data", help="Dexed: validation dataset directory (default: "
+    data: Path | None = typer.Option(None, "--data", help="Dexed: training dataset directory (from `synthinv generate`)."),
+    val_data: Path | None = typer.Option(None, "--val-data", help="Dexed: validation dataset directory (default: "
                                             "examples drawn from the fixed validation seed)."),
     k: int = typer.Option(4, help="k-osc: number of oscillators."),
     asym: bool = typer.Option(False, "--asym", help="k-osc: symmetry-broken task (disjoint frequency bands)."),
-    budget: Optional[float] = typer.Option(None, help="Training time budget in minutes (validation excluded)."),
-    steps: Optional[int] = typer.Option(None, help="Maximum optimiser steps (with --budget: whichever ends first)."),
-    batch_size: Optional[int] = typer.Option(None, help="Override the config's batch size."),
-    lr: Optional[float] = typer.Option(None, help="Override the config's peak learning rate."),
+    budget: float | None = typer.Option(None, help="Training time budget in minutes (validation excluded)."),
+    steps: int | None = typer.Option(None, help="Maximum optimiser steps (with --budget: whichever ends first)."),
+    batch_size: int | None = typer.Option(None, help="Override the config's batch size."),
+    lr: float | None = typer.Option(None, help="Override the config's peak learning rate."),
     seed: int = typer.Option(0, help="Training seed (data order and initialisation)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
+    threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
 ):
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
     from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
-    from synthinv.checks import (MAX_BATCH_SIZE, check_count, check_device, check_number, check_out_folder,
-                                 check_seed, check_threads)
+    from synthinv.checks import (
+        MAX_BATCH_SIZE,
+        check_count,
+        check_device,
+        check_number,
+        check_out_folder,
+        check_seed,
+        check_threads,
+    )
+    from synthinv.errors import UsageError
     from synthinv.fileio import building_folder
     from synthinv.training import train as run_training
-
-    from synthinv.errors import UsageError
 
     check_budget(budget, steps)
     check_count("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
@@ -159,31 +164,40 @@ def train(
 @friendly_errors
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A model.ckpt written by `synthinv train`."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Metrics JSON (default: metrics.json beside the checkpoint)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Dexed: test dataset directory (default: examples drawn "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Metrics JSON (default: metrics.json beside the checkpoint)."),
+    data: Path | None = typer.Option(None, "--data", help="Dexed: test dataset directory (default: examples drawn "
                                         "from the fixed test seed)."),
     n: int = typer.Option(512, help="Number of test examples."),
     steps: int = typer.Option(100, help="RK4 steps for flow sampling."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the config's)."),
+    guidance: float | None = typer.Option(None, help="Classifier-free guidance strength (default: the config's)."),
     seed: int = typer.Option(0, help="Sampling seed."),
     transpose: bool = typer.Option(True, help="Also try each candidate moved to the target's pitch (synths with a "
                                    "MIDI-note parameter) and keep the closer of the two."),
     candidates: int = typer.Option(1, help="Dexed: also sample this many candidates per sound, rank them as "
                                    "`invert` does and score the first (mss_best_of); 1 = single-sample metrics only."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing metrics file."),
-    audio_dir: Optional[Path] = typer.Option(None, "--audio-dir", help="Out of distribution: invert every audio file "
+    audio_dir: Path | None = typer.Option(None, "--audio-dir", help="Out of distribution: invert every audio file "
                                              "of this folder instead and score the best of --candidates against it "
                                              "(and random patches); --out is then a folder for ood.md/.csv/.json "
                                              "(default: ood_<folder> beside the checkpoint)."),
+    budget: float | None = typer.Option(None, help="Dexed and plugin synths: score what `invert --budget S` returns "
+                                           "first (proposals + S seconds of search), next to the bank lookup and "
+                                           "random patches; on the test split the other metrics are skipped."),
 ):
     """Score a checkpoint on the fixed test split. k-osc: LSD (with the random-parameter baseline), Chamfer,
     assignment MSE. Dexed: MSS, wMFCC, spectral OT, RMS-envelope cosine, f0 error (each with random patches as
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
     from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
-    from synthinv.checks import (MAX_EVAL_EXAMPLES, check_count, check_out_file, check_sampling, check_seed,
-                                 check_threads)
+    from synthinv.checks import (
+        MAX_EVAL_EXAMPLES,
+        check_count,
+        check_out_file,
+        check_sampling,
+        check_seed,
+        check_threads,
+    )
     from synthinv.datasets import DatasetError
     from synthinv.errors import UsageError
     from synthinv.evaluation import evaluate_model
@@ -192,12 +206,18 @@ def evaluate(
     check_sampling(candidates, steps, guidance)
     check_threads(threads)
     check_seed(seed)
+    if budget is not None:
+        from synthinv.pipeline import check_invert_settings
+
+        check_invert_settings(max(candidates, 1), steps, budget, 0)
     if audio_dir is not None:
         return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
-                                      transpose)
+                                      transpose, budget or 0.0)
     check_count("--n", n, 1, MAX_EVAL_EXAMPLES, "the test sounds are rendered at once")
     out = out or checkpoint.parent / "metrics.json"
     check_out_file(out, force)
+    if budget is not None:
+        return evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads)
     if data is not None and not data.is_dir():
         raise DatasetError(f"test dataset not found: {data} is not a directory")
     set_threads(threads)
@@ -234,8 +254,36 @@ def evaluate(
     typer.echo(f"metrics: {out}")
 
 
+def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads) -> None:
+    """`evaluate --budget S` on the test split: invert's first candidate at S seconds, the lookup, random."""
+    import numpy as np
+
+    from synthinv.datasets import first_examples
+    from synthinv.evaluation import TEST_SEED
+    from synthinv.fileio import write_json_atomic
+    from synthinv.pipeline import Inverter
+    from synthinv.search_eval import markdown_table, run_methods, summarise
+
+    set_threads(threads)
+    rows_path = out.with_name(out.stem + ".rows.jsonl")  # per sound, so an interrupted run resumes
+    with Inverter(str(checkpoint), say=typer.echo) as inverter:
+        synth = inverter.synth
+        if data is not None:
+            audio = first_examples(data, synth, n)[2]
+        else:
+            audio = inverter.synth.draw(TEST_SEED, np.arange(n))[1] if hasattr(synth, "draw") else \
+                synth.render(synth.params_at(TEST_SEED, np.arange(n)))
+        sounds = [(f"test_{i:04d}", audio[i]) for i in range(len(audio))]
+        plan = [("default", budget), ("retrieval", 0.0), ("random", 0.0)]
+        rows = run_methods(inverter, "test", sounds, plan, rows_path, seed=seed)
+    summary = summarise(rows)
+    write_json_atomic(out, {"checkpoint": str(checkpoint), "budget": budget, "n": len(sounds), "summary": summary})
+    typer.echo(markdown_table(summary))
+    typer.echo(f"metrics: {out} (per sound: {rows_path})")
+
+
 def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
-                           transpose) -> None:
+                           transpose, budget=0.0) -> None:
     """`evaluate --audio-dir`: the work is synthinv.ood's; this checks the flags and prints where it went."""
     from synthinv.checks import check_writable
     from synthinv.errors import UsageError
@@ -247,7 +295,7 @@ def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, 
     check_writable(out)
     set_threads(threads)
     result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed,
-                                transpose=transpose)
+                                transpose=transpose, budget=budget)
     write_ood_tables(result, out)
     typer.echo(summary_line(result))
     typer.echo(f"tables: {out / 'ood.md'}, {out / 'ood.csv'}, {out / 'ood.json'}")
@@ -259,9 +307,9 @@ def invert(
     sound: Path = typer.Argument(..., help="The sound to invert (wav, flac, ogg, aiff; any rate, mono or stereo), or "
                                  "a folder of sounds: each goes to OUT/<name>/ (resumable; Dexed: 32-voice banks "
                                  "of the best presets, OUT/bank_NN.syx)."),
-    synth: Optional[str] = typer.Option(None, help="Which synth to find presets for (default: the --model's synth, "
+    synth: str | None = typer.Option(None, help="Which synth to find presets for (default: the --model's synth, "
                                         "else dexed)."),
-    model: Optional[str] = typer.Option(None, help="Shipped model name (see `synthinv models`) or a checkpoint path "
+    model: str | None = typer.Option(None, help="Shipped model name (see `synthinv models`) or a checkpoint path "
                                         "(default: the synth's shipped model)."),
     candidates: int = typer.Option(8, help="How many presets to write, best first (at --budget 0: how many model "
                                    "samples to rank)."),
@@ -269,15 +317,15 @@ def invert(
                                  "bank) and a CMA-ES search on real renders; 0 = no search, rank model samples only. "
                                  "Ctrl-C ends the search early and still writes the best found."),
     steps: int = typer.Option(50, help="RK4 steps of the flow sampler."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance strength (default: the model's)."),
+    guidance: float | None = typer.Option(None, help="Classifier-free guidance strength (default: the model's)."),
     refine: int = typer.Option(0, help="Render budget for a Nelder-Mead refinement of the best candidate (0: off)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: inversions/<sound name>)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: inversions/<sound name>)."),
     seed: int = typer.Option(0, help="Sampling seed."),
     transpose: bool = typer.Option(True, help="Also try each candidate moved to the target's pitch (synths with a "
                                    "MIDI-note parameter) and keep the closer of the two."),
-    truth: Optional[Path] = typer.Option(None, help="A preset JSON with the true parameters, shown in the report."),
+    truth: Path | None = typer.Option(None, help="A preset JSON with the true parameters, shown in the report."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output folder."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
 ):
     """Find presets that reproduce SOUND: propose (model samples, nearest bank patches), search on real renders
     for --budget seconds, rank by spectral distance, write presets, audio and a report."""
@@ -286,8 +334,8 @@ def invert(
     from rich.table import Table
 
     from synthinv.checks import check_invert
-    from synthinv.pipeline import write_inversion
     from synthinv.pipeline import invert as run_invert
+    from synthinv.pipeline import write_inversion
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
@@ -350,7 +398,7 @@ def bank_build(
     n: int = typer.Option(16384, help="Patches in the bank (invert uses 16384 unless told otherwise)."),
     seed: int = typer.Option(5_000_029, help="Split the patches are drawn from (must not be a training, validation "
                              "or test seed)."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: one per core)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: one per core)."),
 ):
     """Render a bank once (resumable: an interrupted build continues where it stopped) into the cache folder
     ($SYNTHINV_CACHE, else ~/.cache/synthinv)."""
@@ -387,22 +435,21 @@ def models():
 @friendly_errors
 def experiment_kosc(
     k: int = typer.Option(4, help="Number of oscillators."),
-    budget: Optional[float] = typer.Option(None, help="Training minutes per method (validation and test excluded); required unless --eval-only."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated subset of methods (default: all ten)."),
+    budget: float | None = typer.Option(None, help="Training minutes per method (validation and test excluded); required unless --eval-only."),
+    methods: str | None = typer.Option(None, help="Comma-separated subset of methods (default: all ten)."),
     out: Path = typer.Option(Path("results"), help="Where tables and plots go (results/kosc_k<k>.*)."),
     runs: Path = typer.Option(Path("runs"), help="Where checkpoints go (not committed)."),
     seed: int = typer.Option(0, help="Training seed for every method."),
     eval_examples: int = typer.Option(512, help="Test examples per method."),
     eval_steps: int = typer.Option(100, help="RK4 steps at test time."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help="torch CPU threads."),
     force: bool = typer.Option(False, "--force", help="Rerun methods that already have results."),
     progress: bool = typer.Option(True, help="Show a progress bar per method."),
     eval_only: bool = typer.Option(False, "--eval-only", help="Re-score finished methods' checkpoints; train nothing."),
 ):
     """Train and evaluate the ten k-osc methods at one budget; resumable (finished methods are skipped)."""
-    from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
-
     from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_seed, check_threads
+    from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
 
     if not eval_only:
         check_budget(budget, None)
@@ -429,6 +476,7 @@ def experiment_kosc(
             continue
         typer.echo(f"[{i}/{len(chosen)}] {method.name}: training for {budget} min ...")
         start = time.perf_counter()
+        assert budget is not None  # checked above: only --eval-only runs without one
         row = run_method(method, k, budget, results_dir, runs_dir, seed, eval_examples, eval_steps, progress)
         typer.echo(f"[{i}/{len(chosen)}] {method.name}: test LSD {row['lsd']:.3f} dB "
                    f"(random {row['lsd_random']:.3f}) in {time.perf_counter() - start:.0f} s")
@@ -449,9 +497,9 @@ def generate_command(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory (manifest.json + shard_*.h5)."),
     workers: int = typer.Option(1, help="Rendering processes (one synth each; use one per free core)."),
     seed: int = typer.Option(0, help="Split seed: example i is a pure function of (seed, i)."),
-    shards: Optional[str] = typer.Option(None, help="Only shards a..b-1, as a:b (for spreading one dataset over jobs)."),
+    shards: str | None = typer.Option(None, help="Only shards a..b-1, as a:b (for spreading one dataset over jobs)."),
     shard_size: int = typer.Option(1024, help="Examples per shard file."),
-    prior: Optional[str] = typer.Option(None, help="Dexed only: patch (default; sounds like patches) or uniform."),
+    prior: str | None = typer.Option(None, help="Dexed only: patch (default; sounds like patches) or uniform."),
     k: int = typer.Option(4, help="k-osc only: number of oscillators."),
     progress: bool = typer.Option(True, help="Show a progress bar with examples/s."),
 ):
@@ -490,6 +538,7 @@ def generate_command(
     typer.echo(f"wrote {len(result.written)} shards ({result.examples} examples) in {result.seconds:.1f} s, "
                f"{result.examples_per_s:.0f} examples/s{skipped}{rewritten}")
     manifest = read_manifest(out)
+    assert manifest is not None  # generate has just written it
     done = completed(manifest)
     state = "complete" if result.complete else f"{done} of {len(manifest['shards'])} shards done"
     bpe = f", {result.bytes_per_example / 1000:.1f} kB per example" if result.bytes_per_example else ""
@@ -516,6 +565,7 @@ def data_check(out: Path = typer.Argument(..., help="A dataset directory written
                    "missing or corrupt shards", err=True)
         raise typer.Exit(1)
     manifest = read_manifest(out)
+    assert manifest is not None  # check_dataset has just read it
     size = sum(s["bytes"] for s in manifest["shards"])
     typer.echo(f"ok: {len(manifest['shards'])} shards, {manifest['n']} examples of {manifest['synth']['name']} "
                f"(seed {manifest['seed']}), {size / 1e6:.1f} MB, {size / manifest['n'] / 1000:.1f} kB per example")
@@ -529,7 +579,7 @@ app.add_typer(synth_app, name="synth")
 @friendly_errors
 def synth_describe(
     plugin: Path = typer.Argument(..., help="A plugin file (VST2 .so, VST3 bundle) or a Faust .dsp file."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write a spec skeleton (YAML) here."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write a spec skeleton (YAML) here."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
 ):
     """Print a plugin's parameters (index, name, default, text) and optionally write a spec skeleton."""

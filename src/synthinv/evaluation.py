@@ -188,9 +188,9 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
     of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
     from synthinv.audio_metrics import mfcc_distance
-    from synthinv.scoring import ranking_distance
     from synthinv.models.regression import RegressionModel
     from synthinv.progress import progress_bar
+    from synthinv.scoring import ranking_distance
     from synthinv.transpose import align_to_target
 
     if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer
@@ -216,12 +216,12 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
             mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
             wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
             advance(j - i)
-    chosen = torch.cat(chosen)  # (n, P)
+    best = torch.cat(chosen)  # (n, P)
     pitch = {}
     if true_f0 is not None and len(true_f0):
         pitch = f0_scores(torch.cat(chosen_audio), true_f0, synth.sample_rate, "f0_cents_best_of")
     return {**mean_and_ci95("mss_best_of", torch.cat(mss)), **mean_and_ci95("wmfcc_best_of", torch.cat(wmfcc)), **pitch,
-            "param_mse_best_of": param_mse(chosen, params).mean().item(),
+            "param_mse_best_of": param_mse(best, params).mean().item(),
             "candidates": c, "transpose": transpose, "transposed": transposed / (n * c)}
 
 

@@ -12,10 +12,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from synthinv.build import build_synth, load_config
-from synthinv.fileio import write_json_atomic
 from synthinv.checkpoint import load_checkpoint
 from synthinv.evaluation import evaluate_model
+from synthinv.fileio import write_json_atomic
 from synthinv.training import train
 
 
@@ -137,12 +139,10 @@ def column_groups(spec) -> list[str]:
     return [p.group or "other" for p in spec.params for _ in range(p.width)]
 
 
-def assignment_group_shares(assign, spec) -> tuple[list[str], "np.ndarray"]:
+def assignment_group_shares(assign, spec) -> tuple[list[str], np.ndarray]:
     """|A| (n tokens, size) -> (group names in spec order, (n, groups) shares): each token's mean |A| over
     a group's columns, normalised so every row sums to 1. A uniform A gives 1 / groups everywhere; a
     token that has found an operator puts most of its share on that operator's group."""
-    import numpy as np
-
     groups = column_groups(spec)
     names = list(dict.fromkeys(groups))
     a = np.abs(np.asarray(assign, dtype=np.float64))
@@ -190,8 +190,6 @@ def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
 
 
 def _plot_grouped_assignment(plt, assign, spec, path: Path, title: str) -> None:
-    import numpy as np
-
     n, size = assign.shape
     groups = column_groups(spec)
     names, shares = assignment_group_shares(assign, spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 
@@ -25,7 +26,7 @@ def encoder_input(audio: torch.Tensor) -> torch.Tensor:
 LOG_MEL_FLOOR_DB = -100.0  # power floor of log_mel_spectrogram (1e-10)
 # The log-mel settings of dataset shards and of the Dexed encoder's input (data.generate.DEFAULT_FEATURES
 # is the same dict; a test checks it): 128 HTK mels, 25 ms Hann window, 10 ms hop, as in the paper.
-MEL_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
+MEL_FEATURES: dict[str, Any] = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
 
 
 def hz_to_mel(hz):

@@ -82,46 +82,56 @@ def checkpoint_budget(blob: dict) -> dict:
 
 
 def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates: int = 1, steps: int = 100,
-                       guidance: float | None = None, seed: int = 0, f0: bool = True, transpose: bool = True) -> OODResult:
+                       guidance: float | None = None, seed: int = 0, f0: bool = True, transpose: bool = True,
+                       budget: float = 0.0, lookup: bool = True) -> OODResult:
     """Invert every audio file of `audio_dir` with `checkpoint` and score the best candidate (and the best of
-    `candidates` random patches) against the prepared target with every audio metric."""
+    `candidates` random patches, and with `lookup` of the bank's nearest patches: synthinv.search_eval.BANK_N
+    re-ranked) against the prepared target with every audio metric. budget > 0: `invert --budget` (search)."""
     from synthinv.audio_metrics import audio_metrics, f0_tracks
-    from synthinv.checkpoint import load_checkpoint
-    from synthinv.pipeline import invert, synth_rms_range
-    from synthinv.progress import progress_bar
-
     from synthinv.checks import check_sampling, check_sound
+    from synthinv.pipeline import Inverter
+    from synthinv.progress import progress_bar
+    from synthinv.scoring import REAL_SYNTH, scoring
+    from synthinv.search_eval import BANK_N
 
     check_sampling(candidates, steps, guidance)
     files = audio_files(audio_dir)
     for path in files:  # every file is read before the model loads: a bad one is named now, not after the others
         check_sound(path)
-    _, synth, blob = load_checkpoint(checkpoint)
-    loudness = synth_rms_range(synth)  # measured once, not per file
-    targets, found, baseline, notes = [], [], [], []
+    targets, found, baseline, looked_up, notes = [], [], [], [], []
     model_candidates = 0
-    with progress_bar(len(files), f"inverting {audio_dir}", unit="files") as advance:
+    with Inverter(str(checkpoint), show_progress=False) as inverter, \
+            progress_bar(len(files), f"inverting {audio_dir}", unit="files") as advance:
+        synth, blob = inverter.synth, inverter.blob
+        lookup = lookup and scoring(synth) is REAL_SYNTH  # k-osc has no bank
         for i, path in enumerate(files):
-            result = invert(path, model=str(checkpoint), synth_name=synth.name, candidates=candidates, steps=steps,
-                            guidance=guidance, seed=seed, rms_range=loudness, transpose=transpose)
+            result = inverter.invert(path, candidates=candidates, budget=budget, steps=steps, guidance=guidance,
+                                     seed=seed, transpose=transpose)
             targets.append(result.target.audio)
             found.append(result.candidates[0].audio)  # best first
             baseline.append(best_random(synth, result.target.audio, candidates, i, transpose))
+            if lookup:
+                looked_up.append(inverter.invert(result.target, candidates=1, budget=0, transpose=transpose,
+                                                 sources=("bank",), counts={"bank": BANK_N}).candidates[0].audio)
             notes.append("; ".join(result.target.notes))
             model_candidates = len(result.candidates)  # a regressor gives one whatever was asked
             advance(1)
     target, model_audio, random_audio = torch.stack(targets), torch.stack(found), torch.stack(baseline)  # (F, T)
-    true_f0 = f0_tracks(target, synth.sample_rate) if f0 else None  # tracked once for model and baseline
+    true_f0 = f0_tracks(target, synth.sample_rate) if f0 else None  # tracked once for model and baselines
     scores = audio_metrics(model_audio, target, synth.sample_rate, f0=f0, true_f0=true_f0)  # {name: (F,)}
     random_scores = audio_metrics(random_audio, target, synth.sample_rate, f0=f0, true_f0=true_f0)
+    lookup_scores = (audio_metrics(torch.stack(looked_up), target, synth.sample_rate, f0=f0, true_f0=true_f0)
+                     if lookup else {})
     rows = [{"file": p.name, **{k: float(v[i]) for k, v in scores.items()},
-             **{f"{k}_random": float(v[i]) for k, v in random_scores.items()}, "notes": notes[i]}
+             **{f"{k}_random": float(v[i]) for k, v in random_scores.items()},
+             **{f"{k}_lookup": float(v[i]) for k, v in lookup_scores.items()}, "notes": notes[i]}
             for i, p in enumerate(files)]
     summary = {"checkpoint": str(checkpoint), "audio_dir": str(audio_dir), "files": len(files), "synth": synth.name,
                **checkpoint_budget(blob), "candidates": candidates, "model_candidates": model_candidates,
                "random_candidates": candidates, "sample_steps": steps, "transpose": transpose,
                "guidance": blob["config"]["sample"]["guidance"] if guidance is None else guidance, "seed": seed,
-               **summarise(scores), **summarise(random_scores, "_random")}
+               "budget": budget, "lookup_candidates": BANK_N if lookup else None,
+               **summarise(scores), **summarise(random_scores, "_random"), **summarise(lookup_scores, "_lookup")}
     return OODResult(rows, summary)
 
 
@@ -146,25 +156,37 @@ def fmt_ci(summary: dict, name: str) -> str:
     mean, half = summary.get(name), summary.get(f"{name}_ci95")
     if mean is None:
         return "undefined"
-    spread = "" if half is None or math.isnan(half) else f" ± {fmt(half, name.removesuffix('_random'))}"
-    return fmt(mean, name.removesuffix("_random")) + spread
+    base = name.removesuffix("_random").removesuffix("_lookup")
+    spread = "" if half is None or math.isnan(half) else f" ± {fmt(half, base)}"
+    return fmt(mean, base) + spread
+
+
+def baselines(result: OODResult) -> list[str]:
+    """The suffixes of the baselines in this result, in table order: the bank lookup (when measured), random."""
+    return (["_lookup"] if result.summary.get("lookup_candidates") else []) + ["_random"]
 
 
 def markdown_table(result: OODResult) -> str:
-    """Per-file rows (model / random for each metric), then the means ± 95% intervals."""
+    """Per-file rows (model / lookup / random for each metric), then the means ± 95% intervals."""
     s, metrics = result.summary, [m for m in METRICS if any(m in r for r in result.rows)]
+    extra = baselines(result)
+    lookup = (f" vs the bank's {s['lookup_candidates']} nearest patches" if "_lookup" in extra else "")
     lines = [f"# Out-of-distribution: {s['method']} on {s['audio_dir']} ({s['files']} files)", "",
              f"Checkpoint `{s['checkpoint']}`; budget {s['train_minutes']} min, {s['train_steps']} steps. Best of "
-             f"{s['model_candidates']} model candidate(s) vs best of {s['random_candidates']} random patch(es), both "
+             f"{s['model_candidates']} model candidate(s)"
+             + (f" after {s['budget']:g} s of search" if s.get("budget") else "")
+             + f"{lookup} vs best of {s['random_candidates']} random patch(es), all "
              f"ranked by invert's ranking distance (MSS for real synths)"
              + (", each also tried moved to the target's pitch" if s.get("transpose") else "")
              + f"; {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
              "MSS, wMFCC, SOT, f0 error (cents): lower is better; RMS cosine: higher is better. "
-             "Each cell: model / random.", "",
+             "Each cell: model / " + " / ".join(x.strip("_") for x in extra) + ".", "",
              "| file | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
     for r in result.rows:
-        lines.append(f"| {r['file']} | " + " | ".join(f"{fmt(r[m], m)} / {fmt(r[m + '_random'], m)}" for m in metrics) + " |")
-    lines.append("| **mean ± 95%** | " + " | ".join(f"{fmt_ci(s, m)} / {fmt_ci(s, m + '_random')}" for m in metrics) + " |")
+        lines.append(f"| {r['file']} | " + " | ".join(" / ".join(fmt(r[m + x], m) for x in ["", *extra]) for m in metrics)
+                     + " |")
+    lines.append("| **mean ± 95%** | " + " | ".join(" / ".join(fmt_ci(s, m + x) for x in ["", *extra]) for m in metrics)
+                 + " |")
     if "f0_cents_n" in s:
         lines += ["", f"f0 is defined (voiced on both sides) for {s['f0_cents_n']} of {s['files']} files with the model, "
                       f"{s['f0_cents_random_n']} with random patches."]
@@ -191,9 +213,10 @@ def ood_out_dir(checkpoint: str | Path, audio_dir: str | Path, out: str | Path |
 
 
 def summary_line(result: OODResult) -> str:
-    """One line for the terminal: every metric's mean, model vs random patches."""
-    s = result.summary
-    parts = [f"{m} {fmt_ci(s, m)} (random {fmt(s.get(m + '_random'), m)})" for m in METRICS if f"{m}_ci95" in s]
+    """One line for the terminal: every metric's mean, model vs the lookup and random patches."""
+    s, extra = result.summary, baselines(result)
+    parts = [f"{m} {fmt_ci(s, m)} (" + ", ".join(f"{x.strip('_')} {fmt(s.get(m + x), m)}" for x in extra) + ")"
+             for m in METRICS if f"{m}_ci95" in s]
     return f"{s['files']} files: " + ", ".join(parts)
 
 

@@ -19,6 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,12 +31,12 @@ from synthinv.checkpoint import load_checkpoint
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import UsageError
 from synthinv.metrics import level_db
-from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
-from synthinv.scoring import check_distance, ranking_distance, scoring
-from synthinv.synths.base import draw_examples
-from synthinv.progress import search_progress
-from synthinv.search import Objective, search
 from synthinv.pitch import median_f0, move_to_pitch
+from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
+from synthinv.progress import search_progress
+from synthinv.scoring import check_distance, ranking_distance, scoring
+from synthinv.search import Objective, search
+from synthinv.synths.base import draw_examples
 from synthinv.transpose import align_to_target, note_column
 from synthinv.workers import SynthPool
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
@@ -61,7 +62,7 @@ class Candidate:
     distance: float  # `ranking_distance` to the target (lower is better)
     check: float  # the second opinion (synthinv.scoring): LSD (dB) for k-osc, wMFCC for real synths
     source: str  # "flow sample", "bank patch 12, note +3", "searched from 1", ...
-    synth: object = field(default=None, repr=False)  # the synth that rendered it (for the writers)
+    synth: Any = field(default=None, repr=False)  # the synth that rendered it (for the writers)
 
     @property
     def preset(self) -> dict:
@@ -89,7 +90,7 @@ class Candidate:
 class Inversion:
     target: LoadedSound
     candidates: list[Candidate]  # best first
-    synth: object  # the synth that rendered the candidates
+    synth: Any  # the synth that rendered the candidates
     out: Path | None = None  # where `write` put it
     refine_gain: float | None = None  # distance before / after refinement of the best candidate
     settings: dict = field(default_factory=dict)
@@ -204,19 +205,20 @@ class Inverter:
                  bank_size: int | None = None, say=print, show_progress: bool | None = None):
         if synth_name is None and model is None:
             synth_name = DEFAULT_SYNTH
-        self.checkpoint = resolve_model(model, synth_name)  # a given model names its own synth
+        self.checkpoint = resolve_model(model, synth_name or DEFAULT_SYNTH)  # a given model names its own synth
         self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
                                                           expect_synth={"name": synth_name} if synth_name else None)
         self.pool = SynthPool(self.synth, workers)
         self.bank_size = bank_size  # None: bank.default_bank_size()
         self.say, self.show_progress = say, show_progress
-        self._bank, self._rms_range = None, None
+        self._bank = None
+        self._rms_range: tuple[float, float] | None = None
         self.is_flow = self.blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
 
     def close(self) -> None:
         self.pool.close()
 
-    def __enter__(self) -> "Inverter":
+    def __enter__(self) -> Inverter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -280,7 +282,7 @@ class Inverter:
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
         clock = Stopwatch()
         synth = self.synth
-        true_params = read_json_preset(truth, synth) if truth else None  # checked before seconds of work
+        true_params = read_json_preset(Path(truth), synth) if truth else None  # checked before seconds of work
         target = self.prepare(sound)
         guidance = self.blob["config"]["sample"]["guidance"] if guidance is None else guidance
         searching = budget > 0
@@ -448,7 +450,7 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
     """Invert one sound with a fresh `Inverter` (see there); `rms_range` skips measuring the synth's loudness."""
     check_invert_settings(candidates, steps, budget, refine_budget, guidance)  # cheap checks before the model loads
     if not isinstance(sound, (LoadedSound, torch.Tensor)):
-        check_sound(sound)
+        check_sound(Path(sound))
     with Inverter(model, synth_name, workers=workers, say=say, show_progress=show_progress) as inverter:
         if rms_range is not None:
             inverter._rms_range = rms_range

@@ -18,14 +18,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from synthinv.errors import SynthinvError
-from synthinv.synths.base import ParamSpec
 from synthinv.fileio import atomic_write
+from synthinv.synths.base import ParamSpec
 from synthinv.synths.dexed import DEFAULT_NAME, DexedSynth, init_vced
+
+if TYPE_CHECKING:
+    import dexed
 
 
 class PresetError(SynthinvError, ValueError):
@@ -126,7 +130,7 @@ def write_syx_voice(path, params_row, spec: ParamSpec | None = None, name: str =
     return atomic_write(path, voice_sysex(row, spec, name))
 
 
-def read_syx_voice(path) -> "dexed.Patch":  # noqa: F821 - the type comes from dexed-py
+def read_syx_voice(path) -> dexed.Patch:
     """Read a single-voice DX7 .syx file into a dexed.Patch (a clear PresetError for anything else)."""
     import dexed
 

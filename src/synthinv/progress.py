@@ -18,7 +18,14 @@ class progress_bar:
     def __enter__(self):
         if not self.enabled or self.total == 0:
             return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn(f"{{task.fields[rate]}} {self.unit}/s"), TimeElapsedColumn(), TextColumn("eta"),

@@ -32,8 +32,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from synthinv.metrics import assignment_mse, param_mse
 from synthinv.fileio import atomic_write
+from synthinv.metrics import assignment_mse, param_mse
 from synthinv.scoring import scoring
 
 SHORT_SOUND = 8192  # below this many samples draw a spectrum, at or above it a spectrogram

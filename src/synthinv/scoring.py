@@ -12,8 +12,8 @@ distance ranks; LSD over the 1024-sample spectrum is the second opinion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -13,8 +13,8 @@ spectrograms (scoring.target_distance), so both cores render and score.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ class Objective:
 
     def __init__(self, pool: SynthPool, target: torch.Tensor, key: str, on_best: Callable | None = None):
         self.pool, self.target, self.key = pool, target, key
-        self.renders, self.best, self.best_params = 0, float("inf"), None
+        self.renders, self.best = 0, float("inf")
+        self.best_params: torch.Tensor | None = None
         self.on_best = on_best
 
     def __call__(self, params: torch.Tensor) -> np.ndarray:

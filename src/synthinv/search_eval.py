@@ -19,6 +19,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from synthinv.metrics import level_db
 
 MODEL_N, BANK_N = 64, 32
 RANDOM_N = MODEL_N + BANK_N  # as many patches as the model + retrieval proposals
-METHODS = {
+METHODS: dict[str, dict[str, Any]] = {
     "random": {"sources": ("random",), "counts": {"random": RANDOM_N}},
     "retrieval": {"sources": ("bank",), "counts": {"bank": BANK_N}},
     "model": {"sources": ("model",), "counts": {"model": MODEL_N}},

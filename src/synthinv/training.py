@@ -23,6 +23,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import cast
 
 import lightning as L
 import numpy as np
@@ -98,7 +99,8 @@ class KOscValidation:
     metric = "lsd"
 
     def __init__(self, n: int):
-        self.n, self._data = n, None
+        self.n = n
+        self._data: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def score(self, model, synth, device, steps: int, guidance: float) -> float:
         if self._data is None:
@@ -118,7 +120,8 @@ class RenderedValidation:
     metric = "mss"
 
     def __init__(self, n: int, val_dir: Path | None = None):
-        self.n, self.val_dir, self._data = n, val_dir, None
+        self.n, self.val_dir = n, val_dir
+        self._data: tuple | None = None
 
     def load(self, synth):
         if self.val_dir is not None:
@@ -146,7 +149,8 @@ class BudgetAndValidation(L.Callback):
         self.t, self.s = config["train"], config["sample"]
         self.budget_s, self.max_steps = budget_s, max_steps
         self.val_points = [(i + 1) / n_validations for i in range(n_validations)]
-        self.train_seconds, self.best_value, self.best_state, self.history = 0.0, math.inf, None, []
+        self.train_seconds, self.best_value, self.best_state = 0.0, math.inf, None
+        self.history: list[dict] = []
         self.validation = validation or KOscValidation(self.s["val_examples"])
         self.count_loading = count_loading
         self._last = None
@@ -257,7 +261,8 @@ class ShardBatches(IterableDataset):
         self.dataset, self.batch_size, self.seed, self.epoch = dataset, int(batch_size), int(seed), 0
         # Decompressed shards kept in memory up to cache_gb: after the first epoch a step reads no gzip
         # (about 13 ms of a 40-60 ms step at batch 64 on one CPU thread).
-        self.cache_bytes, self.cache = cache_gb * 2**30, {}
+        self.cache_bytes = cache_gb * 2**30
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _read(self, s: int) -> tuple[np.ndarray, np.ndarray]:
         import h5py
@@ -332,8 +337,9 @@ def train(config: dict, synth, out: Path, budget_minutes: float | None = None, m
     model = build_model(config, synth)
     module = InversionModule(model, synth, config, seed, from_data=from_data)
     if from_data:
+        assert data_dir is not None  # checked above
         loader, data_info = dataset_loader(Path(data_dir), synth, config, seed)
-        train_manifest = loader.dataset.dataset.manifest
+        train_manifest = cast(ShardBatches, loader.dataset).dataset.manifest
         if val_dir is not None:
             val_manifest = open_dataset(val_dir, synth, role="validation", verify=True).manifest
             check_disjoint(train_manifest, val_manifest["seed"], "validation", str(val_dir))
@@ -341,10 +347,10 @@ def train(config: dict, synth, out: Path, budget_minutes: float | None = None, m
             check_disjoint(train_manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
         validation = RenderedValidation(config["sample"]["val_examples"], Path(val_dir) if val_dir else None)
     else:
-        loader, data_info, validation = DataLoader(StepCounter(), batch_size=None), None, None
+        loader, data_info, validation = DataLoader(StepCounter(), batch_size=None), {}, None
     budget = BudgetAndValidation(config, budget_minutes * 60 if budget_minutes else None, max_steps, n_validations,
                                  validation=validation, count_loading=from_data)
-    callbacks = [budget]
+    callbacks: list[L.Callback] = [budget]
     if progress_bar and sys.stderr.isatty():  # logs and tests get the INFO line per validation instead
         callbacks.append(TrainProgress(budget, f"training {config.get('name', 'model')}"))
     trainer = L.Trainer(

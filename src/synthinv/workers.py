@@ -12,7 +12,8 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -59,7 +60,7 @@ class SynthPool:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "SynthPool":
+    def __enter__(self) -> SynthPool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -28,6 +28,7 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,6 +99,9 @@ def render_shard(synth, features: dict, seed: int, start: int, stop: int, on_chu
         if on_chunk:
             on_chunk(len(idx))
     return {"params": params, "mel": mel, "index": index}
+
+
+ShardTask = tuple[str, int, int, int, int, dict, Any]  # _shard_task's arguments before on_chunk
 
 
 def _shard_task(out_dir: str, k: int, start: int, stop: int, seed: int, attrs: dict, compression, on_chunk=None):
@@ -257,7 +261,7 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
     return result
 
 
-def _run_inline(settings: dict, feats: dict, tasks: list, finished, advance) -> None:
+def _run_inline(settings: dict, feats: dict, tasks: list[ShardTask], finished, advance) -> None:
     threads = torch.get_num_threads()
     try:
         _init_worker(settings, feats, in_pool=False)  # also one torch thread, as in the pool, so the numbers are the same
@@ -268,7 +272,7 @@ def _run_inline(settings: dict, feats: dict, tasks: list, finished, advance) -> 
         _WORKER.clear()
 
 
-def _run_pool(settings: dict, feats: dict, tasks: list, finished, advance, workers: int) -> None:
+def _run_pool(settings: dict, feats: dict, tasks: list[ShardTask], finished, advance, workers: int) -> None:
     # "spawn": fresh interpreters, never a fork of a process whose torch/OpenMP threads are running
     pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=_init_worker, initargs=(settings, feats))

@@ -38,7 +38,7 @@ from synthinv.fileio import write_json_atomic
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no lock, so run one generating process per directory
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 MANIFEST = "manifest.json"
 FORMAT = "synthinv-dataset/1"
@@ -149,10 +149,18 @@ def manifest_lock(out_dir: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _existing_manifest(out_dir: Path) -> dict:
+    """read_manifest where generate has written one (it is missing only if deleted meanwhile)."""
+    manifest = read_manifest(out_dir)
+    if manifest is None:
+        raise DatasetError(f"{Path(out_dir) / MANIFEST} has gone; rerun `synthinv generate`")
+    return manifest
+
+
 def record_shard(out_dir: Path, k: int, sha256: str, size: int) -> dict:
     """Mark shard k complete in the manifest (under the lock) and update bytes per example."""
     with manifest_lock(out_dir):
-        manifest = read_manifest(out_dir)
+        manifest = _existing_manifest(out_dir)
         manifest["shards"][k].update(sha256=sha256, bytes=size)
         done = [s for s in manifest["shards"] if s.get("sha256")]
         manifest["bytes_per_example"] = round(sum(s["bytes"] for s in done) / sum(s["count"] for s in done), 1)
@@ -164,7 +172,7 @@ def forget_shards(out_dir: Path, ks) -> dict:
     """Clear the records of shards `ks` (about to be rewritten), so the manifest never vouches for a file
     that is missing or being replaced; -> the manifest."""
     with manifest_lock(out_dir):
-        manifest = read_manifest(out_dir)
+        manifest = _existing_manifest(out_dir)
         for k in ks:
             manifest["shards"][k].update(sha256=None, bytes=None)
         write_manifest(out_dir, manifest)
@@ -185,7 +193,7 @@ def identity(manifest: dict) -> dict:
 def describe_mismatch(existing: dict, wanted: dict) -> str:
     """'seed 0 vs 1; synth settings (prior 'uniform' vs 'patch')': what differs between two manifests."""
     a, b = identity(existing), identity(wanted)
-    diffs = []
+    diffs: list[str] = []
     for key in a:
         if a[key] == b[key] or (key == "spec_hash" and diffs):  # a settings change also changes the hash
             continue
@@ -325,7 +333,7 @@ def finite_problem(arrays: dict[str, np.ndarray]) -> str | None:
     return None
 
 
-def shard_error(out_dir: Path, entry: dict, problem: str) -> "DatasetError":
+def shard_error(out_dir: Path, entry: dict, problem: str) -> DatasetError:
     """The one-line refusal for an unusable shard: which file, what is wrong, what to do."""
     return DatasetError(f"{Path(out_dir) / entry['file']}: {problem}; run `synthinv data check {out_dir}` and rerun "
                         "`synthinv generate` with the dataset's options to rewrite it")
@@ -373,9 +381,10 @@ class ShardDataset(torch.utils.data.Dataset):
 
     def __init__(self, out_dir: Path | str, verify: bool = False):
         self.out_dir = Path(out_dir)
-        self.manifest = read_manifest(self.out_dir)
-        if self.manifest is None:
+        manifest = read_manifest(self.out_dir)
+        if manifest is None:
             raise DatasetError(f"{self.out_dir} holds no {MANIFEST}; generate a dataset there first")
+        self.manifest: dict = manifest
         if verify:  # every shard the manifest records as written must be there and intact
             self.shards = [e for e in self.manifest["shards"] if e.get("sha256")]
             for entry in self.shards:

@@ -23,7 +23,13 @@ class ResBlock1d(nn.Module):
         return x + self.body(x)
 
 
-class SpectrumCNN(nn.Module):
+class Encoder(nn.Module):
+    """Base of the encoders: encoder input -> embedding (N, dim)."""
+
+    dim: int
+
+
+class SpectrumCNN(Encoder):
     """1-D residual CNN over the log power spectrum, flattened (not pooled) so frequency position survives.
 
     audio (N, T) -> log spectrum (N, 1, T/2+1) -> stem (stride `stem_stride`) -> `blocks` x [ResBlock, stride-2 conv]
@@ -47,7 +53,7 @@ class SpectrumCNN(nn.Module):
         return self.head(self.net(x).flatten(1))  # (N, dim)
 
 
-class MelInput(nn.Module):
+class MelInput(Encoder):
     """What the mel encoders share: the expected (n_mels, frames) and the fixed standardisation
     x = (dB - offset) / scale, so a checkpoint's config says everything (no statistics are estimated)."""
 

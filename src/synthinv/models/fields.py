@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthinv.models.tokenisers import FixedSplit, Param2Tok
+
 
 def timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
     """t: (N,) in [0, 1] -> (N, dim) sinusoidal features over log-spaced frequencies."""
@@ -112,7 +114,7 @@ class TransformerField(nn.Module):
     equivariance); with Param2Tok the learned assignment decides how much symmetry is kept.
     """
 
-    def __init__(self, tokeniser: nn.Module, cond_dim: int = 128, d_model: int = 128, layers: int = 5,
+    def __init__(self, tokeniser: FixedSplit | Param2Tok, cond_dim: int = 128, d_model: int = 128, layers: int = 5,
                  heads: int = 4, ff: int = 256):
         super().__init__()
         self.tokeniser = tokeniser

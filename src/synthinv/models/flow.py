@@ -9,6 +9,9 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from synthinv.models.encoders import Encoder
+from synthinv.models.fields import MLPField, TransformerField
+
 
 def ot_pair_noise(noise: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
     """Reorder noise (B, P) so that row j pairs with data row j under the minimum total squared distance."""
@@ -31,7 +34,7 @@ class FlowModel(nn.Module):
         samples = model.sample(audio, steps=50, guidance=2.0)  # (N, P)
     """
 
-    def __init__(self, encoder: nn.Module, field: nn.Module, n_params: int, cond_drop: float = 0.1,
+    def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float = 0.1,
                  ot_coupling: bool = True):
         super().__init__()
         self.n_params = n_params

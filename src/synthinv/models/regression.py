@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from synthinv.metrics import chamfer_distance
+from synthinv.models.encoders import Encoder
 from synthinv.synths.kosc import sort_by_frequency, to_tokens
 
 LOSSES = ("mse", "chamfer", "sort")
@@ -38,7 +39,7 @@ class RegressionModel(nn.Module):
     (MSE against targets whose oscillators are sorted by frequency: a symmetry-breaking heuristic).
     """
 
-    def __init__(self, encoder: nn.Module, n_params: int, k: int, loss: str = "mse", hidden: int = 384,
+    def __init__(self, encoder: Encoder, n_params: int, k: int | None, loss: str = "mse", hidden: int = 384,
                  layers: int = 3):
         super().__init__()
         if loss not in LOSSES:
@@ -52,8 +53,10 @@ class RegressionModel(nn.Module):
     def loss(self, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         pred = self.predict(audio)
         if self.loss_name == "chamfer":
+            assert self.k is not None  # chamfer and sort need k-osc tokens (build_model checks)
             return chamfer_distance(to_tokens(pred, self.k), to_tokens(params, self.k)).mean()
         if self.loss_name == "sort":
+            assert self.k is not None
             params = sort_by_frequency(params, self.k)
         return (pred - params).square().mean()
 

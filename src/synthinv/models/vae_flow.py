@@ -24,13 +24,14 @@ interface and ignored (the flow is inverted exactly in one pass, and there is no
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from synthinv.features import encoder_input
-
+from synthinv.models.encoders import Encoder
 
 # --- the conditional RealNVP ----------------------------------------------------------------------
 
@@ -47,6 +48,9 @@ class AffineCoupling(nn.Module):
     s is soft-clipped to (-scale_limit, scale_limit) so that one layer can neither explode nor vanish the
     data; the last layer starts at zero, so every coupling begins as the identity."""
 
+    kept: torch.Tensor  # buffers
+    free: torch.Tensor
+
     def __init__(self, kept: torch.Tensor, free: torch.Tensor, context: int, hidden: int, scale_limit: float = 2.0):
         super().__init__()
         self.register_buffer("kept", kept)
@@ -56,8 +60,9 @@ class AffineCoupling(nn.Module):
             nn.Linear(len(kept) + context, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
             nn.Linear(hidden, 2 * len(free)),
         )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        last = cast(nn.Linear, self.net[-1])
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def shift_and_log_scale(self, x: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.net(torch.cat([x[:, self.kept], context], 1))  # (N, 2 * F)
@@ -106,7 +111,7 @@ class ConditionalRealNVP(nn.Module):
     def inverse(self, u: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """u (N, P) in base space -> x (N, P)."""
         for coupling in reversed(self.couplings):
-            u = coupling.inverse(u, context)
+            u = cast(AffineCoupling, coupling).inverse(u, context)
         return u
 
     def log_prob(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -191,7 +196,9 @@ class VAEFlowModel(nn.Module):
         samples = model.sample(mel, generator=gen)           # (N, P), unbounded like a flow's samples
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, target: nn.Module, n_params: int, latent: int = 64,
+    steps_seen: torch.Tensor  # a buffer
+
+    def __init__(self, encoder: Encoder, decoder: nn.Module, target: nn.Module, n_params: int, latent: int = 64,
                  flow_layers: int = 6, flow_hidden: int = 256, scale_limit: float = 2.0, beta: float = 1.0,
                  kl_warmup_steps: int = 2000, dequant: float = 0.05, temperature: float = 1.0):
         super().__init__()

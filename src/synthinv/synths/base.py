@@ -55,12 +55,12 @@ class Param:
             raise ValueError(f"{self.name}: a discrete parameter needs integer low < high, got {self.low}, {self.high}")
 
     @classmethod
-    def discrete(cls, name: str, low: int, high: int, group: str | None = None) -> "Param":
+    def discrete(cls, name: str, low: int, high: int, group: str | None = None) -> Param:
         """An integer parameter taking every value low..high (one column)."""
         return cls(name, float(low), float(high), kind="discrete", group=group)
 
     @classmethod
-    def categorical(cls, name: str, choices, group: str | None = None) -> "Param":
+    def categorical(cls, name: str, choices, group: str | None = None) -> Param:
         """A choice among labelled options (a one-hot block); native value = index of the choice."""
         choices = tuple(str(c) for c in choices)
         return cls(name, 0.0, float(len(choices) - 1), kind="categorical", group=group, choices=choices)
@@ -68,7 +68,7 @@ class Param:
     @property
     def width(self) -> int:
         """Number of columns this parameter takes in the normalised encoding."""
-        return len(self.choices) if self.kind == "categorical" else 1
+        return len(self.choices or ()) if self.kind == "categorical" else 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -118,7 +118,7 @@ class ParamSpec:
         return {"synth": self.synth, "settings": self.settings, "params": [p.to_dict() for p in self.params]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ParamSpec":
+    def from_dict(cls, d: dict) -> ParamSpec:
         return cls(d["synth"], tuple(Param(**p) for p in d["params"]), dict(d.get("settings", {})))
 
     def hash(self) -> str:
@@ -131,7 +131,9 @@ class ParamSpec:
         cols, idx, params = [], [], []
         for i, (p, s) in enumerate(zip(self.params, self.slices)):
             if p.kind != "categorical":
-                cols.append(s.start), idx.append(i), params.append(p)
+                cols.append(s.start)
+                idx.append(i)
+                params.append(p)
         return cols, idx, params
 
     @staticmethod
@@ -187,7 +189,7 @@ class ParamSpec:
                 out[:, s.start] = 2 * (v - p.low) / (p.high - p.low) - 1
         return out.to(dtype)
 
-    def from_uniform(self, u: np.ndarray) -> torch.Tensor:
+    def from_uniform(self, u: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Uniform draws (N, len(params)) in [-1, 1) -> encoded (N, size), one draw per parameter.
 
         Continuous columns keep the draw; discrete ones take each grid value with equal probability;
@@ -240,6 +242,9 @@ class LogMelFeatures:
     """Encoder input for synths that train from datasets (Dexed, plugin synths): a log-mel of the whole note.
 
     Needs `sample_rate` and `length` (samples per note) on the synth."""
+
+    sample_rate: int
+    length: int
 
     @property
     def feature_settings(self) -> dict:

@@ -92,11 +92,11 @@ _GLOBAL_FIELDS = (
 )
 
 
-def _param(name: str, kind: str, rng, group: str) -> Param:
-    return Param.categorical(name, rng, group) if kind == "categorical" else Param.discrete(name, *rng, group)
+def _param(name: str, kind: str, rng: tuple, group: str) -> Param:
+    return Param.categorical(name, rng, group) if kind == "categorical" else Param.discrete(name, rng[0], rng[1], group)
 
 
-def _layout() -> tuple[list[tuple[str, str, object, str]], np.ndarray]:
+def _layout() -> tuple[list[tuple[str, str, tuple, str]], np.ndarray]:
     """Spec fields (name, kind, range, group) in order, and the VCED byte of each (note excluded)."""
     fields, offsets = [], []
     for op in range(1, N_OPS + 1):
@@ -208,10 +208,10 @@ class DexedSynth(LogMelFeatures):
         self.sample_rate, self.prior = sample_rate, prior
         self.note_duration, self.release, self.velocity, self.transpose = note_duration, release, velocity, transpose
         self.length = int((note_duration + release) * sample_rate)  # samples per note (T)
-        self._engine = None  # created on first render, so the object stays cheap to build and to pickle
+        self._engine: dexed.DexedSynth | None = None  # made on first render: cheap to build and to pickle
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "DexedSynth":
+    def from_settings(cls, settings: dict) -> DexedSynth:
         """From spec.settings (extra keys such as "name" are ignored, missing ones take the defaults)."""
         keys = ("sample_rate", "note_duration", "release", "velocity", "transpose", "min_note", "max_note", "prior")
         return cls(**{k: settings[k] for k in keys if k in settings})
@@ -228,11 +228,11 @@ class DexedSynth(LogMelFeatures):
         native = self.spec.decode(_as_2d(params).double()).numpy()
         return native_to_vced(native, self.transpose, name)
 
-    def to_patch(self, params_row, name: str = DEFAULT_NAME) -> "dexed.Patch":
+    def to_patch(self, params_row, name: str = DEFAULT_NAME) -> dexed.Patch:
         """One normalised row (225,) -> a dexed.Patch (the note pitch is not part of a voice)."""
         return dexed.Patch.from_sysex(bytes(self.to_vced(params_row, name)[0]))
 
-    def from_patch(self, patch: "dexed.Patch", note: int = 60) -> torch.Tensor:
+    def from_patch(self, patch: dexed.Patch, note: int = 60) -> torch.Tensor:
         """A dexed.Patch (plus a MIDI note) -> one normalised row (225,). Its transposition is dropped."""
         return self.from_vced(np.frombuffer(patch.to_sysex(), dtype=np.uint8)[None], note)[0]
 

@@ -25,7 +25,7 @@ def kosc_spec(k: int, asym: bool = False, sample_rate: int = 44100, length: int 
     edges = np.geomspace(F_MIN, F_MAX, k + 1) if asym else None
     params = []
     for i in range(k):
-        lo, hi = (float(edges[i]), float(edges[i + 1])) if asym else (F_MIN, F_MAX)
+        lo, hi = (float(edges[i]), float(edges[i + 1])) if edges is not None else (F_MIN, F_MAX)
         g = f"osc{i}"
         params += [
             Param(f"osc{i}.freq", lo, hi, scale="log", group=g),
@@ -98,7 +98,7 @@ class KOscSynth:
         self.spec = kosc_spec(k, asym, sample_rate, length)
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "KOscSynth":
+    def from_settings(cls, settings: dict) -> KOscSynth:
         return cls(settings["k"], settings["asym"], settings["sample_rate"], settings["length"])
 
     def render(self, params: torch.Tensor, chunk: int | None = None) -> torch.Tensor:

@@ -34,6 +34,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,10 +200,10 @@ class PluginSynth(LogMelFeatures):
         self.has_note_param = note["min"] < note["max"]
         if spec["host"] == "vst":
             find_plugin(spec)  # a missing plugin is a one-line error now, not in a worker later
-        self._host = None  # made on first use, in the process that renders
+        self._host: DawDreamerHost | None = None  # made on first use, in the process that renders
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "PluginSynth":
+    def from_settings(cls, settings: dict) -> PluginSynth:
         """From spec.settings ({"spec": ...}, as checkpoints and manifests store it) or just {"name": shipped}."""
         if "spec" in settings:
             return cls(validate_spec(settings["spec"], f"{settings.get('name', 'plugin')} settings"))
@@ -212,7 +213,7 @@ class PluginSynth(LogMelFeatures):
         return cls(load_spec(settings["name"]))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "PluginSynth":
+    def from_file(cls, path: str | Path) -> PluginSynth:
         return cls(load_spec(Path(path)))
 
     def __getstate__(self):
@@ -306,8 +307,8 @@ def describe_plugin(path: str | Path) -> list[dict]:
     if not path.exists():
         raise SpecError(f"plugin not found: {path}")
     faust = path.suffix == ".dsp"
-    spec = {"name": path.stem, "host": "faust" if faust else "vst", "plugin": [str(path.resolve())], "vary": [],
-            "fixed": {}, "sample_rate": 44100}
+    spec: dict[str, Any] = {"name": path.stem, "host": "faust" if faust else "vst", "plugin": [str(path.resolve())],
+                            "vary": [], "fixed": {}, "sample_rate": 44100}
     if faust:
         try:
             spec["code"] = path.read_text()

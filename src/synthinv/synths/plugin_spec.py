@@ -31,7 +31,6 @@ import copy
 import os
 from pathlib import Path
 
-
 from synthinv.errors import SynthinvError
 from synthinv.fileio import read_yaml
 from synthinv.synths.base import Param, ParamSpec
