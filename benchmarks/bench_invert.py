@@ -1,49 +1,112 @@
-"""`synthinv invert` latency on CPU for 1, 8 and 32 candidates, phase by phase.
+"""`synthinv invert` on CPU: latency by phase, and what the search spends its time on.
 
-    python benchmarks/bench_invert.py [--synth dexed|kosc] [--sound WAV] [--model NAME_OR_CKPT] [--steps 50] [--repeats 3] [--threads N] [--no-transpose]
+    python benchmarks/bench_invert.py [--synth dexed|kosc] [--sound WAV] [--budget 5] [--repeats 3] [--threads N]
 
-Phases: load (checkpoint, input file, features), sample (flow ODE), render (synth), score (ranking
-distance), transpose (moving candidates to the target's pitch: Dexed only, off with --no-transpose).
-Writing the report is excluded (it is I/O and plotting, measured by `synthinv invert` itself).
+1. Fast path (--budget 0) for 1 and 8 candidates, phase by phase: load (sound, features), propose (the
+   flow's RK4 solve), score, transpose (trying candidates at the target's pitch), render (the final
+   candidates, level and tuning checks). Model loading is outside (one Inverter for every run).
+2. Search (Dexed): one `invert --budget S`, its phases, and renders/s during the search.
+3. Per candidate, in one process: render ms, score ms against the cached target (the search's scorer)
+   and against a target recomputed each time (plain mss_distance); candidates/s of the worker pool with
+   1 and 2 workers (render + score).
+4. Bank lookup: ms per query by brute force (one matrix product) for 16,384 and 65,536 patches.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from synthinv.pipeline import invert
+from synthinv.pipeline import Inverter
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SOUNDS = {"dexed": EXAMPLES / "dexed_heldout_0.wav", "kosc": EXAMPLES / "kosc4_heldout_0.wav"}
-PHASES = ("load", "sample", "render", "score", "transpose")
+PHASES = ("load", "propose", "score", "transpose", "pitch", "search", "render")
+
+
+def fast_path(inverter, sound: Path, repeats: int) -> None:
+    print(f"{'candidates':>10} " + " ".join(f"{p + ' s':>11}" for p in PHASES) + f" {'total s':>9}")
+    for n in (1, 8):
+        runs = [inverter.invert(sound, candidates=n, budget=0).settings["seconds"] for _ in range(repeats)]
+        med = {p: statistics.median(r.get(p, 0.0) for r in runs) for p in PHASES}
+        print(f"{n:>10} " + " ".join(f"{med[p]:>11.3f}" for p in PHASES) + f" {sum(med.values()):>9.3f}")
+
+
+def search(inverter, sound: Path, budget: float) -> None:
+    result = inverter.invert(sound, budget=budget)
+    laps = result.settings["seconds"]
+    print(f"budget {budget:g} s: " + ", ".join(f"{k} {v:.2f} s" for k, v in laps.items()))
+    searched = result.settings["renders"] - result.settings["proposals"]
+    print(f"  {result.settings['renders']} renders ({result.settings['proposals']} proposals); search: "
+          f"{searched / max(laps.get('search', 1e-9), 1e-9):.0f} renders/s; best MSS {result.candidates[0].distance:.2f} dB")
+
+
+def per_candidate(synth, n: int = 64) -> None:
+    from synthinv.metrics import MSSTarget, mss_distance
+    from synthinv.search import Objective
+    from synthinv.workers import SynthPool
+
+    params, audio = synth.draw(3, np.arange(n))
+    target = audio[0]
+    t = time.perf_counter()
+    rendered = synth.render(params)
+    render_ms = (time.perf_counter() - t) / n * 1e3
+    scorer = MSSTarget(target, synth.sample_rate)
+    t = time.perf_counter()
+    scorer(rendered)
+    cached_ms = (time.perf_counter() - t) / n * 1e3
+    t = time.perf_counter()
+    mss_distance(rendered, target.expand_as(rendered), synth.sample_rate)
+    plain_ms = (time.perf_counter() - t) / n * 1e3
+    print(f"per candidate, one process: render {render_ms:.1f} ms, score {cached_ms:.1f} ms against the cached "
+          f"target ({plain_ms:.1f} ms recomputing it)")
+    for workers in (1, 2):
+        with SynthPool(synth, workers) as pool:
+            objective = Objective(pool, target, "bench")
+            objective(params[:8])  # warm the workers (engine, cached target)
+            t = time.perf_counter()
+            objective(params)
+            print(f"  pool of {workers}: {n / (time.perf_counter() - t):.0f} candidates/s (render + score)")
+
+
+def bank_lookup(dim: int = 1024, repeats: int = 20) -> None:
+    from synthinv.bank import Bank
+
+    for n in (16384, 65536):
+        bank = Bank(torch.randn(n, 2), torch.randn(n, dim), {})
+        query = torch.randn(dim)
+        t = time.perf_counter()
+        for _ in range(repeats):
+            d2 = bank._norms - 2 * (bank.embedding @ query)
+            torch.topk(d2, 32, largest=False)
+        print(f"bank lookup, {n} patches x {dim} dims: {(time.perf_counter() - t) / repeats * 1e3:.1f} ms per query "
+              "(brute force)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synth", default="dexed", choices=sorted(SOUNDS))
-    ap.add_argument("--model", default=None, help="shipped model name or checkpoint (default: the synth's)")
     ap.add_argument("--sound", type=Path, default=None, help="default: a held-out example of the synth")
-    ap.add_argument("--no-transpose", dest="transpose", action="store_false")
-    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--budget", type=float, default=5.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    args.sound = args.sound or SOUNDS[args.synth]
+    sound = args.sound or SOUNDS[args.synth]
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {args.sound.name}, {args.steps} RK4 steps")
-    run = lambda n, steps: invert(args.sound, args.model, args.synth, candidates=n, steps=steps,  # noqa: E731
-                                  transpose=args.transpose).settings["seconds"]
-    run(1, 2)  # warm-up
-    print(f"{'candidates':>10} " + " ".join(f"{p + ' s':>9}" for p in PHASES) + f" {'total s':>9}")
-    for n in (1, 8, 32):
-        runs = [run(n, args.steps) for _ in range(args.repeats)]
-        med = {p: statistics.median(r.get(p, 0.0) for r in runs) for p in PHASES}
-        print(f"{n:>10} " + " ".join(f"{med[p]:>9.3f}" for p in PHASES) + f" {sum(med.values()):>9.3f}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {sound.name}")
+    with Inverter(synth_name=args.synth, show_progress=False) as inverter:
+        inverter.invert(sound, candidates=1, budget=0, steps=2)  # warm-up (loudness range, first renders)
+        fast_path(inverter, sound, args.repeats)
+        if args.synth != "kosc":
+            search(inverter, sound, args.budget)
+            per_candidate(inverter.synth)
+    bank_lookup()
     print("medians over repeats; compare rows of one run (the machine is noisy)")
 
 
