@@ -37,7 +37,7 @@ from synthinv.progress import search_progress
 from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.search import Objective, search
 from synthinv.synths.base import draw_examples
-from synthinv.transpose import align_to_target, note_column
+from synthinv.transpose import TRIES, note_column, semitone_shifts, transpose_params
 from synthinv.workers import SynthPool
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
@@ -158,7 +158,7 @@ DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md
 MAX_BUDGET = 600.0
 MODEL_PROPOSALS = 64  # flow samples when searching (budget > 0)
 BANK_PROPOSALS = 32  # nearest bank patches when searching
-PROPOSAL_STEPS = 20  # sampler steps for proposals when searching (the search refines them anyway)
+PROPOSAL_STEPS = 10  # sampler steps for proposals when searching: as good as 20 for best-of-64 (checked on 12 test sounds), half the time
 ALIGNED = 16  # the closest proposals are also tried at the target's pitch
 STARTS = 3  # CMA-ES runs, from the closest proposals that differ in their categorical choices
 SOURCES = ("model", "bank", "random")
@@ -309,9 +309,7 @@ class Inverter:
         shift = torch.zeros(len(params), dtype=torch.long)
         if transpose:  # the closest proposals, each also at its likeliest transpositions to the target's pitch
             top = distance.argsort()[:ALIGNED]
-            audio = synth.render(params[top])
-            moved, _, moved_distance, moved_shift = align_to_target(synth, params[top], audio,
-                                                                    target.audio.expand_as(audio), distance[top])
+            moved, moved_distance, moved_shift = self._transposed(target, params[top], distance[top], objective)
             params[top], distance[top], shift[top] = moved, moved_distance, moved_shift
             clock.lap("transpose")
         labels = [label + (f", note {int(s):+d}" if s else "") for label, s in zip(labels, shift.tolist())]
@@ -351,6 +349,28 @@ class Inverter:
                     "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
                     "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps}
         return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
+
+    def _transposed(self, target: LoadedSound, params: torch.Tensor, distance: torch.Tensor, objective: Objective):
+        """synthinv.transpose's likeliest semitone shifts of each proposal (N, P), scored on the pool; each
+        row keeps the closest of itself and its shifts -> (params, distance, shift (N,))."""
+        synth = self.synth
+        column = note_column(synth.spec)
+        shift = torch.zeros(len(params), dtype=torch.long)
+        if column is None or not len(params):
+            return params, distance, shift
+        audio = synth.render(params)  # (N, T): for the spectra that propose the shifts
+        shifts = semitone_shifts(audio, target.audio.expand_as(audio), synth.sample_rate, int(column[2] - column[1]),
+                                 TRIES)  # (N, tries)
+        tries = [transpose_params(synth.spec, params, shifts[:, t]) for t in range(TRIES)]
+        rows = [(t, i) for t, (_, ok) in enumerate(tries) for i in ok.nonzero().squeeze(1).tolist()]
+        if not rows:
+            return params, distance, shift
+        scored = objective(torch.stack([tries[t][0][i] for t, i in rows]))  # one batch over the pool
+        params, distance = params.clone(), distance.clone()
+        for (t, i), d in zip(rows, scored.tolist()):
+            if d < distance[i]:
+                params[i], distance[i], shift[i] = tries[t][0][i], d, shifts[i, t]
+        return params, distance, shift
 
     def _target_f0(self, target: LoadedSound) -> float:
         """The target's median f0 in Hz (NaN when unpitched), tracked once per sound."""

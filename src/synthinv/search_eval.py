@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from synthinv.metrics import level_db
+from synthinv.pipeline import PROPOSAL_STEPS
 
 MODEL_N, BANK_N = 64, 32
 RANDOM_N = MODEL_N + BANK_N  # as many patches as the model + retrieval proposals
@@ -37,7 +38,6 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "level_db_abs",
            "seconds_per_sound")
-PROPOSAL_STEPS = 20
 
 
 def read_rows(path: Path) -> list[dict]:
