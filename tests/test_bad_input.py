@@ -268,7 +268,7 @@ S, OUT = "{ex}/dexed_heldout_0.wav", ["--out", "{tmp}/inv"]
 
 INVERT = [
     C([S.replace("dexed_heldout_0", "missing"), *OUT], "not found", id="sound-missing"),
-    C(["{tmp}/soundfolder.wav", *OUT], "is a folder", id="sound-is-folder"),
+    C(["{tmp}/soundfolder.wav", *OUT], "is a folder that holds no audio files", id="sound-is-empty-folder"),
     C(["{tmp}/notes.wav", *OUT], "not a readable audio file", id="sound-not-audio"),
     C(["{tmp}/file.txt", *OUT], "not a readable audio file", id="sound-text-file"),
     C(["{tmp}/empty.wav", *OUT], "no audio samples", id="sound-empty"),
@@ -534,39 +534,16 @@ def run_bad(command: list[str], args: list[str], message: str, tmp_path: Path, d
     assert sorted(p.name for p in EX.iterdir()) == examples
 
 
-@pytest.mark.parametrize("args, message", INVERT)
-def test_invert(args, message, tmp_path, datasets, monkeypatch):
-    run_bad(["invert"], args, message, tmp_path, datasets, monkeypatch)
+COMMANDS = {"invert": (["invert"], INVERT), "generate": (["generate"], GEN), "data check": (["data", "check"], CHECK),
+            "train": (["train"], TRAIN), "evaluate": (["evaluate"], EVALUATE),
+            "synth describe": (["synth", "describe"], DESCRIBE), "experiment": (["experiment", "kosc"], EXPERIMENT)}
+CASES = [pytest.param(words, *case.values, id=f"{name}-{case.id}")
+         for name, (words, cases) in COMMANDS.items() for case in cases]
 
 
-@pytest.mark.parametrize("args, message", GEN)
-def test_generate(args, message, tmp_path, datasets, monkeypatch):
-    run_bad(["generate"], args, message, tmp_path, datasets, monkeypatch)
-
-
-@pytest.mark.parametrize("args, message", CHECK)
-def test_data_check(args, message, tmp_path, datasets, monkeypatch):
-    run_bad(["data", "check"], args, message, tmp_path, datasets, monkeypatch)
-
-
-@pytest.mark.parametrize("args, message", TRAIN)
-def test_train(args, message, tmp_path, datasets, monkeypatch):
-    run_bad(["train"], args, message, tmp_path, datasets, monkeypatch)
-
-
-@pytest.mark.parametrize("args, message", EVALUATE)
-def test_evaluate(args, message, tmp_path, datasets, monkeypatch):
-    run_bad(["evaluate"], args, message, tmp_path, datasets, monkeypatch)
-
-
-@pytest.mark.parametrize("args, message", DESCRIBE)
-def test_synth_describe(args, message, tmp_path, datasets, monkeypatch):
-    run_bad(["synth", "describe"], args, message, tmp_path, datasets, monkeypatch)
-
-
-@pytest.mark.parametrize("args, message", EXPERIMENT)
-def test_experiment(args, message, tmp_path, datasets, monkeypatch):
-    run_bad(["experiment", "kosc"], args, message, tmp_path, datasets, monkeypatch)
+@pytest.mark.parametrize("command, args, message", CASES)
+def test_bad_input(command, args, message, tmp_path, datasets, monkeypatch):
+    run_bad(command, args, message, tmp_path, datasets, monkeypatch)
 
 
 # --- what used to go wrong after the work was done --------------------------------------------------

@@ -367,8 +367,9 @@ def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guid
     """`invert FOLDER`: every sound into OUT/<name>/ (resumable), Dexed banks of the best presets."""
     from rich.markup import escape
 
-    from synthinv.batch import invert_folder
+    from synthinv.batch import invert_folder, sound_files
     from synthinv.checks import check_sampling, check_seed, check_threads, check_writable
+    from synthinv.ood import AUDIO_SUFFIXES
     from synthinv.pipeline import Inverter, check_invert_settings
 
     if truth is not None:
@@ -380,6 +381,8 @@ def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guid
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
     check_writable(out, "--out")
+    if not sound_files(folder):  # before the model loads
+        raise ValueError(f"{folder} is a folder that holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     set_threads(threads)
     with Inverter(model, synth, say=typer.echo) as inverter:
         result = invert_folder(inverter, folder, out, say=lambda m: typer.echo(escape(m)), candidates=candidates,
