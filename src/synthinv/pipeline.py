@@ -96,6 +96,11 @@ class Inversion:
     settings: dict = field(default_factory=dict)
     truth: torch.Tensor | None = None  # (P,) the true preset, when the user knows it
 
+    def levels_db(self) -> list[float]:
+        """Each candidate's RMS level against the target in dB (ranking distances are gain-blind)."""
+        audio = torch.stack([c.audio for c in self.candidates])  # (N, T)
+        return level_db(audio, self.target.audio.expand_as(audio)).tolist()
+
     def write(self, out: str | Path, force: bool = False) -> Path:
         """Presets, audio, ranking.csv, summary.json and report.html into folder `out` (see write_inversion)."""
         return write_inversion(self, Path(out), force=force, truth=self.truth)
@@ -491,8 +496,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
     try:
         write_wav(tmp / "target.wav", result.target.audio, synth.sample_rate)
         rows, report_items = [], []
-        audio = torch.stack([c.audio for c in result.candidates])  # (N, T)
-        levels = level_db(audio, result.target.audio.expand_as(audio)).tolist()  # (N,) dB
+        levels = result.levels_db()  # (N,) dB
         for rank, (cand, level) in enumerate(zip(result.candidates, levels), 1):
             folder = f"candidate_{rank:02d}"
             (tmp / folder).mkdir()
