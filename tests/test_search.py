@@ -185,3 +185,36 @@ def test_evaluate_budget_scores_invert_next_to_lookup_and_random(tmp_path):
     assert "| test | retrieval | 0 | 2 |" in result.output
     again = CliRunner().invoke(app, args + ["--force"])  # resumes from the per-sound rows: nothing redone
     assert again.exit_code == 0 and json.loads(out.read_text())["summary"] == list(summary.values())
+
+
+def test_retuned_moves_the_pitch_by_the_cents_asked(synth):
+    """A patch retuned by +200 cents sounds two semitones higher, like the same patch two notes up."""
+    from synthinv.transpose import semitone_shifts, transpose_params
+
+    params = synth.params_at(3, np.arange(8))
+    up = synth.retuned(params, torch.full((8,), 200.0))
+    two_notes, ok = transpose_params(synth.spec, params, torch.full((8,), 2))
+    audio, retuned, moved = synth.render(params), synth.render(up), synth.render(two_notes)
+    found = semitone_shifts(audio, retuned, synth.sample_rate, 6)[:, 0]  # the shift that lines them up
+    assert (found == 2).float().mean() >= 0.75, found
+    assert np.array_equal(synth.notes(up), synth.notes(params))  # the note stays; the operators move
+    close = mss_distance(retuned[ok], moved[ok], synth.sample_rate)
+    assert close.median() < 3.0, close  # nearly the same sound as moving the note
+
+
+def test_move_to_pitch_finds_the_notes_between_two_f0s(synth):
+    from synthinv.pitch import median_f0, move_to_pitch
+    from synthinv.transpose import transpose_params
+
+    params = synth.params_at(3, np.arange(12))
+    higher, ok = transpose_params(synth.spec, params, torch.full((12,), 5))
+    f0 = median_f0(synth.render(higher), synth.sample_rate)
+    pitched = [i for i in range(12) if ok[i] and np.isfinite(f0[i])]
+    assert len(pitched) >= 6
+    right = 0
+    for i in pitched:  # pYIN on FM tones now and then settles on another partial: most, not all
+        moved, shift = move_to_pitch(synth, params[i:i + 1], float(f0[i]))
+        right += int(shift[0]) == 5 and np.array_equal(synth.notes(moved), synth.notes(higher[i:i + 1]))
+    assert right >= 0.75 * len(pitched), (right, len(pitched))
+    unpitched, none = move_to_pitch(synth, params[:1], float("nan"))
+    assert torch.equal(unpitched, params[:1]) and int(none[0]) == 0
