@@ -218,3 +218,8 @@ def test_move_to_pitch_finds_the_notes_between_two_f0s(synth):
     assert right >= 0.75 * len(pitched), (right, len(pitched))
     unpitched, none = move_to_pitch(synth, params[:1], float("nan"))
     assert torch.equal(unpitched, params[:1]) and int(none[0]) == 0
+
+
+def test_bank_refuses_the_models_training_seed(synth):
+    with pytest.raises(BankError, match="training, validation or test"):
+        get_bank(synth, 16, seed=777, reserved=(777,))

@@ -163,10 +163,11 @@ def load_bank(path: Path, synth) -> Bank:
 
 
 def get_bank(synth, n: int | None = None, seed: int = BANK_SEED, workers: int | None = None,
-             say=print, show_progress: bool = True) -> Bank:
-    """The cached bank for this synth spec, built first if missing; a corrupt one is rebuilt."""
+             say=print, show_progress: bool = True, reserved: tuple[int, ...] = ()) -> Bank:
+    """The cached bank for this synth spec, built first if missing; a corrupt one is rebuilt. `reserved`:
+    more seeds the bank must not share (the model's training split)."""
     n = default_bank_size() if n is None else n
-    check_bank_request(n, seed)
+    check_bank_request(n, seed, reserved)
     path = bank_path(synth, n, seed)
     if path.exists():
         try:

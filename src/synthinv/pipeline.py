@@ -232,8 +232,10 @@ class Inverter:
     @property
     def bank(self):
         if self._bank is None:
+            train_seed = (self.blob["meta"].get("data") or {}).get("seed")  # the model's training split
             self._bank = get_bank(self.synth, self.bank_size, workers=self.pool.workers, say=self.say,
-                                  show_progress=self.show_progress is not False)
+                                  show_progress=self.show_progress is not False,
+                                  reserved=() if train_seed is None else (int(train_seed),))
         return self._bank
 
     @property
