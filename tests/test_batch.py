@@ -46,3 +46,27 @@ def test_empty_folder_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["invert", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--budget", "0"])
     assert result.exit_code == 2 and "holds no audio files" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_same_name_in_two_formats_gets_two_folders_and_the_bank_holds_each_best(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from synthinv.presets import read_json_preset, read_syx_bank
+    from synthinv.synths.dexed import DexedSynth
+
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    shutil.copy(EXAMPLES / "dexed_heldout_1.wav", sounds / "kick.wav")
+    data, rate = sf.read(str(EXAMPLES / "dexed_heldout_2.wav"))
+    sf.write(str(sounds / "kick.flac"), data, rate)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["invert", str(sounds), "--out", str(out), "--budget", "0", "--candidates", "1",
+                                      "--steps", "4"])
+    assert result.exit_code == 0, result.output
+    assert (out / "kick.wav" / "summary.json").is_file() and (out / "kick.flac" / "summary.json").is_file()
+    synth = DexedSynth()
+    voices = read_syx_bank(out / "bank_01.syx")
+    for voice, folder in zip(voices, ("kick.flac", "kick.wav")):  # files in name order
+        best = read_json_preset(out / folder / "candidate_01" / "preset.json", synth)
+        assert np.array_equal(synth.to_vced(best)[0][:145], np.frombuffer(voice.to_sysex(), np.uint8)[:145])

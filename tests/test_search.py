@@ -36,9 +36,9 @@ def test_cached_target_mss_equals_mss_and_is_zero_on_itself(synth, notes):
 
 def test_pool_scores_equal_in_process_scores(synth, notes):
     params, audio = notes
-    local = Objective(SynthPool(synth, workers=1), audio[0], "a")(params)
-    with SynthPool(synth, workers=2) as pool:
-        pooled = Objective(pool, audio[0], "a")(params)
+    with SynthPool(synth, workers=2) as pool:  # forked before anything was scored here: nothing inherited
+        pooled = Objective(pool, audio[0], "pooled")(params)
+    local = Objective(SynthPool(synth, workers=1), audio[0], "local")(params)
     np.testing.assert_allclose(pooled, local, atol=1e-5)
     assert pooled[0] == pytest.approx(0.0, abs=1e-5)  # the target's own patch
 
@@ -145,6 +145,7 @@ def test_budgeted_invert_beats_its_own_proposals(tmp_path):
     assert distances == sorted(distances) and len(distances) == 4
     assert result.settings["renders"] > result.settings["proposals"]
     assert distances[0] < quick.candidates[0].distance
+    assert any(word in c.source for c in result.candidates for word in ("searched", "sweep"))  # the search found some
     rescored = mss_distance(torch.stack([c.audio for c in result.candidates]), audio.expand(4, -1), synth.sample_rate)
     assert torch.allclose(rescored, torch.tensor(distances), atol=1e-3)  # each distance is its audio's
 
@@ -183,8 +184,17 @@ def test_evaluate_budget_scores_invert_next_to_lookup_and_random(tmp_path):
     summary = {s["method"]: s for s in json.loads(out.read_text())["summary"]}
     assert set(summary) == {"default", "retrieval", "random"} and all(s["n"] == 2 for s in summary.values())
     assert "| test | retrieval | 0 | 2 |" in result.output
-    again = CliRunner().invoke(app, args + ["--force"])  # resumes from the per-sound rows: nothing redone
-    assert again.exit_code == 0 and json.loads(out.read_text())["summary"] == list(summary.values())
+    rows = out.with_name("m.rows.jsonl")
+    assert len(rows.read_text().splitlines()) == 6
+    rows.write_text("\n".join(rows.read_text().splitlines()[:4]) + "\n")  # as if stopped after 4 of 6
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--force" in refused.output  # the metrics file exists: not overwritten
+    out.unlink()
+    resumed = CliRunner().invoke(app, args)  # resumes from the per-sound rows: only the 2 missing are redone
+    assert resumed.exit_code == 0, resumed.output
+    assert len(rows.read_text().splitlines()) == 6 and len(json.loads(out.read_text())["summary"]) == 3
+    fresh = CliRunner().invoke(app, args + ["--force"])  # --force starts over
+    assert fresh.exit_code == 0 and len(rows.read_text().splitlines()) == 6
 
 
 def test_retuned_moves_the_pitch_by_the_cents_asked(synth):
@@ -221,5 +231,29 @@ def test_move_to_pitch_finds_the_notes_between_two_f0s(synth):
 
 
 def test_bank_refuses_the_models_training_seed(synth):
+    from synthinv.pipeline import Inverter
+
     with pytest.raises(BankError, match="training, validation or test"):
         get_bank(synth, 16, seed=777, reserved=(777,))
+    with Inverter(workers=1, say=lambda _: None) as inverter:
+        assert inverter.blob["meta"]["data"]["seed"] == 1  # the shipped model trained on split 1
+        inverter.bank_seed = 1000  # not one of the fixed splits: accepted...
+        assert len(inverter.bank) == 128
+        inverter.blob["meta"]["data"]["seed"] = 1000  # as if the model had trained on that split
+        inverter._bank = None  # ...then the same seed is refused
+        with pytest.raises(BankError, match="training, validation or test"):
+            inverter.bank  # noqa: B018
+
+
+def test_a_new_sound_is_never_scored_against_the_last_one(synth):
+    """Two sounds in a row, the first result dropped: the second is ranked against itself (cache keys)."""
+    from synthinv.pipeline import Inverter
+
+    _, audio = synth.draw(3, np.arange(40, 42))
+    with Inverter(workers=2, show_progress=False, say=lambda _: None) as inverter:
+        inverter.invert(audio[0], candidates=2, budget=1, steps=4)
+        second = inverter.invert(audio[1], candidates=2, budget=1, steps=4)
+    rescored = mss_distance(second.candidates[0].audio[None], audio[1:2], synth.sample_rate)
+    assert float(rescored[0]) == pytest.approx(second.candidates[0].distance, abs=1e-3)
+    assert second.candidates[0].distance < float(mss_distance(second.candidates[0].audio[None], audio[:1],
+                                                               synth.sample_rate)[0])

@@ -16,6 +16,7 @@ Embedding: a gain-blind log-mel (dB relative to the note's own peak, floored 80 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -116,7 +117,15 @@ def build_bank(synth, n: int = DEFAULT_BANK_SIZE, seed: int = BANK_SEED, workers
     check_bank_request(n, seed)
     path = Path(path) if path else bank_path(synth, n, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    parts = path.with_suffix(".parts")
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second build of the same bank waits, then finds it made
+        if not path.exists():
+            _build(synth, n, seed, workers, path, show_progress)
+    return path
+
+
+def _build(synth, n: int, seed: int, workers: int | None, path: Path, show_progress: bool) -> None:
+    parts = path.with_name(f"{path.stem}.v{EMBED['version']}.parts")  # parts of another version are not reused
     parts.mkdir(exist_ok=True)
     header = {"format": "synthinv-bank-1", "synth": synth.name, "spec_hash": synth.spec.hash(), "seed": seed,
               "n": n, "embedding": EMBED, "sample_rate": synth.sample_rate}
@@ -133,14 +142,15 @@ def build_bank(synth, n: int = DEFAULT_BANK_SIZE, seed: int = BANK_SEED, workers
                 np.savez(tmp, params=params, embedding=emb)
                 os.replace(tmp, parts / f"{start:08d}.npz")
                 advance(stop - start)
-    loaded = [np.load(parts / f"{start:08d}.npz") for _, start, _ in chunks]
-    params = np.concatenate([z["params"] for z in loaded])
-    emb = np.concatenate([z["embedding"] for z in loaded])
+    params, emb = [], []
+    for _, start, _ in chunks:
+        with np.load(parts / f"{start:08d}.npz") as z:  # closed at once: a big bank has a thousand parts
+            params.append(z["params"])
+            emb.append(z["embedding"])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, params=params, embedding=emb, header=np.array(json.dumps(header)))
+    np.savez(tmp, params=np.concatenate(params), embedding=np.concatenate(emb), header=np.array(json.dumps(header)))
     os.replace(tmp, path)
     shutil.rmtree(parts, ignore_errors=True)
-    return path
 
 
 def load_bank(path: Path, synth) -> Bank:
@@ -150,12 +160,13 @@ def load_bank(path: Path, synth) -> Bank:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
             params, emb = z["params"], z["embedding"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        n = int(header["n"])  # a header that is not ours fails here too, and the bank is rebuilt
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise BankError(f"bank {path} is corrupt ({type(exc).__name__})") from None
     if header.get("spec_hash") != synth.spec.hash() or header.get("synth") != synth.name:
         raise BankError(f"bank {path} was built for {header.get('synth')} spec {header.get('spec_hash')}, "
                         f"not {synth.name} spec {synth.spec.hash()}")
-    if header.get("embedding") != EMBED or params.shape != (header["n"], synth.spec.size) or len(emb) != header["n"]:
+    if header.get("embedding") != EMBED or params.shape != (n, synth.spec.size) or len(emb) != n:
         raise BankError(f"bank {path} is corrupt or from another version (shapes or embedding settings differ)")
     if not (np.isfinite(params).all() and np.isfinite(emb).all()):
         raise BankError(f"bank {path} is corrupt (non-finite values)")

@@ -6,6 +6,7 @@
       batch.csv           file, status ("done", "skipped: <error>"), best distance, folder
 
 Resumable: a sound whose folder already holds a complete result (its summary.json) is not inverted again.
+Ctrl-C during a search writes that sound's best so far (marked interrupted, so a rerun redoes it) and stops.
 A file that cannot be inverted (not audio, silent, ...) is reported and skipped; the others go on.
 """
 
@@ -50,32 +51,43 @@ def invert_folder(inverter, folder: Path, out: Path, say=print, **invert_setting
     files = sound_files(folder)
     if not files:
         raise SynthinvError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    stems = [p.stem for p in files]
+    names = [p.name if stems.count(p.stem) > 1 else p.stem for p in files]  # kick.wav + kick.flac: two folders
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     with progress_bar(len(files), f"inverting {folder.name}", unit="files") as advance:
-        for path in files:
-            target = out / path.stem
-            row = {"file": path.name, "folder": path.stem}
-            if (target / "summary.json").is_file():  # finished in an earlier run
-                summary = json.loads((target / "summary.json").read_text())
+        for path, name in zip(files, names):
+            target = out / name
+            row = {"file": path.name, "folder": name}
+            summary = json.loads((target / "summary.json").read_text()) if (target / "summary.json").is_file() else {}
+            if summary and not summary.get("interrupted"):  # finished in an earlier run
                 rows.append({**row, "status": "done earlier", "distance": summary["ranking"][0]["distance"]})
                 advance(1)
                 continue
             try:
                 result = inverter.invert(path, **invert_settings)
                 write_inversion(result, target, force=True)
+                if result.settings.get("interrupted"):  # Ctrl-C: this sound's best so far is written; stop here
+                    rows.append({**row, "status": "interrupted", "distance": round(result.candidates[0].distance, 4)})
+                    write_table(out, rows)
+                    raise KeyboardInterrupt
                 rows.append({**row, "status": "done", "distance": round(result.candidates[0].distance, 4)})
             except SynthinvError as exc:
                 say(f"skipped {path.name}: {exc}")
                 rows.append({**row, "status": f"skipped: {exc}", "distance": None, "folder": None})
             advance(1)
     banks = write_banks(inverter.synth, out, rows) if hasattr(inverter.synth, "to_vced") else []
+    write_table(out, rows)
+    return BatchResult(rows, banks)
+
+
+def write_table(out: Path, rows: list[dict]) -> None:
+    """out/batch.csv: one row per file, in order."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["file", "status", "distance", "folder"])
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(out / "batch.csv", buf.getvalue())
-    return BatchResult(rows, banks)
 
 
 def write_banks(synth, out: Path, rows: list[dict]) -> list[Path]:

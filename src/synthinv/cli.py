@@ -217,7 +217,7 @@ def evaluate(
     out = out or checkpoint.parent / "metrics.json"
     check_out_file(out, force)
     if budget is not None:
-        return evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads)
+        return evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force)
     if data is not None and not data.is_dir():
         raise DatasetError(f"test dataset not found: {data} is not a directory")
     set_threads(threads)
@@ -254,7 +254,7 @@ def evaluate(
     typer.echo(f"metrics: {out}")
 
 
-def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads) -> None:
+def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force) -> None:
     """`evaluate --budget S` on the test split: invert's first candidate at S seconds, the lookup, random."""
     import numpy as np
 
@@ -262,12 +262,17 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads) -> None
     from synthinv.evaluation import TEST_SEED
     from synthinv.fileio import write_json_atomic
     from synthinv.pipeline import Inverter
+    from synthinv.scoring import REAL_SYNTH, scoring
     from synthinv.search_eval import markdown_table, run_methods, summarise
 
     set_threads(threads)
     rows_path = out.with_name(out.stem + ".rows.jsonl")  # per sound, so an interrupted run resumes
+    if force:
+        rows_path.unlink(missing_ok=True)
     with Inverter(str(checkpoint), say=typer.echo) as inverter:
         synth = inverter.synth
+        if scoring(synth) is not REAL_SYNTH:
+            raise ValueError(f"--budget is for real synths (dexed, plugins); {checkpoint} is a {synth.name} model")
         if data is not None:
             audio = first_examples(data, synth, n)[2]
         else:
@@ -275,7 +280,8 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads) -> None
                 synth.render(synth.params_at(TEST_SEED, np.arange(n)))
         sounds = [(f"test_{i:04d}", audio[i]) for i in range(len(audio))]
         plan = [("default", budget), ("retrieval", 0.0), ("random", 0.0)]
-        rows = run_methods(inverter, "test", sounds, plan, rows_path, seed=seed)
+        tag = f"{Path(checkpoint).resolve()}|data={data}|seed={seed}"  # resumed rows must come from the same run
+        rows = run_methods(inverter, "test", sounds, plan, rows_path, seed=seed, tag=tag)
     summary = summarise(rows)
     write_json_atomic(out, {"checkpoint": str(checkpoint), "budget": budget, "n": len(sounds), "summary": summary})
     typer.echo(markdown_table(summary))

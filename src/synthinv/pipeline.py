@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
-from synthinv.bank import get_bank
+from synthinv.bank import BANK_SEED, get_bank
 from synthinv.checkpoint import load_checkpoint
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import UsageError
@@ -109,12 +110,13 @@ class Inversion:
     def messages(self) -> list[str]:
         """What the run itself did, in words (the input notes are in target.notes)."""
         said = []
-        if self.settings.get("model_kind") == "regression" and self.settings.get("candidates", 1) > 1:
-            said.append("a regression model gives one answer: one candidate instead of "
+        if len(self.candidates) < self.settings.get("candidates", 1) and self.settings.get("model_kind") == "regression":
+            said.append(f"a regression model gives one answer: {len(self.candidates)} candidate(s) instead of "
                         f"{self.settings['candidates']}")
-        if self.settings.get("transposed"):
-            said.append(f"{self.settings['transposed']} of {len(self.candidates) - (self.refine_gain is not None)} "
-                        "candidates sounded closer moved to the target's pitch: their note was changed")
+        moved = sum(", note " in c.source for c in self.candidates)
+        if moved:
+            said.append(f"{moved} of {len(self.candidates)} candidates sounded closer moved to the target's pitch: "
+                        "their note was changed")
         if self.settings.get("budget") == 0 and self.settings.get("candidates", 0) > 1:
             said.append("no search (budget 0): the model's samples ranked as they are")
         if self.settings.get("budget"):
@@ -215,6 +217,7 @@ class Inverter:
                                                           expect_synth={"name": synth_name} if synth_name else None)
         self.pool = SynthPool(self.synth, workers)
         self.bank_size = bank_size  # None: bank.default_bank_size()
+        self.bank_seed = BANK_SEED
         self.say, self.show_progress = say, show_progress
         self._bank = None
         self._rms_range: tuple[float, float] | None = None
@@ -233,7 +236,7 @@ class Inverter:
     def bank(self):
         if self._bank is None:
             train_seed = (self.blob["meta"].get("data") or {}).get("seed")  # the model's training split
-            self._bank = get_bank(self.synth, self.bank_size, workers=self.pool.workers, say=self.say,
+            self._bank = get_bank(self.synth, self.bank_size, self.bank_seed, workers=self.pool.workers, say=self.say,
                                   show_progress=self.show_progress is not False,
                                   reserved=() if train_seed is None else (int(train_seed),))
         return self._bank
@@ -249,7 +252,11 @@ class Inverter:
         if isinstance(sound, LoadedSound):
             return sound
         if isinstance(sound, torch.Tensor):
-            return LoadedSound(sound.float().reshape(-1))
+            audio = sound.float().reshape(-1)
+            if len(audio) != self.synth.length or not torch.isfinite(audio).all() or not audio.abs().max() > 0:
+                raise UsageError(f"audio given as a tensor must be {self.synth.length} finite, not all-zero samples "
+                                 f"at {self.synth.sample_rate} Hz; got {len(audio)} (pass a file to have it prepared)")
+            return LoadedSound(audio)
         return prepare_sound(sound, self.synth.sample_rate, self.synth.length, self.rms_range)
 
     def proposals(self, target: LoadedSound, sources: tuple[str, ...], counts: dict, steps: int,
@@ -306,10 +313,10 @@ class Inverter:
         clock.lap("load")
         start = time.perf_counter()
         deadline = start + budget
-        params, labels = self.proposals(target, sources, counts, min(steps, PROPOSAL_STEPS) if searching else steps,
-                                        guidance, seed, random_offset)  # (N, P)
+        steps = min(steps, PROPOSAL_STEPS) if searching else steps  # searching refines the samples anyway
+        params, labels = self.proposals(target, sources, counts, steps, guidance, seed, random_offset)  # (N, P)
         clock.lap("propose")
-        key = f"{id(target)}-{seed}"
+        key = uuid.uuid4().hex  # names this target in the workers' caches (an id() could be reused)
         objective = Objective(self.pool, target.audio, key)
         distance = torch.from_numpy(objective(params)).float()  # (N,)
         clock.lap("score")

@@ -100,6 +100,8 @@ def cma_run(objective: Objective, start: torch.Tensor, columns: np.ndarray, dead
             popsize: int | None = None, stop: Callable[[], bool] = lambda: False) -> tuple[torch.Tensor, float]:
     """CMA-ES on `columns` of `start` (P,) until the deadline (time.perf_counter) or `max_renders`;
     -> (best params (P,), its distance)."""
+    if not len(columns):  # a synth with categorical parameters only: the sweep is the whole search
+        return start.clone(), float("inf")
     opt = _Pycma(start[columns].double().numpy(), sigma, seed, popsize)
     best, best_value, used = start.clone(), float("inf"), 0
     while time.perf_counter() < deadline and not stop() and (max_renders is None or used < max_renders):

@@ -53,13 +53,16 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan: list[tuple[str, float]],
-                rows_path: Path, candidates: int = 8, seed: int = 0, progress=None) -> list[dict]:
+                rows_path: Path, candidates: int = 8, seed: int = 0, progress=None, tag: str = "") -> list[dict]:
     """Invert every sound with every (method, budget) of `plan`, appending one row per result to rows_path
-    (skipping those already there). sounds: (name, path or audio (T,)). -> all rows of this set."""
+    (skipping those already there with the same `tag`, which names what else must match: model, data,
+    seed). sounds: (name, path or audio (T,)). -> the rows of this set, tag and sounds."""
     from synthinv.audio_metrics import f0_cents_between, f0_tracks, mfcc_distance
 
     rows_path.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["set"], r["method"], float(r["budget_s"]), r["sound"]) for r in read_rows(rows_path)}
+    names = {name for name, _ in sounds}
+    mine = [r for r in read_rows(rows_path) if r.get("tag", "") == tag and r["set"] == set_name and r["sound"] in names]
+    done = {(r["set"], r["method"], float(r["budget_s"]), r["sound"]) for r in mine}
     synth = inverter.synth
     target_f0: dict[str, np.ndarray] = {}
     for method, budget in plan:
@@ -73,6 +76,8 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
             result = inverter.invert(sound, candidates=candidates, budget=budget, steps=PROPOSAL_STEPS, seed=seed,
                                      sources=how["sources"], counts=how["counts"], random_offset=i * RANDOM_N)
             seconds = time.perf_counter() - start
+            if result.settings.get("interrupted"):  # Ctrl-C: a cut-short search is not a measurement
+                raise KeyboardInterrupt
             first, target = result.candidates[0], result.target.audio
             if name not in target_f0:
                 target_f0[name] = f0_tracks(target[None], synth.sample_rate)
@@ -82,11 +87,13 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
                    "f0_cents": None if math.isnan(cents) else cents,
                    "level_db": float(level_db(first.audio[None], target[None])[0]),
                    "seconds": round(seconds, 3), "renders": result.settings["renders"]}
+            if tag:
+                row["tag"] = tag
             with open(rows_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             if progress:
                 progress(row)
-    return [r for r in read_rows(rows_path) if r["set"] == set_name]
+    return [r for r in read_rows(rows_path) if r.get("tag", "") == tag and r["set"] == set_name and r["sound"] in names]
 
 
 def summarise(rows: list[dict]) -> list[dict]:

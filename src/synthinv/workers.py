@@ -1,8 +1,10 @@
 """Rendering on every core: a process pool whose workers each hold their own synth engine.
 
 Workers are forked, not spawned: a spawned worker pays the torch + synth import (about 3.5 s here) before
-its first note, a forked one starts in milliseconds. Each worker runs torch on one thread, so the parent's
-thread pool is never used inside a fork. Jobs are module-level functions `job(synth, *args)`, so the pool
+its first note, a forked one starts in milliseconds. They are forked when the pool is made (a first no-op
+job), so callers make the pool before heavy torch work; each worker runs torch on one thread and builds
+its own synth engine (the synth is copied through pickle, which drops an engine the parent had built).
+A worker that dies (a native crash in a renderer) breaks the pool: it is rebuilt once and the job retried. Jobs are module-level functions `job(synth, *args)`, so the pool
 does not care what they compute (bank features, search scores).
 """
 
@@ -11,11 +13,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import pickle
 import signal
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
+
+from synthinv.errors import SynthinvError
 
 _SYNTH = None  # the worker's own synth (its engine is built on first render)
 
@@ -24,7 +30,7 @@ def _init_worker(synth) -> None:
     global _SYNTH
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops the search)
     torch.set_num_threads(1)
-    _SYNTH = synth
+    _SYNTH = pickle.loads(pickle.dumps(synth))  # __getstate__ drops an engine inherited through fork
 
 
 def _call(job: Callable, args: tuple) -> Any:
@@ -44,16 +50,28 @@ class SynthPool:
     def __init__(self, synth, workers: int | None = None):
         self.synth = synth
         self.workers = default_workers() if workers is None else max(1, int(workers))
-        self._pool = None
+        self._pool: cf.ProcessPoolExecutor | None = None
         if self.workers > 1:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
-                                                initializer=_init_worker, initargs=(synth,))
+            self._start()
+
+    def _start(self) -> None:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
+                                            initializer=_init_worker, initargs=(self.synth,))
+        self._pool.submit(os.getpid).result()  # a fork context starts every worker at the first job: now
 
     def map(self, job: Callable, arg_list: Sequence[tuple]) -> list:
         if self._pool is None:
             return [job(self.synth, *args) for args in arg_list]
-        return list(self._pool.map(_call, [job] * len(arg_list), arg_list))
+        for _ in range(2):
+            assert self._pool is not None
+            try:
+                return list(self._pool.map(_call, [job] * len(arg_list), arg_list))
+            except BrokenProcessPool:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._start()
+        raise SynthinvError(f"a {self.synth.name} render worker died twice on the same job (a crash in the "
+                            "synth's native code); try --budget 0 or another sound")
 
     def close(self) -> None:
         if self._pool is not None:
