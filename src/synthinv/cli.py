@@ -359,17 +359,17 @@ def invert(
     write_inversion(result, out, force=force, truth=result.truth)
     table = Table(title=f"{escape(sound.name)}: {len(result.candidates)} candidates, best first")  # names are not markup
     how = scoring(result.synth)
-    for col in ("rank", f"distance: {how.label}", how.check_label, "level dB", "source", "preset"):
-        table.add_column(col)
+    for col in ("#", how.label, how.check_label, "level dB", "source", "folder"):
+        table.add_column(col, no_wrap=col in ("#", how.label, how.check_label, "folder"))
     levels = result.levels_db()
     for rank, (cand, level) in enumerate(zip(result.candidates[:10], levels), 1):
-        table.add_row(str(rank), f"{cand.distance:.4f}", f"{cand.check:.2f}", f"{level:+.1f}", escape(cand.source),
-                      escape(str(out / f"candidate_{rank:02d}" / "preset.json")))
+        table.add_row(str(rank), f"{cand.distance:.3f}", f"{cand.check:.2f}", f"{level:+.1f}", escape(cand.source),
+                      f"candidate_{rank:02d}")
     Console().print(table)
     if abs(levels[0]) > 3:
         typer.echo(f"note: the first preset plays {abs(levels[0]):.1f} dB {'louder' if levels[0] > 0 else 'quieter'} "
                    "than the target (moving it closer changed its sound too much)")
-    typer.echo(f"report: {out / 'report.html'}")
+    typer.echo(f"presets, audio and report: {out}/ (report.html)")
 
 
 def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guidance, refine, seed, transpose, truth,
