@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -99,7 +100,8 @@ def main() -> None:
     sound = args.sound or SOUNDS[args.synth]
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {sound.name}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}; {sound.name}")
     with Inverter(synth_name=args.synth, show_progress=False) as inverter:
         inverter.invert(sound, candidates=1, budget=0, steps=2)  # warm-up (loudness range, first renders)
         fast_path(inverter, sound, args.repeats)
@@ -107,7 +109,7 @@ def main() -> None:
             search(inverter, sound, args.budget)
             per_candidate(inverter.synth)
     bank_lookup()
-    print("medians over repeats; compare rows of one run (the machine is noisy)")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}; medians over repeats; compare rows of one run")
 
 
 if __name__ == "__main__":
