@@ -257,3 +257,19 @@ def test_a_new_sound_is_never_scored_against_the_last_one(synth):
     assert float(rescored[0]) == pytest.approx(second.candidates[0].distance, abs=1e-3)
     assert second.candidates[0].distance < float(mss_distance(second.candidates[0].audio[None], audio[:1],
                                                                synth.sample_rate)[0])
+
+
+def test_bank_build_command_builds_once_and_refuses_bad_requests(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from synthinv.cli import app
+
+    monkeypatch.setenv("SYNTHINV_CACHE", str(tmp_path))
+    first = CliRunner().invoke(app, ["bank", "build", "--n", "16", "--workers", "1"])
+    assert first.exit_code == 0, first.output
+    assert len(list((tmp_path / "banks").glob("dexed-*-n16.npz"))) == 1
+    again = CliRunner().invoke(app, ["bank", "build", "--n", "16"])
+    assert again.exit_code == 0 and "already holds 16 dexed patches" in again.output
+    for args, message in ((["--seed", "3"], "test split"), (["--n", "0"], "1 to"), (["--synth", "kosc"], "no bank")):
+        refused = CliRunner().invoke(app, ["bank", "build", *args])
+        assert refused.exit_code == 2 and message in refused.output and len(refused.output.strip().splitlines()) == 1
