@@ -20,7 +20,7 @@ import synthinv.evaluation  # noqa: F401
 from synthinv.fileio import atomic_write
 from synthinv.ood import audio_files
 from synthinv.pipeline import Inverter
-from synthinv.search_eval import csv_text, markdown_table, read_rows, run_methods, summarise
+from synthinv.search_eval import csv_text, markdown_table, paired_against, read_rows, run_methods, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "invert_search"
@@ -29,10 +29,14 @@ BASELINES = [("random", 0.0), ("retrieval", 0.0), ("model", 0.0), ("model+retrie
 
 
 def write_tables() -> None:
-    summary = summarise(read_rows(OUT / "rows.jsonl"))
+    rows = read_rows(OUT / "rows.jsonl")
+    summary = summarise(rows)
     atomic_write(ROOT / "results" / "invert_search.csv", csv_text(summary))
-    text = (ROOT / "results" / "invert_search_header.md").read_text() if (ROOT / "results" / "invert_search_header.md").exists() else ""
-    atomic_write(ROOT / "results" / "invert_search.md", text + markdown_table(summary))
+    header = ROOT / "results" / "invert_search_header.md"
+    paired = ["", "Paired on the same sounds (the intervals above are across sounds, which differ much more "
+              "than methods do):", "", *paired_against(rows), ""]
+    atomic_write(ROOT / "results" / "invert_search.md",
+                 (header.read_text() if header.exists() else "") + markdown_table(summary) + "\n".join(paired))
     print(markdown_table(summary))
 
 

@@ -132,3 +132,22 @@ def markdown_table(summary: list[dict]) -> str:
         lines.append(f"| {s['set']} | {s['method']} | {s['budget_s']:g} | {s['n']} | {s['mss']:.2f} ± {s['mss_ci95']:.2f} "
                      f"| {s['wmfcc']:.2f} | {f0} | {s['level_db_abs']:.1f} | {s['seconds_per_sound']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def paired_against(rows: list[dict], baseline: str = "retrieval") -> list[str]:
+    """One line per (set, method, budget) other than the baseline: the MSS difference to the baseline on
+    the same sounds, mean ± 95% interval of the paired differences, and on how many sounds it is lower."""
+    keyed: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        keyed.setdefault((r["set"], r["method"], float(r["budget_s"])), {})[r["sound"]] = r["mss"]
+    lines = []
+    for (set_name, method, budget), scores in sorted(keyed.items(), key=lambda kv: (kv[0][0], list(METHODS).index(kv[0][1]), kv[0][2])):
+        base = keyed.get((set_name, baseline, 0.0), {})
+        common = [k for k in scores if k in base]
+        if method == baseline or len(common) < 2:
+            continue
+        diff = np.array([scores[k] - base[k] for k in common])
+        half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff))
+        lines.append(f"- {set_name}, {method} at {budget:g} s: {diff.mean():+.2f} ± {half:.2f} dB MSS against "
+                     f"{baseline} on the same {len(diff)} sounds, lower on {int((diff < 0).sum())}")
+    return lines
