@@ -1,4 +1,11 @@
-"""Sound -> ranked, loadable presets: sample candidates, re-render, score, (refine), rank, write.
+"""Sound -> ranked, loadable presets, under a time budget (`Inverter.invert`):
+
+    propose     model samples and the bank's nearest patches (synthinv.bank), scored on the worker pool
+    transpose   the closest proposals also tried at the target's pitch (synthinv.transpose, synthinv.pitch)
+    search      CMA-ES and a categorical sweep on real renders until the budget ends (synthinv.search)
+    finish      the best distinct presets re-rendered, retuned and level-matched where that costs little
+
+`--budget 0` skips the bank and the search: model samples are ranked as they are.
 
 Output folder layout (written to a hidden temporary folder, renamed into place only when complete):
     target.wav              the sound as the model heard it (mono, resampled, trimmed, level-adjusted)
