@@ -79,7 +79,10 @@ class Bank:
     def nearest(self, audio: torch.Tensor, sample_rate: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """target audio (T,) -> (indices (k,), squared L2 embedding distances (k,)), nearest first.
         Brute force: one (n, D) product, milliseconds for 65,536 patches (benchmarks/bench_bank.py)."""
-        query = embed(audio.reshape(1, -1), sample_rate)[0]  # (D,)
+        return self.nearest_embedding(embed(audio.reshape(1, -1), sample_rate)[0], k)
+
+    def nearest_embedding(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (D,) -> (indices (k,), squared L2 distances (k,)), nearest first."""
         d2 = self._norms - 2 * (self.embedding @ query) + query.square().sum()  # (n,)
         k = min(k, len(self))
         d2, idx = torch.topk(d2, k, largest=False)

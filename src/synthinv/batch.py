@@ -22,7 +22,7 @@ import torch
 
 from synthinv.errors import SynthinvError
 from synthinv.fileio import atomic_write
-from synthinv.ood import AUDIO_SUFFIXES
+from synthinv.ood import AUDIO_SUFFIXES, audio_files_in
 from synthinv.progress import progress_bar
 
 BANK_VOICES = 32
@@ -32,10 +32,6 @@ BANK_VOICES = 32
 class BatchResult:
     rows: list[dict]  # one per file: file, status, distance, folder
     banks: list[Path]
-
-
-def sound_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
 def voice_name(stem: str) -> str:
@@ -48,7 +44,7 @@ def invert_folder(inverter, folder: Path, out: Path, say=print, **invert_setting
     """Invert every sound of `folder` into out/<stem>/, skipping finished ones and bad files (reported)."""
     from synthinv.pipeline import write_inversion
 
-    files = sound_files(folder)
+    files = audio_files_in(folder)
     if not files:
         raise SynthinvError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     stems = [p.stem for p in files]

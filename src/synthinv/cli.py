@@ -264,6 +264,7 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force) 
     from synthinv.pipeline import Inverter
     from synthinv.scoring import REAL_SYNTH, scoring
     from synthinv.search_eval import markdown_table, run_methods, summarise
+    from synthinv.synths.base import draw_examples
 
     set_threads(threads)
     rows_path = out.with_name(out.stem + ".rows.jsonl")  # per sound, so an interrupted run resumes
@@ -276,8 +277,7 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force) 
         if data is not None:
             audio = first_examples(data, synth, n)[2]
         else:
-            audio = inverter.synth.draw(TEST_SEED, np.arange(n))[1] if hasattr(synth, "draw") else \
-                synth.render(synth.params_at(TEST_SEED, np.arange(n)))
+            audio = draw_examples(synth, TEST_SEED, np.arange(n))[1]
         sounds = [(f"test_{i:04d}", audio[i]) for i in range(len(audio))]
         plan = [("default", budget), ("retrieval", 0.0), ("random", 0.0)]
         tag = f"{Path(checkpoint).resolve()}|data={data}|seed={seed}"  # resumed rows must come from the same run
@@ -377,9 +377,9 @@ def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guid
     """`invert FOLDER`: every sound into OUT/<name>/ (resumable), Dexed banks of the best presets."""
     from rich.markup import escape
 
-    from synthinv.batch import invert_folder, sound_files
+    from synthinv.batch import invert_folder
     from synthinv.checks import check_sampling, check_seed, check_threads, check_writable
-    from synthinv.ood import AUDIO_SUFFIXES
+    from synthinv.ood import AUDIO_SUFFIXES, audio_files_in
     from synthinv.pipeline import Inverter, check_invert_settings
 
     if truth is not None:
@@ -391,7 +391,7 @@ def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guid
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
     check_writable(out, "--out")
-    if not sound_files(folder):  # before the model loads
+    if not audio_files_in(folder):  # before the model loads
         raise ValueError(f"{folder} is a folder that holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     set_threads(threads)
     with Inverter(model, synth, say=typer.echo) as inverter:

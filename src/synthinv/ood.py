@@ -38,12 +38,17 @@ class OODResult:
     summary: dict  # settings, the model's budget and, per metric, mean ± 95% over files (f0: where defined)
 
 
+def audio_files_in(folder: Path) -> list[Path]:
+    """The audio files directly inside `folder` (by suffix), sorted by name; maybe none."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
 def audio_files(folder: str | Path) -> list[Path]:
     """The audio files directly inside `folder`, sorted by name; a clear error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AudioError(f"--audio-dir {folder} is not a directory")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    files = audio_files_in(folder)
     if not files:
         raise AudioError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     return files

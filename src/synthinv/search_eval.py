@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthinv.evaluation import mean_and_ci95
 from synthinv.metrics import level_db
 from synthinv.pipeline import PROPOSAL_STEPS
 
@@ -104,11 +105,10 @@ def summarise(rows: list[dict]) -> list[dict]:
     order = list(METHODS)
     out = []
     for (set_name, method, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), kv[0][2])):
-        mss = torch.tensor([r["mss"] for r in rs], dtype=torch.float64)
+        mss = mean_and_ci95("mss", torch.tensor([r["mss"] for r in rs], dtype=torch.float64))
         cents = [r["f0_cents"] for r in rs if r["f0_cents"] is not None]
-        half = 1.96 * float(mss.std()) / math.sqrt(len(rs)) if len(rs) > 1 else float("nan")
         out.append({"method": method, "budget_s": budget, "set": set_name, "n": len(rs),
-                    "mss": round(float(mss.mean()), 3), "mss_ci95": round(half, 3),
+                    "mss": round(mss["mss"], 3), "mss_ci95": round(mss["mss_ci95"], 3),
                     "wmfcc": round(float(np.mean([r["wmfcc"] for r in rs])), 3),
                     "f0_within_50c": round(float(np.mean(np.array(cents) < 50)), 3) if cents else None,
                     "level_db_abs": round(float(np.mean([abs(r["level_db"]) for r in rs])), 2),
@@ -146,8 +146,8 @@ def paired_against(rows: list[dict], baseline: str = "retrieval") -> list[str]:
         common = [k for k in scores if k in base]
         if method == baseline or len(common) < 2:
             continue
-        diff = np.array([scores[k] - base[k] for k in common])
-        half = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff))
-        lines.append(f"- {set_name}, {method} at {budget:g} s: {diff.mean():+.2f} ± {half:.2f} dB MSS against "
+        diff = torch.tensor([scores[k] - base[k] for k in common], dtype=torch.float64)
+        paired = mean_and_ci95("d", diff)
+        lines.append(f"- {set_name}, {method} at {budget:g} s: {paired['d']:+.2f} ± {paired['d_ci95']:.2f} dB MSS against "
                      f"{baseline} on the same {len(diff)} sounds, lower on {int((diff < 0).sum())}")
     return lines
