@@ -273,3 +273,61 @@ def test_bank_build_command_builds_once_and_refuses_bad_requests(tmp_path, monke
     for args, message in ((["--seed", "3"], "test split"), (["--n", "0"], "1 to"), (["--synth", "kosc"], "no bank")):
         refused = CliRunner().invoke(app, ["bank", "build", *args])
         assert refused.exit_code == 2 and message in refused.output and len(refused.output.strip().splitlines()) == 1
+
+
+# --- the whole note range ---------------------------------------------------------------------------
+
+
+def test_whole_range_synth_plays_the_same_patches_and_reaches_a_bass(synth):
+    from synthinv.pitch import median_f0, move_to_pitch
+
+    wide = synth.over_whole_range()
+    assert wide.spec.settings["min_note"] <= 24 and wide.spec.settings["max_note"] >= 108
+    params = synth.params_at(3, np.arange(12))
+    converted = synth.spec.convert(params, wide.spec)
+    assert np.array_equal(wide.notes(converted), synth.notes(params))
+    assert torch.equal(wide.render(converted), synth.render(params))  # the same notes, the same audio
+    assert torch.equal(wide.spec.convert(converted, synth.spec), synth.spec.convert(params, synth.spec))
+    own_f0 = median_f0(wide.render(converted), wide.sample_rate)
+    note_hz = 440.0 * 2 ** ((wide.notes(converted) - 69) / 12)
+    plain = np.abs(1200 * np.log2(own_f0 / note_hz)) < 50  # patches whose f0 is their note's (carrier ratio 1)
+    assert plain.sum() >= 2, own_f0
+    bass = 440.0 * 2 ** ((36 - 69) / 12)  # MIDI 36, an octave below the prior's lowest note
+    moved, shift = move_to_pitch(wide, converted[plain], bass)
+    assert (wide.notes(moved) == 36).all(), wide.notes(moved)  # a note the model's own spec cannot hold
+    f0 = median_f0(wide.render(moved), wide.sample_rate)
+    assert (np.abs(1200 * np.log2(f0 / bass)) < 50).mean() >= 0.5, f0
+
+
+def test_presets_read_across_note_ranges_and_refuse_notes_outside(synth, tmp_path):
+    from synthinv.presets import PresetError, read_json_preset, write_json_preset
+
+    wide = synth.over_whole_range()
+    params = synth.params_at(3, np.arange(1))
+    narrow_file = write_json_preset(tmp_path / "narrow.json", synth, params[0])
+    read = read_json_preset(narrow_file, wide)  # a model-range preset as invert's --truth
+    assert torch.equal(wide.render(read[None]), synth.render(params))
+    low = wide.spec.convert(params, wide.spec).clone()
+    low[:, -1] = -1.0  # MIDI 24
+    low_file = write_json_preset(tmp_path / "low.json", wide, low[0])
+    with pytest.raises(PresetError, match="note.midi outside"):
+        read_json_preset(low_file, synth)
+    from synthinv.synths.kosc import KOscSynth
+
+    with pytest.raises(PresetError, match="not this synth"):
+        read_json_preset(narrow_file, KOscSynth(k=4))
+
+
+def test_invert_moves_a_proposal_below_the_models_notes(synth):
+    """A DX7 note at MIDI 36 (the model and the bank only know 48-72): the first candidate plays below 48."""
+    from synthinv.pipeline import Inverter
+    from synthinv.transpose import note_column
+
+    with Inverter(workers=1, show_progress=False, say=lambda _: None) as inverter:
+        wide = inverter.search_synth
+        params = synth.spec.convert(synth.params_at(3, np.arange(2)), wide.spec)
+        col, low, high = note_column(wide.spec)
+        params[:, col] = 2 * (36 - low) / (high - low) - 1
+        audio = wide.render(params)
+        result = inverter.invert(audio[0], candidates=2, budget=0, steps=4)
+    assert result.synth is wide and result.candidates[0].preset["note.midi"] < 48

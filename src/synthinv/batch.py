@@ -72,7 +72,8 @@ def invert_folder(inverter, folder: Path, out: Path, say=print, **invert_setting
                 say(f"skipped {path.name}: {exc}")
                 rows.append({**row, "status": f"skipped: {exc}", "distance": None, "folder": None})
             advance(1)
-    banks = write_banks(inverter.synth, out, rows) if hasattr(inverter.synth, "to_vced") else []
+    synth = inverter.search_synth  # the spec the presets were written in
+    banks = write_banks(synth, out, rows) if hasattr(synth, "to_vced") else []
     write_table(out, rows)
     return BatchResult(rows, banks)
 

@@ -168,6 +168,13 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
     return torch.from_numpy(np.clip(result.x, -1, 1)).float()
 
 
+def playing_synth(synth):
+    """The synth invert plays candidates on: Dexed over its whole note range (`DexedSynth.over_whole_range`),
+    others as they are."""
+    widen = getattr(synth, "over_whole_range", None)
+    return widen() if widen else synth
+
+
 DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md measures 0 / 5 / 10 / 30
 MAX_BUDGET = 600.0
 MODEL_PROPOSALS = 64  # flow samples when searching (budget > 0)
@@ -216,13 +223,15 @@ class Inverter:
     The pool is forked here, before any heavy torch work, so every worker starts from a clean process."""
 
     def __init__(self, model: str | None = None, synth_name: str | None = None, workers: int | None = None,
-                 bank_size: int | None = None, say=print, show_progress: bool | None = None):
+                 bank_size: int | None = None, say=print, show_progress: bool | None = None, whole_range: bool = True):
         if synth_name is None and model is None:
             synth_name = DEFAULT_SYNTH
         self.checkpoint = resolve_model(model, synth_name or DEFAULT_SYNTH)  # a given model names its own synth
         self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
                                                           expect_synth={"name": synth_name} if synth_name else None)
-        self.pool = SynthPool(self.synth, workers)
+        # candidates live here (whole_range=False: the model's own note range); proposals are converted to it
+        self.search_synth = playing_synth(self.synth) if whole_range else self.synth
+        self.pool = SynthPool(self.search_synth, workers)
         self.bank_size = bank_size  # None: bank.default_bank_size()
         self.bank_seed = BANK_SEED
         self.say, self.show_progress = say, show_progress
@@ -268,7 +277,7 @@ class Inverter:
 
     def proposals(self, target: LoadedSound, sources: tuple[str, ...], counts: dict, steps: int,
                   guidance: float, seed: int, random_offset: int = 0) -> tuple[torch.Tensor, list[str]]:
-        """-> (params (N, P), what each row came from)."""
+        """-> (params (N, P) in the search synth's spec, what each row came from)."""
         found, labels = [], []
         if "model" in sources:
             cond = self.synth.features(target.audio[None])  # what the encoder hears
@@ -287,7 +296,7 @@ class Inverter:
             n = counts["random"]
             found.append(draw_examples(self.synth, RANDOM_BASELINE_SEED, np.arange(random_offset, random_offset + n))[0])
             labels += ["random patch"] * n
-        return torch.cat(found), labels
+        return self.synth.spec.convert(torch.cat(found), self.search_synth.spec), labels
 
     def invert(self, sound, candidates: int = 8, budget: float = DEFAULT_BUDGET, steps: int = 50,
                guidance: float | None = None, seed: int = 0, transpose: bool = True, refine_budget: int = 0,
@@ -302,7 +311,7 @@ class Inverter:
         counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0)."""
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
         clock = Stopwatch()
-        synth = self.synth
+        synth = self.search_synth
         true_params = read_json_preset(Path(truth), synth) if truth else None  # checked before seconds of work
         target = self.prepare(sound)
         guidance = self.blob["config"]["sample"]["guidance"] if guidance is None else guidance
@@ -374,7 +383,7 @@ class Inverter:
     def _transposed(self, target: LoadedSound, params: torch.Tensor, distance: torch.Tensor, objective: Objective):
         """synthinv.transpose's likeliest semitone shifts of each proposal (N, P), scored on the pool; each
         row keeps the closest of itself and its shifts -> (params, distance, shift (N,))."""
-        synth = self.synth
+        synth = self.search_synth
         column = note_column(synth.spec)
         shift = torch.zeros(len(params), dtype=torch.long)
         if column is None or not len(params):
@@ -396,7 +405,7 @@ class Inverter:
     def _target_f0(self, target: LoadedSound) -> float:
         """The target's median f0 in Hz (NaN when unpitched), tracked once per sound."""
         if target.f0 is None:
-            target.f0 = float(median_f0(target.audio[None], self.synth.sample_rate)[0])
+            target.f0 = float(median_f0(target.audio[None], self.search_synth.sample_rate)[0])
         return target.f0
 
     def _starts_at_pitch(self, target: LoadedSound, starts: list, objective: Objective) -> list:
@@ -406,7 +415,7 @@ class Inverter:
         if not math.isfinite(f0):
             return starts
         params = torch.stack([p for p, _ in starts])
-        moved, shift = move_to_pitch(self.synth, params, f0)
+        moved, shift = move_to_pitch(self.search_synth, params, f0)
         rows = shift.nonzero().squeeze(1)
         if not len(rows):
             return starts
@@ -430,12 +439,12 @@ class Inverter:
                 break
         params = torch.stack([c[0] for c in chosen])  # (C, P)
         labels = [c[2] for c in chosen]
-        audio, dist, check = score(self.synth, params, target.audio)
-        if retune and hasattr(self.synth, "retuned") and math.isfinite(self._target_f0(target)):
+        audio, dist, check = score(self.search_synth, params, target.audio)
+        if retune and hasattr(self.search_synth, "retuned") and math.isfinite(self._target_f0(target)):
             params, audio, dist, check, labels = self._retune(target, params, audio, dist, check, labels)
-        if hasattr(self.synth, "with_gain"):
+        if hasattr(self.search_synth, "with_gain"):
             params, audio, dist, check, labels = self._match_level(target, params, audio, dist, check, labels)
-        found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i], self.synth)
+        found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i], self.search_synth)
                  for i in range(len(chosen))]
         found.sort(key=lambda c: c.distance)
         return found
@@ -445,14 +454,14 @@ class Inverter:
         ratios), kept where that costs at most PITCH_TOLERANCE of ranking distance: MSS hears little of a
         quarter tone, a listener hears it at once."""
         top = dist.argsort()[:RETUNED]
-        f0 = median_f0(audio[top], self.synth.sample_rate)  # (R,)
+        f0 = median_f0(audio[top], self.search_synth.sample_rate)  # (R,)
         with np.errstate(invalid="ignore", divide="ignore"):
             cents = 1200 * np.log2(self._target_f0(target) / f0)
         rows = [int(t) for t, c in zip(top, cents) if math.isfinite(c) and abs(c) > RETUNE_ABOVE_CENTS]
         if not rows:
             return params, audio, dist, check, labels
-        moved = self.synth.retuned(params[rows], torch.tensor([cents[top.tolist().index(r)] for r in rows]))
-        m_audio, m_dist, m_check = score(self.synth, moved, target.audio)
+        moved = self.search_synth.retuned(params[rows], torch.tensor([cents[top.tolist().index(r)] for r in rows]))
+        m_audio, m_dist, m_check = score(self.search_synth, moved, target.audio)
         params, audio, dist, check, labels = params.clone(), audio.clone(), dist.clone(), check.clone(), list(labels)
         for j, r in enumerate(rows):
             if m_dist[j] <= dist[r] + PITCH_TOLERANCE:
@@ -466,9 +475,9 @@ class Inverter:
         targets = target.audio.expand_as(audio)
         moved = params
         for _ in range(2):  # the level-to-gain curve is not exactly linear: measure again and correct
-            level = level_db(self.synth.render(moved), targets)
-            moved = self.synth.with_gain(moved, -level)
-        m_audio, m_dist, m_check = score(self.synth, moved, target.audio)
+            level = level_db(self.search_synth.render(moved), targets)
+            moved = self.search_synth.with_gain(moved, -level)
+        m_audio, m_dist, m_check = score(self.search_synth, moved, target.audio)
         keep = (m_dist <= dist + LEVEL_TOLERANCE) & (level_db(m_audio, targets).abs() < level_db(audio, targets).abs())
         labels = [label + (", level matched" if k else "") for label, k in zip(labels, keep.tolist())]
         pick = keep[:, None]

@@ -77,10 +77,33 @@ def read_json_preset(path: Path, synth) -> torch.Tensor:
     data, values = preset_values(path)
     spec_hash = data.get("spec_hash")
     if spec_hash != synth.spec.hash():
-        raise PresetError(f"{path} is a preset for {data.get('synth')} spec {spec_hash}, not this synth")
+        return _from_other_range(path, data, values, synth)
     if len(values) != synth.spec.size:
         raise PresetError(f"{path} has {len(values)} normalised values, {synth.name} presets have {synth.spec.size}")
     return torch.tensor(values, dtype=torch.float32)
+
+
+def _from_other_range(path: Path, data: dict, values: list[float], synth) -> torch.Tensor:
+    """A preset of the same synth and parameters whose spec differs only in ranges (invert writes Dexed presets
+    over the whole note range, the model's spec spans notes 48-72), re-encoded for `synth`; refused when a
+    value lies outside this spec's range or the spec is another synth's."""
+    from synthinv import synths
+
+    refused = PresetError(f"{path} is a preset for {data.get('synth')} spec {data.get('spec_hash')}, not this synth")
+    if data.get("synth") != synth.name or not isinstance(data.get("settings"), dict):
+        raise refused
+    try:
+        theirs = synths.get(synth.name, **{k: v for k, v in data["settings"].items() if k != "name"}).spec
+    except (ValueError, TypeError):
+        raise refused from None
+    if theirs.hash() != data.get("spec_hash") or theirs.names != synth.spec.names or len(values) != theirs.size:
+        raise refused
+    row = torch.tensor(values, dtype=torch.float64)[None]
+    mine = theirs.convert(row, synth.spec)
+    if not torch.allclose(synth.spec.decode(mine), theirs.decode(row), atol=1e-6):
+        outside = [n for n, a, b in zip(theirs.names, synth.spec.decode(mine)[0], theirs.decode(row)[0]) if abs(a - b) > 1e-6]
+        raise PresetError(f"{path}: {', '.join(outside[:3])} outside the range of this synth's spec")
+    return mine[0].float()
 
 
 # --- DX7 sysex (Dexed) ----------------------------------------------------------------------------

@@ -189,6 +189,16 @@ class ParamSpec:
                 out[:, s.start] = 2 * (v - p.low) / (p.high - p.low) - 1
         return out.to(dtype)
 
+    def convert(self, x: torch.Tensor, to: ParamSpec) -> torch.Tensor:
+        """Normalised (N, size) in this spec -> the same patches encoded in `to`, a spec of the same parameters
+        with other ranges (e.g. a wider note range). Exact on discrete and categorical values; values outside
+        `to`'s ranges are clipped to them, as decoding would."""
+        if to.names != self.names or to.synth != self.synth:
+            raise ValueError(f"cannot convert {self.synth} parameters to a spec of other parameters ({to.synth})")
+        if to.hash() == self.hash():
+            return x
+        return to.encode(self.decode(x.double())).clamp(-1, 1).to(x.dtype)
+
     def from_uniform(self, u: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Uniform draws (N, len(params)) in [-1, 1) -> encoded (N, size), one draw per parameter.
 

@@ -53,6 +53,7 @@ N_OPS = 6
 VCED_SIZE = 156  # 155 voice bytes + the operator on/off byte Dexed's loader expects
 NAME_SLICE = slice(145, 155)
 TRANSPOSE_BYTE = 144
+PLAYED_NOTES = (24, 108)  # C1-C8: the notes invert may play a patch at (pYIN tracks f0s from C2 to C7)
 CURVES = ("-lin", "-exp", "+exp", "+lin")  # DX7 keyboard level scaling curves, sysex values 0-3
 LFO_WAVES = ("triangle", "saw_down", "saw_up", "square", "sine", "s&h")  # sysex values 0-5
 DEFAULT_NAME = "SYNTHINV"
@@ -215,6 +216,13 @@ class DexedSynth(LogMelFeatures):
         """From spec.settings (extra keys such as "name" are ignored, missing ones take the defaults)."""
         keys = ("sample_rate", "note_duration", "release", "velocity", "transpose", "min_note", "max_note", "prior")
         return cls(**{k: settings[k] for k in keys if k in settings})
+
+    def over_whole_range(self) -> DexedSynth:
+        """The same synth with its note parameter spanning PLAYED_NOTES: what invert plays patches at, so that a
+        proposal drawn at notes 48-72 (the prior's range, the model's and the bank's) can move to a bass at
+        MIDI 36 or a voice transposed two octaves down. Convert rows with `spec.convert`."""
+        low, high = min(PLAYED_NOTES[0], self.spec.settings["min_note"]), max(PLAYED_NOTES[1], self.spec.settings["max_note"])
+        return DexedSynth.from_settings({**self.spec.settings, "min_note": low, "max_note": high})
 
     def __getstate__(self):
         state = dict(self.__dict__)
