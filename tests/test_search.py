@@ -331,3 +331,42 @@ def test_invert_moves_a_proposal_below_the_models_notes(synth):
         audio = wide.render(params)
         result = inverter.invert(audio[0], candidates=2, budget=0, steps=4)
     assert result.synth is wide and result.candidates[0].preset["note.midi"] < 48
+
+
+def test_steady_pitch_tells_a_note_from_a_glide_noise_and_silence():
+    from synthinv.audio_metrics import f0_tracks
+    from synthinv.pitch import steady_pitch
+
+    sr, t = 16000, torch.arange(16000 * 3 // 2) / 16000
+    note = torch.sin(2 * torch.pi * 220 * t)
+    glide = torch.sin(2 * torch.pi * (200 * t + 200 * t**2))  # 200 Hz rising to 800 Hz
+    noise = torch.randn(len(t), generator=torch.Generator().manual_seed(0)) * 0.3
+    tracks = f0_tracks(torch.stack([note, glide, noise, torch.zeros_like(t)]), sr)
+    assert steady_pitch(tracks).tolist() == [True, False, False, False]
+
+
+def test_in_tune_candidates_within_the_tolerance_rank_first():
+    from synthinv.pipeline import PITCH_TOLERANCE, in_tune_first
+
+    distance = torch.tensor([1.0, 1.0 + PITCH_TOLERANCE / 2, 1.0 + 2 * PITCH_TOLERANCE, 0.5 + 1.0])
+    cents = torch.tensor([300.0, 10.0, 0.0, float("inf")])
+    assert in_tune_first(distance, cents) == [1, 0, 3, 2]  # in tune and close enough first, then by distance
+    assert in_tune_first(distance, None) == [0, 1, 3, 2]  # no steady pitch: by distance
+
+
+def test_a_candidate_a_semitone_off_comes_back_in_tune(synth):
+    from synthinv.audio_io import LoadedSound
+    from synthinv.pipeline import Inverter
+    from synthinv.transpose import transpose_params
+
+    with Inverter(workers=1, show_progress=False, say=lambda _: None) as inverter:
+        wide = inverter.search_synth
+        params = synth.spec.convert(synth.params_at(3, np.arange(12)), wide.spec)
+        steady = [i for i, p in enumerate(params) if inverter._pitch_of(
+            LoadedSound(wide.render(p[None])[0]), wide.render(p[None]))[0][0] == 0]
+        i = steady[0]  # a test patch whose pitch pYIN tracks steadily
+        target = LoadedSound(wide.render(params[i:i + 1])[0])
+        off, _ = transpose_params(wide.spec, params[i:i + 1], torch.tensor([1]))
+        found = inverter._finish(target, [(off[0], 0.0, "a semitone up")], candidates=1)
+    assert wide.notes(found[0].params)[0] == wide.notes(params[i:i + 1])[0] and "retuned" in found[0].source
+    assert found[0].distance < 0.1

@@ -33,6 +33,7 @@ class LoadedSound:
     audio: torch.Tensor  # (T,) mono float32 at the synth's rate, trimmed/padded to the synth's length
     notes: list[str] = field(default_factory=list)  # what was done, in words
     f0: float | None = None  # median f0 in Hz (NaN: unpitched), tracked by the pipeline when it needs it
+    f0_track: np.ndarray | None = None  # (frames,) pYIN f0 in Hz, NaN where unvoiced; tracked with `f0`
 
 
 def write_wav(path: Path, audio: torch.Tensor | np.ndarray, sample_rate: int) -> None:

@@ -39,7 +39,7 @@ from synthinv.checkpoint import load_checkpoint
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import UsageError
 from synthinv.metrics import level_db
-from synthinv.pitch import median_f0, move_to_pitch
+from synthinv.pitch import IN_TUNE_CENTS, move_to_pitch, steady_pitch, track_medians
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.progress import search_progress
 from synthinv.scoring import check_distance, ranking_distance, scoring
@@ -185,8 +185,8 @@ STARTS = 3  # CMA-ES runs, from the closest proposals that differ in their categ
 SOURCES = ("model", "bank", "random")
 LEVEL_TOLERANCE = 0.3  # dB of ranking distance a candidate may lose to play at the target's level
 PITCH_TOLERANCE = 1.0  # dB of ranking distance a candidate may lose to play in tune with the target
-RETUNED = 3  # the closest candidates checked for tuning (a pYIN track each)
-RETUNE_ABOVE_CENTS = 20.0
+RETUNE_ABOVE_CENTS = 20.0  # candidates further than this from the target's f0 are retuned
+CONTENDERS = 4  # at most this many final candidates are pitch-tracked (those that could rank first)
 
 
 def _categorical_signature(spec, params: torch.Tensor) -> tuple:
@@ -403,10 +403,22 @@ class Inverter:
         return params, distance, shift
 
     def _target_f0(self, target: LoadedSound) -> float:
-        """The target's median f0 in Hz (NaN when unpitched), tracked once per sound."""
+        """The target's median f0 in Hz (NaN when unpitched); its pYIN track is kept in target.f0_track."""
         if target.f0 is None:
-            target.f0 = float(median_f0(target.audio[None], self.search_synth.sample_rate)[0])
+            target.f0_track = self._f0_tracks(target.audio[None])[0]
+            target.f0 = float(track_medians(target.f0_track[None])[0])
         return target.f0
+
+    def _target_track(self, target: LoadedSound) -> np.ndarray:
+        """The target's pYIN f0 track (frames,), NaN where unvoiced."""
+        self._target_f0(target)
+        assert target.f0_track is not None
+        return target.f0_track
+
+    def _f0_tracks(self, audio: torch.Tensor) -> np.ndarray:
+        """audio (N, T) -> pYIN f0 tracks (N, frames) (synthinv.audio_metrics.f0_tracks) on the worker pool."""
+        chunks = [c for c in torch.tensor_split(audio, self.pool.workers) if len(c)]
+        return np.concatenate(self.pool.map(_f0_job, [(c,) for c in chunks]))
 
     def _starts_at_pitch(self, target: LoadedSound, starts: list, objective: Objective) -> list:
         """For a pitched target, each start moved to the target's f0 (synthinv.pitch), kept even where MSS
@@ -440,34 +452,63 @@ class Inverter:
         params = torch.stack([c[0] for c in chosen])  # (C, P)
         labels = [c[2] for c in chosen]
         audio, dist, check = score(self.search_synth, params, target.audio)
-        if retune and hasattr(self.search_synth, "retuned") and math.isfinite(self._target_f0(target)):
-            params, audio, dist, check, labels = self._retune(target, params, audio, dist, check, labels)
+        cents = torch.full((len(chosen),), math.inf)  # to the target's f0, tracked for the contenders only
+        pitched = retune and math.isfinite(self._target_f0(target))
+        if pitched:
+            # only a candidate within PITCH_TOLERANCE of the closest can rank first: pYIN costs 20-30 renders
+            rows = [int(i) for i in dist.argsort()[:CONTENDERS] if dist[i] <= dist.min() + PITCH_TOLERANCE]
+            cents[rows], shift = self._pitch_of(target, audio[rows])
+            if hasattr(self.search_synth, "retuned"):
+                params, audio, dist, check, labels, cents = self._retune(target, rows, shift, params, audio, dist,
+                                                                         check, labels, cents)
         if hasattr(self.search_synth, "with_gain"):
             params, audio, dist, check, labels = self._match_level(target, params, audio, dist, check, labels)
         found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i], self.search_synth)
                  for i in range(len(chosen))]
-        found.sort(key=lambda c: c.distance)
-        return found
+        steady = pitched and steady_pitch(self._target_track(target)[None])[0]  # a note, not a bell or a glide
+        order = in_tune_first(dist, cents if steady else None)
+        if order[0] != int(dist.argmin()):
+            found[order[0]].source += ", in tune: ranked first"
+        return [found[i] for i in order]
 
-    def _retune(self, target: LoadedSound, params, audio, dist, check, labels):
-        """The RETUNED closest candidates brought to the target's f0 by a fine retune (Dexed: operator
-        ratios), kept where that costs at most PITCH_TOLERANCE of ranking distance: MSS hears little of a
-        quarter tone, a listener hears it at once."""
-        top = dist.argsort()[:RETUNED]
-        f0 = median_f0(audio[top], self.search_synth.sample_rate)  # (R,)
+    def _pitch_of(self, target: LoadedSound, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio (N, T) -> (the f0 metric's cents to the target (N,): median over frames voiced in both, inf
+        where there are none; the cents that would bring each median f0 to the target's (N,), NaN if unvoiced)."""
+        from synthinv.audio_metrics import f0_cents_between
+
+        track = self._target_track(target)
+        tracks = self._f0_tracks(audio)  # (N, frames)
+        cents = torch.nan_to_num(f0_cents_between(tracks, np.broadcast_to(track, tracks.shape)), nan=math.inf)
         with np.errstate(invalid="ignore", divide="ignore"):
-            cents = 1200 * np.log2(self._target_f0(target) / f0)
-        rows = [int(t) for t, c in zip(top, cents) if math.isfinite(c) and abs(c) > RETUNE_ABOVE_CENTS]
-        if not rows:
-            return params, audio, dist, check, labels
-        moved = self.search_synth.retuned(params[rows], torch.tensor([cents[top.tolist().index(r)] for r in rows]))
-        m_audio, m_dist, m_check = score(self.search_synth, moved, target.audio)
-        params, audio, dist, check, labels = params.clone(), audio.clone(), dist.clone(), check.clone(), list(labels)
-        for j, r in enumerate(rows):
-            if m_dist[j] <= dist[r] + PITCH_TOLERANCE:
-                params[r], audio[r], dist[r], check[r] = moved[j], m_audio[j], m_dist[j], m_check[j]
-                labels[r] += ", retuned"
-        return params, audio, dist, check, labels
+            shift = 1200 * np.log2(self._target_f0(target) / track_medians(tracks))
+        return cents, torch.from_numpy(shift)
+
+    def _retune(self, target: LoadedSound, rows: list[int], shift: torch.Tensor, params, audio, dist, check, labels,
+                cents):
+        """Candidates `rows` more than RETUNE_ABOVE_CENTS (`shift` (R,)) from the target's f0 brought to it: whole
+        semitones by the note, the rest by a fine retune (Dexed: operator ratios); kept where that costs at most
+        PITCH_TOLERANCE of ranking distance: MSS hears little of a quarter tone, a listener hears it at once."""
+        synth = self.search_synth
+        pick = [j for j, c in enumerate(shift.tolist()) if math.isfinite(c) and abs(c) > RETUNE_ABOVE_CENTS]
+        if not pick:
+            return params, audio, dist, check, labels, cents
+        rows = [rows[j] for j in pick]
+        want = shift[pick]  # (R,)
+        semitones = torch.round(want / 100).long()
+        moved, ok = transpose_params(synth.spec, params[rows], semitones)  # the note, where it stays in range
+        moved = synth.retuned(moved, torch.where(ok, want - 100 * semitones, want))
+        m_audio, m_dist, m_check = score(synth, moved, target.audio)
+        keep = [j for j, r in enumerate(rows) if m_dist[j] <= dist[r] + PITCH_TOLERANCE]
+        if not keep:
+            return params, audio, dist, check, labels, cents
+        m_cents = self._pitch_of(target, m_audio[keep])[0]
+        params, audio, dist, check, labels, cents = (params.clone(), audio.clone(), dist.clone(), check.clone(),
+                                                     list(labels), cents.clone())
+        for k, j in enumerate(keep):
+            r = rows[j]
+            params[r], audio[r], dist[r], check[r], cents[r] = moved[j], m_audio[j], m_dist[j], m_check[j], m_cents[k]
+            labels[r] += ", retuned"
+        return params, audio, dist, check, labels, cents
 
     def _match_level(self, target: LoadedSound, params, audio, dist, check, labels):
         """Each candidate moved to the target's level (Dexed: carrier output levels), kept where that costs at
@@ -483,6 +524,23 @@ class Inverter:
         pick = keep[:, None]
         return (torch.where(pick, moved, params), torch.where(pick, m_audio, audio), torch.where(keep, m_dist, dist),
                 torch.where(keep, m_check, check), labels)
+
+
+def in_tune_first(distance: torch.Tensor, cents: torch.Tensor | None) -> list[int]:
+    """The ranking of candidates with distances (N,): by distance, except that for a target with a steady pitch
+    (`cents` (N,) to it given) candidates in tune (IN_TUNE_CENTS) within PITCH_TOLERANCE of the closest come
+    first: the wrong note is what a listener hears first, MSS barely."""
+    first = torch.zeros(len(distance), dtype=torch.bool)
+    if cents is not None and len(distance):
+        first = (cents <= IN_TUNE_CENTS) & (distance <= float(distance.min()) + PITCH_TOLERANCE)
+    return sorted(range(len(distance)), key=lambda i: (not bool(first[i]), float(distance[i])))
+
+
+def _f0_job(synth, audio: torch.Tensor) -> np.ndarray:
+    """Pool job: pYIN f0 tracks of audio (n, T) -> (n, frames)."""
+    from synthinv.audio_metrics import f0_tracks
+
+    return f0_tracks(audio, synth.sample_rate)
 
 
 def check_invert_settings(candidates: int, steps: int, budget: float, refine_budget: int,

@@ -16,13 +16,21 @@ import torch
 from synthinv.transpose import note_column, transpose_params
 
 MIN_VOICED = 0.3  # share of frames pYIN must call voiced for a sound to count as pitched
+STEADY_VOICED = 0.5  # a steady pitch: voiced on at least half the frames...
+STEADY_CENTS = 50.0  # ...and three quarters of them within this many cents of the median
+IN_TUNE_CENTS = 50.0  # a candidate is in tune when its f0 is this close to the target's (the f0 metric's bar)
 
 
 def median_f0(audio: torch.Tensor, sample_rate: int) -> np.ndarray:
     """audio (N, T) -> (N,) median f0 in Hz over voiced frames, NaN where fewer than MIN_VOICED are voiced."""
     from synthinv.audio_metrics import f0_tracks
 
-    tracks = f0_tracks(audio, sample_rate)  # (N, frames), NaN = unvoiced
+    return track_medians(f0_tracks(audio, sample_rate))
+
+
+def track_medians(tracks: np.ndarray) -> np.ndarray:
+    """f0 tracks (N, frames) (NaN = unvoiced) -> (N,) median f0 over voiced frames, NaN where fewer than
+    MIN_VOICED are voiced."""
     voiced = np.isfinite(tracks)
     out = np.full(len(tracks), np.nan)
     for i, (track, v) in enumerate(zip(tracks, voiced)):
@@ -48,3 +56,16 @@ def move_to_pitch(synth, params: torch.Tensor, target_f0: float) -> tuple[torch.
     shift = shifts_to(target_f0, median_f0(synth.render(params), synth.sample_rate))
     moved, ok = transpose_params(synth.spec, params, shift)
     return moved, torch.where(ok, shift, 0)
+
+
+def steady_pitch(tracks: np.ndarray) -> np.ndarray:
+    """f0 tracks (N, frames) (NaN = unvoiced) -> (N,) bool: the sound holds one pitch (STEADY_VOICED of its
+    frames voiced, three quarters of those within STEADY_CENTS of their median). Bells, glides and noise are
+    not steady; what a listener would call the note of a pitched sound is."""
+    out = np.zeros(len(tracks), dtype=bool)
+    for i, track in enumerate(tracks):
+        voiced = track[np.isfinite(track)]
+        if len(voiced) and len(voiced) >= STEADY_VOICED * len(track):
+            spread = np.abs(1200 * np.log2(voiced / np.median(voiced)))
+            out[i] = np.percentile(spread, 75) <= STEADY_CENTS
+    return out

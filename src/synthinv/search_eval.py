@@ -27,6 +27,7 @@ import torch
 from synthinv.evaluation import mean_and_ci95
 from synthinv.metrics import level_db
 from synthinv.pipeline import PROPOSAL_STEPS
+from synthinv.pitch import IN_TUNE_CENTS
 
 MODEL_N, BANK_N = 64, 32
 RANDOM_N = MODEL_N + BANK_N  # as many patches as the model + retrieval proposals
@@ -37,7 +38,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "model+retrieval": {"sources": ("model", "bank"), "counts": {"model": MODEL_N, "bank": BANK_N}},
     "default": {"sources": None, "counts": None},
 }
-COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "level_db_abs",
+COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "pitched", "level_db_abs",
            "seconds_per_sound")
 
 
@@ -59,6 +60,7 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
     (skipping those already there with the same `tag`, which names what else must match: model, data,
     seed). sounds: (name, path or audio (T,)). -> the rows of this set, tag and sounds."""
     from synthinv.audio_metrics import f0_cents_between, f0_tracks, mfcc_distance
+    from synthinv.pitch import steady_pitch
 
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     names = {name for name, _ in sounds}
@@ -86,6 +88,7 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
             row = {"set": set_name, "method": method, "budget_s": budget, "sound": name, "mss": first.distance,
                    "wmfcc": float(mfcc_distance(first.audio[None], target[None], synth.sample_rate)[0]),
                    "f0_cents": None if math.isnan(cents) else cents,
+                   "pitched": bool(steady_pitch(target_f0[name])[0]),
                    "level_db": float(level_db(first.audio[None], target[None])[0]),
                    "seconds": round(seconds, 3), "renders": result.settings["renders"]}
             if tag:
@@ -106,11 +109,13 @@ def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for (set_name, method, budget), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]), kv[0][2])):
         mss = mean_and_ci95("mss", torch.tensor([r["mss"] for r in rs], dtype=torch.float64))
-        cents = [r["f0_cents"] for r in rs if r["f0_cents"] is not None]
+        # over targets with a steady pitch; a candidate with no pitch there is out of tune
+        cents = [math.inf if r["f0_cents"] is None else r["f0_cents"] for r in rs if r.get("pitched")]
         out.append({"method": method, "budget_s": budget, "set": set_name, "n": len(rs),
                     "mss": round(mss["mss"], 3), "mss_ci95": round(mss["mss_ci95"], 3),
                     "wmfcc": round(float(np.mean([r["wmfcc"] for r in rs])), 3),
-                    "f0_within_50c": round(float(np.mean(np.array(cents) < 50)), 3) if cents else None,
+                    "f0_within_50c": round(float(np.mean(np.array(cents) <= IN_TUNE_CENTS)), 3) if cents else None,
+                    "pitched": len(cents),
                     "level_db_abs": round(float(np.mean([abs(r["level_db"]) for r in rs])), 2),
                     "seconds_per_sound": round(float(np.mean([r["seconds"] for r in rs])), 2)})
     return out
@@ -125,10 +130,10 @@ def csv_text(summary: list[dict]) -> str:
 
 
 def markdown_table(summary: list[dict]) -> str:
-    lines = ["| set | method | budget (s) | n | MSS (dB) | wMFCC | f0 within 50 c | abs level (dB) | s per sound |",
+    lines = ["| set | method | budget (s) | n | MSS (dB) | wMFCC | f0 within 50 c (pitched) | abs level (dB) | s per sound |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in summary:
-        f0 = "-" if s["f0_within_50c"] is None else f"{s['f0_within_50c']:.0%}"
+        f0 = "-" if s["f0_within_50c"] is None else f"{s['f0_within_50c']:.0%} ({s['pitched']})"
         lines.append(f"| {s['set']} | {s['method']} | {s['budget_s']:g} | {s['n']} | {s['mss']:.2f} ± {s['mss_ci95']:.2f} "
                      f"| {s['wmfcc']:.2f} | {f0} | {s['level_db_abs']:.1f} | {s['seconds_per_sound']:.1f} |")
     return "\n".join(lines) + "\n"
