@@ -17,10 +17,10 @@ import numpy as np
 
 import synthinv.audio_metrics  # noqa: F401 - imported before the long run starts, so later edits of the tree cannot break it
 import synthinv.evaluation  # noqa: F401
-from synthinv.fileio import atomic_write
+from synthinv import search_eval
 from synthinv.ood import audio_files
 from synthinv.pipeline import Inverter
-from synthinv.search_eval import csv_text, markdown_table, paired_against, read_rows, run_methods, summarise
+from synthinv.search_eval import run_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "invert_search"
@@ -29,15 +29,7 @@ BASELINES = [("random", 0.0), ("retrieval", 0.0), ("model", 0.0), ("model+retrie
 
 
 def write_tables() -> None:
-    rows = read_rows(OUT / "rows.jsonl")
-    summary = summarise(rows)
-    atomic_write(ROOT / "results" / "invert_search.csv", csv_text(summary))
-    header = ROOT / "results" / "invert_search_header.md"
-    paired = ["", "Paired on the same sounds (the intervals above are across sounds, which differ much more "
-              "than methods do):", "", *paired_against(rows), ""]
-    atomic_write(ROOT / "results" / "invert_search.md",
-                 (header.read_text() if header.exists() else "") + markdown_table(summary) + "\n".join(paired))
-    print(markdown_table(summary))
+    print(search_eval.write_tables(OUT / "rows.jsonl", ROOT / "results" / "invert_search", paired=True))
 
 
 def main() -> None:

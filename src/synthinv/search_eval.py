@@ -156,3 +156,19 @@ def paired_against(rows: list[dict], baseline: str = "retrieval") -> list[str]:
         lines.append(f"- {set_name}, {method} at {budget:g} s: {paired['d']:+.2f} ± {paired['d_ci95']:.2f} dB MSS against "
                      f"{baseline} on the same {len(diff)} sounds, lower on {int((diff < 0).sum())}")
     return lines
+
+
+def write_tables(rows_path: Path, out: Path, paired: bool = False) -> str:
+    """out.csv and out.md (after out_header.md when there is one) from the rows file; `paired` adds the MSS
+    differences against the lookup on the same sounds. -> the markdown table."""
+    from synthinv.fileio import atomic_write
+
+    rows = read_rows(rows_path)
+    summary = summarise(rows)
+    table = markdown_table(summary)
+    atomic_write(out.with_suffix(".csv"), csv_text(summary))
+    header = out.with_name(out.name + "_header.md")
+    extra = ["", "Paired on the same sounds (the intervals above are across sounds, which differ much more than "
+             "methods do):", "", *paired_against(rows), ""] if paired else []
+    atomic_write(out.with_suffix(".md"), (header.read_text() if header.exists() else "") + table + "\n".join(extra))
+    return table
