@@ -96,11 +96,12 @@ def two_sounds(tmp_path_factory):
 def dexed_checkpoint(tmp_path_factory):
     """An untrained Dexed flow (the pipeline, not the quality, is under test)."""
     pytest.importorskip("dexed")
-    from synthinv.build import build_model, build_synth, load_config
+    from synthinv import synths
+    from synthinv.build import build_model, load_config
     from synthinv.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    synth = build_synth({"name": "dexed"})
+    synth = synths.from_settings({"name": "dexed"})
     config = load_config("flow_mlp", "dexed")
     path = tmp_path_factory.mktemp("dexed_run") / "model.ckpt"
     return save_checkpoint(path, build_model(config, synth).eval(), synth, config, {"steps": 0, "train_seconds": 0.0})

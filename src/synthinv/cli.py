@@ -91,7 +91,8 @@ def train(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
 ):
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
-    from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
+    from synthinv import synths
+    from synthinv.build import load_config
     from synthinv.checks import (
         MAX_BATCH_SIZE,
         check_count,
@@ -112,14 +113,14 @@ def train(
     check_seed(seed)
     check_device(device)
     check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
-    if synth not in SYNTHS:
-        raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
-    if synth == "kosc":
+    on_the_fly = not synths.synth_class(synth).trains_from_data  # k-osc: batches rendered as training goes
+    if on_the_fly:
         if data is not None or val_data is not None:
-            raise UsageError("--data/--val-data are for --synth dexed; k-osc generates its training batches on the fly")
+            raise UsageError(f"--data/--val-data are for synths that train from a dataset; {synth} generates its "
+                             "training batches on the fly")
         check_k(k)
-        config = load_config(method)
-        the_synth = build_synth({"name": "kosc", "k": k, "asym": asym})
+        config = load_config(method, synth)
+        the_synth = synths.get(synth, k=k, asym=asym)
     else:
         from synthinv.datasets import DatasetError, check_disjoint, open_dataset, synth_of_dataset
         from synthinv.evaluation import VAL_SEED
@@ -128,7 +129,7 @@ def train(
             raise UsageError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
                              f"(make one with `synthinv generate --synth {synth} --n N --out DIR`)")
         if asym:
-            raise UsageError("--asym is for --synth kosc only")
+            raise UsageError(f"--asym is a setting of k-osc, not of {synth}")
         config = load_config(method, synth)
         the_synth, manifest = synth_of_dataset(data)
         if the_synth.name != synth:
@@ -144,14 +145,14 @@ def train(
         config["train"]["lr"] = lr
     set_threads(threads)
     with building_folder(out) as run:  # the run folder appears only when training has finished
-        if synth == "kosc":
+        if on_the_fly:
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
             (run / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
         else:
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
                                 data_dir=data, val_dir=val_data)
             (run / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
-    if synth == "kosc":
+    if on_the_fly:
         typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
                    f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
     else:
@@ -188,7 +189,6 @@ def evaluate(
     """Score a checkpoint on the fixed test split. k-osc: LSD (with the random-parameter baseline), Chamfer,
     assignment MSE. Dexed: MSS, wMFCC, spectral OT, RMS-envelope cosine, f0 error (each with random patches as
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
-    from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
     from synthinv.checks import (
         MAX_EVAL_EXAMPLES,
@@ -223,17 +223,17 @@ def evaluate(
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
-    if data is not None and not uses_dataset(synth):
+    if data is not None and not synth.trains_from_data:
         raise UsageError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
     train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
-    if candidates > 1 and not uses_dataset(synth):
+    if candidates > 1 and not synth.trains_from_data:
         raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
                              candidates=candidates, transpose=transpose)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)
-    if not uses_dataset(synth):
+    if not synth.trains_from_data:
         typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB), "
                    f"Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}")
     else:
@@ -259,10 +259,10 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force) 
     import numpy as np
 
     from synthinv.datasets import first_examples
+    from synthinv.errors import UsageError
     from synthinv.evaluation import TEST_SEED
     from synthinv.fileio import write_json_atomic
     from synthinv.pipeline import Inverter
-    from synthinv.scoring import REAL_SYNTH, scoring
     from synthinv.search_eval import markdown_table, run_methods, summarise
     from synthinv.synths.base import draw_examples
 
@@ -272,8 +272,9 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force) 
         rows_path.unlink(missing_ok=True)
     with Inverter(str(checkpoint), say=typer.echo) as inverter:
         synth = inverter.synth
-        if scoring(synth) is not REAL_SYNTH:
-            raise ValueError(f"--budget is for real synths (dexed, plugins); {checkpoint} is a {synth.name} model")
+        if not synth.uses_bank:  # the plan compares the search with the bank lookup
+            raise UsageError(f"--budget is for synths with a patch bank (dexed, plugins); {checkpoint} is a "
+                             f"{synth.name} model")
         if data is not None:
             audio = first_examples(data, synth, n)[2]
         else:
@@ -415,13 +416,15 @@ def bank_build(
 ):
     """Render a bank once (resumable: an interrupted build continues where it stopped) into the cache folder
     ($SYNTHINV_CACHE, else ~/.cache/synthinv)."""
+    from synthinv import synths
     from synthinv.bank import bank_path, build_bank, check_bank_request, load_bank
-    from synthinv.build import SYNTHS, ConfigError, build_synth
+    from synthinv.errors import UsageError
 
-    if synth not in SYNTHS or synth == "kosc":
-        raise ConfigError(f"no bank for synth {synth!r}; available: {', '.join(x for x in SYNTHS if x != 'kosc')}")
+    with_bank = [name for name, cls in synths.registry().items() if cls.uses_bank]
+    if synth not in with_bank:
+        raise UsageError(f"no bank for synth {synth!r}; available: {', '.join(with_bank)}")
     check_bank_request(n, seed)
-    the_synth = build_synth({"name": synth})
+    the_synth = synths.get(synth)
     path = bank_path(the_synth, n, seed)
     if path.exists():
         bank = load_bank(path, the_synth)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthinv.build import build_synth, load_config
+from synthinv import synths
+from synthinv.build import load_config
 from synthinv.checkpoint import load_checkpoint
 from synthinv.evaluation import evaluate_model
 from synthinv.fileio import write_json_atomic
@@ -50,7 +51,7 @@ def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path,
                eval_examples: int, eval_steps: int, progress_bar: bool) -> dict:
     """Train, evaluate on the test split, and write results_dir/<method>.json."""
     config = load_config(method.config)
-    synth = build_synth({"name": "kosc", "k": k, "asym": method.asym})
+    synth = synths.get("kosc", k=k, asym=method.asym)
     run_dir = runs_dir / method.name
     meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar)
     model, synth, _ = load_checkpoint(run_dir / "model.ckpt")
@@ -154,10 +155,10 @@ def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
     """Heat map of |A| (tokens x parameters) of any Param2Tok checkpoint; False if there is none (no file,
     or a model without a Param2Tok tokeniser).
 
-    k-osc (one column per parameter): the plain heat map, parameter names on the x axis. Synths with
-    one-hot blocks (Dexed): one label per encoded column (`spec.columns`), columns coloured and separated
-    by group (op1..op6, global, note), tokens sorted by the group they weigh most, and a second panel with
-    each token's share per group (`assignment_group_shares`) - does Param2Tok find the operators?"""
+    Synths made of equal parameter tokens with one column per parameter (k-osc): the plain heat map,
+    parameter names on the x axis. Others (Dexed, with one-hot blocks): one label per encoded column
+    (`spec.columns`), columns coloured and separated by group (op1..op6, global, note), tokens sorted by
+    the group they weigh most, and a second panel with each token's share per group (`assignment_group_shares`) - does Param2Tok find the operators?"""
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         return False
@@ -174,7 +175,7 @@ def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
         return False
     assign = tokeniser.assign.detach().abs().numpy()  # (n, P)
     spec = synth.spec
-    if synth.name == "kosc" and spec.size == len(spec.names):
+    if synth.n_tokens is not None and spec.size == len(spec.names):
         fig, ax = plt.subplots(figsize=(1.2 + 0.35 * assign.shape[1], 1.2 + 0.35 * assign.shape[0]))
         im = ax.imshow(assign, cmap="viridis", aspect="auto")
         ax.set_xticks(range(assign.shape[1]), spec.names, rotation=90, fontsize=7)

@@ -26,6 +26,7 @@ import torch
 
 from synthinv.audio_io import AudioError
 from synthinv.fileio import atomic_write
+from synthinv.synths.base import Synth
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3"}
 METRICS = ("mss", "wmfcc", "sot", "rms_cos", "f0_cents")  # column order of every table
@@ -54,7 +55,7 @@ def audio_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def random_patches(synth: Synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(params (len(indices), P), audio (len(indices), T)) of random patches `indices` of the random-baseline
     split, from the synth's prior (Dexed: the patch prior with silence redraws)."""
     from synthinv.evaluation import RANDOM_BASELINE_SEED
@@ -63,7 +64,7 @@ def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tens
     return draw_examples(synth, RANDOM_BASELINE_SEED, indices)
 
 
-def best_random(synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
+def best_random(synth: Synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
     """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,);
     with `transpose`, each patch is also tried at the target's pitch, as invert does with its candidates."""
     from synthinv.scoring import ranking_distance

@@ -44,7 +44,7 @@ from synthinv.presets import read_json_preset, write_json_preset, write_native_p
 from synthinv.progress import search_progress
 from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.search import Objective, search
-from synthinv.synths.base import draw_examples
+from synthinv.synths.base import GAIN, RETUNE, Synth, draw_examples
 from synthinv.transpose import TRIES, note_column, semitone_shifts, transpose_params
 from synthinv.workers import SynthPool
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
@@ -70,7 +70,7 @@ class Candidate:
     distance: float  # `ranking_distance` to the target (lower is better)
     check: float  # the second opinion (synthinv.scoring): LSD (dB) for k-osc, wMFCC for real synths
     source: str  # "flow sample", "bank patch 12, note +3", "searched from 1", ...
-    synth: Any = field(default=None, repr=False)  # the synth that rendered it (for the writers)
+    synth: Any = field(default=None, repr=False)  # the Synth that rendered it (for the writers)
 
     @property
     def preset(self) -> dict:
@@ -98,7 +98,7 @@ class Candidate:
 class Inversion:
     target: LoadedSound
     candidates: list[Candidate]  # best first
-    synth: Any  # the synth that rendered the candidates
+    synth: Synth  # the synth that rendered the candidates
     out: Path | None = None  # where `write` put it
     refine_gain: float | None = None  # distance before / after refinement of the best candidate
     settings: dict = field(default_factory=dict)
@@ -136,26 +136,26 @@ class Inversion:
         return said
 
 
-def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
+def synth_rms_range(synth: Synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     """5th-95th percentile RMS of the synth's random patches: the loudness range it can make."""
     audio = draw_examples(synth, seed, np.arange(n))[1]  # the audio drawn with the patches (plugins: ~0.1 s a note)
     rms = audio.square().mean(dim=-1).sqrt().numpy()
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 
 
-def distances(synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def distances(synth: Synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see synthinv.scoring."""
     targets = target.expand_as(audio)
     return ranking_distance(synth, audio, targets), check_distance(synth, audio, targets)
 
 
-def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score(synth: Synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """params (N, P) -> (audio (N, T), distance (N,), check metric (N,)) against target (T,)."""
     audio = synth.render(params.clamp(-1, 1))
     return (audio, *distances(synth, audio, target))
 
 
-def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
+def refine(synth: Synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
     """Nelder-Mead from `start` (P,) on the ranking distance, at most `budget` renders; -> (P,)."""
 
     def objective(x: np.ndarray) -> float:
@@ -307,8 +307,7 @@ class Inverter:
         target = self.prepare(sound)
         guidance = self.blob["config"]["sample"]["guidance"] if guidance is None else guidance
         searching = budget > 0
-        uses_bank = scoring(synth).label.startswith("MSS")  # real synths; k-osc notes are too short to embed
-        sources = sources or (("model", "bank") if searching and uses_bank else ("model",))
+        sources = sources or (("model", "bank") if searching and synth.uses_bank else ("model",))
         unknown = set(sources) - set(SOURCES)
         if unknown:
             raise ValueError(f"unknown proposal source {sorted(unknown)}; use {', '.join(SOURCES)}")
@@ -431,9 +430,9 @@ class Inverter:
         params = torch.stack([c[0] for c in chosen])  # (C, P)
         labels = [c[2] for c in chosen]
         audio, dist, check = score(self.synth, params, target.audio)
-        if retune and hasattr(self.synth, "retuned") and math.isfinite(self._target_f0(target)):
+        if retune and RETUNE in self.synth.capabilities and math.isfinite(self._target_f0(target)):
             params, audio, dist, check, labels = self._retune(target, params, audio, dist, check, labels)
-        if hasattr(self.synth, "with_gain"):
+        if GAIN in self.synth.capabilities:
             params, audio, dist, check, labels = self._match_level(target, params, audio, dist, check, labels)
         found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i], self.synth)
                  for i in range(len(chosen))]

@@ -1,4 +1,4 @@
-"""Preset writers. JSON works for every synth; DX7 sysex (.syx) for Dexed; the plugin's state for VST plugins.
+"""Preset writers. JSON works for every synth; DX7 sysex (.syx) for Dexed (`DexedSynth.write_preset` uses it).
 
 DX7 sysex comes as a single voice (163 bytes) or a 32-voice bank (4104 bytes), the DX7's own bulk-dump
 formats, loadable by Dexed, hardware DX7s and most librarians:
@@ -25,7 +25,7 @@ import torch
 
 from synthinv.errors import SynthinvError
 from synthinv.fileio import atomic_write
-from synthinv.synths.base import ParamSpec
+from synthinv.synths.base import ParamSpec, Synth
 from synthinv.synths.dexed import DEFAULT_NAME, DexedSynth, init_vced
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class PresetError(SynthinvError, ValueError):
     """A preset file that is not what it claims to be, or parameters that do not fit the format."""
 
 
-def preset_dict(synth, params: torch.Tensor) -> dict:
+def preset_dict(synth: Synth, params: torch.Tensor) -> dict:
     """params: (P,) normalised -> a self-describing preset: native values by name plus the raw vector."""
     native = synth.spec.decode(params[None].float())[0]
     return {
@@ -48,7 +48,7 @@ def preset_dict(synth, params: torch.Tensor) -> dict:
     }
 
 
-def write_json_preset(path: Path, synth, params: torch.Tensor) -> Path:
+def write_json_preset(path: Path, synth: Synth, params: torch.Tensor) -> Path:
     Path(path).write_text(json.dumps(preset_dict(synth, params), indent=2))
     return Path(path)
 
@@ -72,7 +72,7 @@ def preset_values(path: Path) -> tuple[dict, list[float]]:
     return data, [float(v) for v in values]
 
 
-def read_json_preset(path: Path, synth) -> torch.Tensor:
+def read_json_preset(path: Path, synth: Synth) -> torch.Tensor:
     """-> (P,) normalised parameters; refuses a preset written for another synth or spec, or not one at all."""
     data, values = preset_values(path)
     spec_hash = data.get("spec_hash")
@@ -174,11 +174,7 @@ def read_syx_bank(path) -> list:
         raise PresetError(str(exc)) from None
 
 
-def write_native_preset(folder: Path, synth, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path | None:
-    """The synth's own preset format beside preset.json, where it has one (Dexed: preset.syx; a VST plugin:
-    the plugin's own state, preset.fxb for VST2, see PluginSynth.save_state); else None (k-osc, Faust)."""
-    if synth.name == "dexed":
-        return write_syx_voice(Path(folder) / "preset.syx", params, synth.spec, name=name)
-    if getattr(synth, "spec_dict", {}).get("host") == "vst":  # a PluginSynth hosting a VST2/VST3 plugin
-        return synth.save_state(params, Path(folder) / f"preset{synth.host.state_suffix}")
-    return None
+def write_native_preset(folder: Path, synth: Synth, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path | None:
+    """The synth's own preset format beside preset.json, where it has one (`Synth.write_preset`: Dexed's
+    preset.syx, a VST plugin's state); else None (k-osc, Faust)."""
+    return synth.write_preset(Path(folder), params, name)

@@ -36,7 +36,8 @@ import torch
 from synthinv.data import shards as sh
 from synthinv.features import log_mel_spectrogram
 from synthinv.progress import progress_bar
-from synthinv.synths.base import draw_examples
+from synthinv import synths
+from synthinv.synths.base import Synth, draw_examples
 
 CHUNK = 64  # examples rendered and featurised at once inside a worker (bounds its audio memory)
 DEFAULT_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
@@ -71,10 +72,8 @@ class GenerateResult:
         return sum(c for _, c in self.timeline[1:]) / (self.timeline[-1][0] - self.timeline[0][0])
 
 
-def _build(synth_settings: dict):
-    from synthinv.build import build_synth  # imported here: build pulls in the models
-
-    return build_synth(dict(synth_settings))
+def _build(synth_settings: dict) -> Synth:
+    return synths.from_settings(dict(synth_settings))
 
 
 def _init_worker(synth_settings: dict, features: dict, in_pool: bool = True) -> None:
@@ -85,7 +84,7 @@ def _init_worker(synth_settings: dict, features: dict, in_pool: bool = True) -> 
     _WORKER["features"] = features
 
 
-def render_shard(synth, features: dict, seed: int, start: int, stop: int, on_chunk=None) -> dict[str, np.ndarray]:
+def render_shard(synth: Synth, features: dict, seed: int, start: int, stop: int, on_chunk=None) -> dict[str, np.ndarray]:
     """Examples start..stop-1 -> {"params" (n, P) float32, "mel" (n, n_mels, frames) float16, "index" (n,)}."""
     index = np.arange(start, stop, dtype=np.int64)
     params = np.empty((len(index), synth.spec.size), dtype=np.float32)
@@ -112,7 +111,7 @@ def _shard_task(out_dir: str, k: int, start: int, stop: int, seed: int, attrs: d
     return k, digest, size
 
 
-def feature_settings(synth, features: dict | None = None) -> dict:
+def feature_settings(synth: Synth, features: dict | None = None) -> dict:
     """The stored feature settings, with the frame count this synth's note length gives."""
     f = {**DEFAULT_FEATURES, **(features or {})}
     f["win_ms"], f["hop_ms"], f["n_mels"] = float(f["win_ms"]), float(f["hop_ms"]), int(f["n_mels"])
@@ -121,7 +120,7 @@ def feature_settings(synth, features: dict | None = None) -> dict:
     return f
 
 
-def plan_manifest(synth, n: int, seed: int, shard_size: int, features: dict, compression: str | None = sh.COMPRESSION) -> dict:
+def plan_manifest(synth: Synth, n: int, seed: int, shard_size: int, features: dict, compression: str | None = sh.COMPRESSION) -> dict:
     """The manifest of a fresh dataset (every shard pending)."""
     return {
         "format": sh.FORMAT,
@@ -188,7 +187,7 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
              compression: str | None = sh.COMPRESSION) -> GenerateResult:
     """Write (or complete) the dataset of `n` examples of split `seed` in `out_dir`; see the module doc.
 
-    synth_settings: what `build_synth` takes, e.g. {"name": "dexed"} or {"name": "kosc", "k": 4}.
+    synth_settings: what `synths.from_settings` takes, e.g. {"name": "dexed"} or {"name": "kosc", "k": 4}.
     shards: (a, b) writes only shards a..b-1 (b = -1: to the last), for spreading one dataset over jobs.
     workers: processes rendering shards in parallel (1: in this process, no pool).
     features: log-mel settings (DEFAULT_FEATURES); compression: of the stored mel ("gzip" or None).
