@@ -70,7 +70,7 @@ def test_audio_dir_errors_are_one_line(tmp_path):
 
 def test_out_dir_refuses_to_overwrite_without_force(tmp_path):
     (tmp_path / "ood.md").write_text("old")
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="already holds OOD tables"):
         ood_out_dir("model.ckpt", OOD, tmp_path, force=False)
     assert ood_out_dir("model.ckpt", OOD, tmp_path, force=True) == tmp_path
     assert ood_out_dir(tmp_path / "run" / "model.ckpt", OOD, None, False) == tmp_path / "run" / "ood_ood"

@@ -21,26 +21,18 @@ app.add_typer(bank_app, name="bank")
 
 
 def friendly_errors(fn):
-    """Known user errors become `error: ...` on one line and exit code 2, never a traceback.
-
-    SynthinvError is every error synthinv raises about what the user gave; ValueError is still caught
-    because some older raises use it. An OSError from the system (permission denied, not a directory, disk
-    full) is about a path the user gave too; one without an errno (h5py's) is not ours to explain."""
+    """A SynthinvError (something the user gave cannot be used) becomes `error: ...` on one line and exit
+    code 2. Anything else is a bug in synthinv: it keeps its traceback and exits with 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from synthinv.errors import SynthinvError, one_line, os_error_message
+        from synthinv.errors import SynthinvError, one_line
 
         try:
             return fn(*args, **kwargs)
-        except (SynthinvError, ValueError) as exc:
-            message = str(exc)
-        except OSError as exc:
-            if exc.errno is None and not isinstance(exc, (FileExistsError, FileNotFoundError)):
-                raise
-            message = os_error_message(exc)
-        typer.echo(f"error: {one_line(message)}", err=True)
-        raise typer.Exit(2)
+        except SynthinvError as exc:
+            typer.echo(f"error: {one_line(str(exc))}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -129,7 +121,7 @@ def train(
             raise UsageError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
                              f"(make one with `synthinv generate --synth {synth} --n N --out DIR`)")
         if asym:
-            raise UsageError(f"--asym is a setting of k-osc, not of {synth}")
+            raise UsageError(f"--asym is not a setting of {synth}")
         config = load_config(method, synth)
         the_synth, manifest = synth_of_dataset(data)
         if the_synth.name != synth:
@@ -209,7 +201,7 @@ def evaluate(
     if budget is not None:
         from synthinv.pipeline import check_invert_settings
 
-        check_invert_settings(max(candidates, 1), steps, budget, 0)
+        check_invert_settings(max(candidates, 1), steps, budget, 0, prefix="--")
     if audio_dir is not None:
         return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
                                       transpose, budget or 0.0)
@@ -293,12 +285,16 @@ def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, 
                            transpose, budget=0.0) -> None:
     """`evaluate --audio-dir`: the work is synthinv.ood's; this checks the flags and prints where it went."""
     from synthinv.checks import check_writable
-    from synthinv.errors import UsageError
+    from synthinv.errors import OutputExistsError, UsageError
     from synthinv.ood import evaluate_audio_dir, ood_out_dir, summary_line, write_ood_tables
 
     if data is not None:
         raise UsageError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
-    out = ood_out_dir(checkpoint, audio_dir, out, force)
+    try:
+        out = ood_out_dir(checkpoint, audio_dir, out, force)
+    except OutputExistsError as exc:
+        hint = "; with --audio-dir, --out is a folder" if out is not None and Path(out).is_file() else "; pass --force to overwrite them"
+        raise OutputExistsError(f"{exc}{hint}") from None
     check_writable(out)
     set_threads(threads)
     result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed,
@@ -341,8 +337,8 @@ def invert(
     from rich.table import Table
 
     from synthinv.checks import check_invert
+    from synthinv.pipeline import check_invert_settings, write_inversion
     from synthinv.pipeline import invert as run_invert
-    from synthinv.pipeline import write_inversion
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
@@ -350,6 +346,7 @@ def invert(
         return invert_folder_cli(sound, out, synth, model, candidates, budget, steps, guidance, refine, seed,
                                  transpose, truth, threads)
     check_invert(sound, out, candidates, steps, guidance, refine, truth, force, threads, model, seed)
+    check_invert_settings(candidates, steps, budget, refine, guidance, prefix="--")
     set_threads(threads)
     result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose,
                         budget=budget, say=typer.echo)
@@ -378,22 +375,24 @@ def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guid
     """`invert FOLDER`: every sound into OUT/<name>/ (resumable), Dexed banks of the best presets."""
     from rich.markup import escape
 
+    from synthinv.audio_io import AudioError
     from synthinv.batch import invert_folder
     from synthinv.checks import check_sampling, check_seed, check_threads, check_writable
+    from synthinv.errors import OutputExistsError, UsageError
     from synthinv.ood import AUDIO_SUFFIXES, audio_files_in
     from synthinv.pipeline import Inverter, check_invert_settings
 
     if truth is not None:
-        raise ValueError("--truth is for one sound, not a folder")
+        raise UsageError("--truth is for one sound, not a folder")
     check_sampling(candidates, steps, guidance, refine)
-    check_invert_settings(candidates, steps, budget, refine, guidance)
+    check_invert_settings(candidates, steps, budget, refine, guidance, prefix="--")
     check_seed(seed)
     check_threads(threads)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
+        raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
     check_writable(out, "--out")
     if not audio_files_in(folder):  # before the model loads
-        raise ValueError(f"{folder} is a folder that holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+        raise AudioError(f"{folder} is a folder that holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     set_threads(threads)
     with Inverter(model, synth, say=typer.echo) as inverter:
         result = invert_folder(inverter, folder, out, say=lambda m: typer.echo(escape(m)), candidates=candidates,
@@ -522,19 +521,19 @@ def generate_command(
     """Render a dataset (parameters + log-mel spectrograms) into shards; rerun the same command to resume."""
     import errno
 
+    from synthinv import synths
     from synthinv.checks import check_generate
     from synthinv.data.generate import generate, parse_shards
     from synthinv.data.shards import completed, read_manifest
     from synthinv.errors import UsageError
 
     check_generate(n, shard_size, workers, out, seed)
-    if synth == "kosc":
+    known = synths.get(synth).spec.settings  # the synth's own settings: an option is passed on where it has one
+    if "k" in known:
         check_k(k)
-        settings = {"name": "kosc", "k": k}
-        if prior is not None:
-            raise UsageError("--prior applies to --synth dexed only")
-    else:
-        settings = {"name": synth, **({"prior": prior} if prior is not None else {})}
+    if prior is not None and "prior" not in known:
+        raise UsageError(f"--prior applies to synths with a prior setting (dexed), not to {synth}")
+    settings = {"name": synth, **({"k": k} if "k" in known else {}), **({"prior": prior} if prior is not None else {})}
     shard_range = parse_shards(shards) if shards is not None else None
     try:
         result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
@@ -566,13 +565,14 @@ def generate_command(
 def data_check(out: Path = typer.Argument(..., help="A dataset directory written by `synthinv generate`.")):
     """Validate every shard (present, opens, shapes, indices, sha256, finite values); exit 1 on any problem."""
     from synthinv.data.shards import MANIFEST, check, read_manifest
+    from synthinv.errors import InputNotFoundError
 
     if out.exists() and not out.is_dir():
-        raise FileNotFoundError(f"{out} is a file, not a dataset directory")
+        raise InputNotFoundError(f"{out} is a file, not a dataset directory")
     if not out.is_dir():
-        raise FileNotFoundError(f"dataset directory not found: {out}")
+        raise InputNotFoundError(f"dataset directory not found: {out}")
     if read_manifest(out) is None:
-        raise FileNotFoundError(f"{out} holds no {MANIFEST}: not a dataset written by `synthinv generate`")
+        raise InputNotFoundError(f"{out} holds no {MANIFEST}: not a dataset written by `synthinv generate`")
     problems = check(out)
     for problem in problems:
         typer.echo(problem)

@@ -84,7 +84,7 @@ def check_disjoint(train_manifest: dict | None, other_seed: int, role: str, wher
     """Refuse validation/test examples drawn from the training split's seed (they would be training examples)."""
     if train_manifest is not None and int(train_manifest["seed"]) == int(other_seed):
         raise DatasetError(f"{role} data ({where}) use seed {other_seed}, the same split as the training data; "
-                           f"generate {role} data with another --seed")
+                           f"generate {role} data with another seed")
 
 
 def first_examples(data_dir: Path | str, synth: Synth, n: int, role: str = "test"):

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from synthinv.errors import UsageError
 from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, mss_distance, param_mse
 from synthinv.synths.base import Synth, draw_examples
 from synthinv.synths.tokens import split_tokens
@@ -236,7 +237,7 @@ def evaluate_model(model, synth: Synth, n: int = 512, steps: int = 100, guidance
         return evaluate_rendered(model, synth, n, steps, guidance, seed, split_seed, device, data_dir, train_seed,
                                  candidates, transpose=transpose)
     if data_dir is not None:
-        raise ValueError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
+        raise UsageError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
     model = model.to(device).eval()
     params, audio = split_batch(synth, split_seed, n, device)
     start = time.perf_counter()

@@ -17,6 +17,7 @@ import numpy as np
 from synthinv import synths
 from synthinv.build import load_config
 from synthinv.checkpoint import load_checkpoint
+from synthinv.errors import InputNotFoundError, UsageError
 from synthinv.evaluation import evaluate_model
 from synthinv.fileio import write_json_atomic
 from synthinv.training import train
@@ -43,7 +44,7 @@ def select_methods(names: str | None) -> list[Method]:
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        raise UsageError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     return [METHODS[n] for n in chosen]
 
 
@@ -69,7 +70,7 @@ def reevaluate_method(method: Method, results_dir: Path, runs_dir: Path, eval_ex
     done = results_dir / f"{method.name}.json"
     ckpt = runs_dir / method.name / "model.ckpt"
     if not done.is_file() or not ckpt.is_file():
-        raise FileNotFoundError(f"{method.name} has no finished run to re-evaluate ({done} and {ckpt} are needed)")
+        raise InputNotFoundError(f"{method.name} has no finished run to re-evaluate ({done} and {ckpt} are needed)")
     model, synth, blob = load_checkpoint(ckpt)
     metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=blob["config"]["sample"]["guidance"])
     row = {**json.loads(done.read_text()), **metrics}

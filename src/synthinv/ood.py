@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from synthinv.audio_io import AudioError
+from synthinv.errors import OutputExistsError
 from synthinv.fileio import atomic_write
 from synthinv.synths.base import Synth
 
@@ -48,7 +49,7 @@ def audio_files(folder: str | Path) -> list[Path]:
     """The audio files directly inside `folder`, sorted by name; a clear error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise AudioError(f"--audio-dir {folder} is not a directory")
+        raise AudioError(f"{folder} is not a directory")
     files = audio_files_in(folder)
     if not files:
         raise AudioError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
@@ -100,7 +101,7 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     from synthinv.scoring import REAL_SYNTH, scoring
     from synthinv.search_eval import BANK_N
 
-    check_sampling(candidates, steps, guidance)
+    check_sampling(candidates, steps, guidance, prefix="")
     files = audio_files(audio_dir)
     for path in files:  # every file is read before the model loads: a bad one is named now, not after the others
         check_sound(path)
@@ -209,12 +210,12 @@ def csv_text(result: OODResult) -> str:
 
 def ood_out_dir(checkpoint: str | Path, audio_dir: str | Path, out: str | Path | None, force: bool) -> Path:
     """Where the tables go (default: ood_<folder name> beside the checkpoint); checked before any work, so
-    an existing folder without --force fails at once, not after minutes of inversions."""
+    an existing folder without `force` fails at once, not after minutes of inversions."""
     out = Path(out) if out is not None else Path(checkpoint).parent / f"ood_{Path(audio_dir).resolve().name}"
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder (with --audio-dir, --out is a folder)")
+        raise OutputExistsError(f"{out} exists and is not a folder (the tables go into a folder)")
     if (out / "ood.md").exists() and not force:
-        raise FileExistsError(f"{out} already holds OOD tables; pass --force to overwrite them")
+        raise OutputExistsError(f"{out} already holds OOD tables")
     return out
 
 

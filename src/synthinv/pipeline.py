@@ -37,7 +37,7 @@ from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.bank import BANK_SEED, get_bank
 from synthinv.checkpoint import load_checkpoint
 from synthinv.checks import check_sampling, check_sound
-from synthinv.errors import UsageError
+from synthinv.errors import OutputExistsError, UsageError
 from synthinv.metrics import level_db
 from synthinv.pitch import median_f0, move_to_pitch
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
@@ -310,7 +310,7 @@ class Inverter:
         sources = sources or (("model", "bank") if searching and synth.uses_bank else ("model",))
         unknown = set(sources) - set(SOURCES)
         if unknown:
-            raise ValueError(f"unknown proposal source {sorted(unknown)}; use {', '.join(SOURCES)}")
+            raise UsageError(f"unknown proposal source {sorted(unknown)}; use {', '.join(SOURCES)}")
         default_counts = ({"model": MODEL_PROPOSALS, "bank": BANK_PROPOSALS, "random": MODEL_PROPOSALS} if searching
                           else {"model": candidates, "bank": candidates, "random": candidates})
         counts = {**default_counts, **(counts or {})}
@@ -476,10 +476,11 @@ class Inverter:
 
 
 def check_invert_settings(candidates: int, steps: int, budget: float, refine_budget: int,
-                          guidance: float | None = None) -> None:
-    check_sampling(candidates, steps, guidance, refine_budget)
+                          guidance: float | None = None, prefix: str = "") -> None:
+    """The settings of one inversion, named in messages as `prefix` + name (the command passes "--")."""
+    check_sampling(candidates, steps, guidance, refine_budget, prefix=prefix)
     if not (math.isfinite(budget) and 0 <= budget <= MAX_BUDGET):
-        raise UsageError(f"--budget must be between 0 (no search) and {MAX_BUDGET:.0f} seconds, got {budget}")
+        raise UsageError(f"{prefix}budget must be between 0 (no search) and {MAX_BUDGET:.0f} seconds, got {budget}")
 
 
 def invert(sound: str | Path, model: str | None = None, synth_name: str | None = None, candidates: int = 8,
@@ -504,7 +505,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
     out, synth = Path(out), result.synth
     how = scoring(synth)
     if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+        raise OutputExistsError(f"{out} already exists (write with force=True to replace it)")
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -34,6 +34,7 @@ from synthinv.build import build_model
 from synthinv.checkpoint import save_checkpoint
 from synthinv.data.shards import ShardDataset, finite_problem, shard_error
 from synthinv.datasets import DatasetError, check_disjoint, first_examples, open_dataset
+from synthinv.errors import UsageError
 from synthinv.evaluation import VAL_SEED, drawn_examples, lsd_of, mss_of, sample_params, split_batch
 from synthinv.synths.base import Synth
 
@@ -328,10 +329,10 @@ def train(config: dict, synth: Synth, out: Path, budget_minutes: float | None = 
     (Dexed): `data_dir` is required (a `synthinv generate` directory for this synth), `val_dir` optional
     (default: examples drawn from the validation seed); validation MSS (meta "best_val_mss")."""
     if not budget_minutes and not max_steps:
-        raise ValueError("give a time budget (minutes > 0) or a number of steps > 0")
+        raise UsageError("give a time budget (minutes > 0) or a number of steps > 0")
     from_data = synth.trains_from_data
     if from_data and data_dir is None:
-        raise DatasetError(f"{synth.name} trains from a generated dataset: give data_dir (`synthinv generate --synth {synth.name}`)")
+        raise DatasetError(f"{synth.name} trains from a generated dataset: give data_dir, a dataset generated for it")
     if not from_data and (data_dir is not None or val_dir is not None):
         raise DatasetError(f"{synth.name} generates its training batches on the fly; it takes no dataset")
     L.seed_everything(seed, verbose=False)

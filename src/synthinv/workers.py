@@ -72,7 +72,7 @@ class SynthPool:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._start()
         raise SynthinvError(f"a {self.synth.name} render worker died twice on the same job (a crash in the "
-                            "synth's native code); try --budget 0 or another sound")
+                            "synth's native code); try a search budget of 0 or another sound")
 
     def close(self) -> None:
         if self._pool is not None:

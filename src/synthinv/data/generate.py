@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from synthinv.data import shards as sh
+from synthinv.errors import UsageError
 from synthinv.features import log_mel_spectrogram
 from synthinv.progress import progress_bar
 from synthinv import synths
@@ -149,7 +150,7 @@ def parse_shards(text: str) -> tuple[int, int]:
         a = int(parts[0]) if parts[0] else 0
         b = int(parts[1]) if parts[1] else -1
     except ValueError:
-        raise sh.DatasetError(f"--shards must look like a:b (shards a to b-1, e.g. 0:10), got {text!r}") from None
+        raise sh.DatasetError(f"shards must look like a:b (shards a to b-1, e.g. 0:10), got {text!r}") from None
     return a, b
 
 
@@ -160,10 +161,10 @@ def open_dataset(out_dir: Path, wanted: dict) -> dict:
             other = sorted(p.name for p in out_dir.iterdir() if p.name != sh.LOCK) if out_dir.is_dir() else []
             if other:
                 return sh.DatasetError(f"{out_dir} is not empty and holds no {sh.MANIFEST} (found {other[0]}); "
-                                       "choose an empty or new --out")
+                                       "choose an empty or new folder")
         elif sh.identity(existing) != sh.identity(wanted):
             return sh.DatasetError(f"{out_dir} holds another dataset ({sh.describe_mismatch(existing, wanted)}); "
-                                   "choose another --out or delete it")
+                                   "choose another folder or delete it")
         return None
 
     # refused before the lock file is made: a folder that is not this dataset's is left exactly as it was
@@ -197,11 +198,11 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
     start_time = time.perf_counter()
     out_dir = Path(out_dir)
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise UsageError(f"workers must be at least 1, got {workers}")
     synth = _build(synth_settings)
     feats = feature_settings(synth, features)
     if compression not in ("gzip", None):
-        raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
+        raise UsageError(f"compression must be 'gzip' or None, got {compression!r}")
     planned = plan_manifest(synth, n, seed, shard_size, feats, compression)
     n_shards = len(planned["shards"])  # an existing manifest must match the plan, so it has as many
     a, b = shards if shards is not None else (0, n_shards)

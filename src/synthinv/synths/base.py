@@ -23,10 +23,15 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from synthinv.errors import SynthinvError
 from synthinv.features import MEL_FEATURES, log_mel_spectrogram
 from synthinv.scoring import REAL_SYNTH, Scoring
 
 KINDS = ("continuous", "discrete", "categorical")
+
+
+class SynthSettingsError(SynthinvError, ValueError):
+    """Settings a synth cannot be built with (k-osc: k < 1; Dexed: an unknown prior, a bad note range)."""
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthinv.synths.base import GAIN, RETUNE, LogMelFeatures, Param, ParamSpec, SynthBase
+from synthinv.errors import DependencyError
+from synthinv.synths.base import GAIN, RETUNE, LogMelFeatures, Param, ParamSpec, SynthBase, SynthSettingsError
 from synthinv.synths.sampling import draw_until_audible, hashed_uniform, redraw_seed
 
 try:  # a declared dependency; if the wheel is missing, the rest of synthinv (k-osc) still imports
@@ -145,7 +146,7 @@ def dexed_spec(
 
 def _require_dexed() -> None:
     if dexed is None:
-        raise ImportError("the Dexed synth needs dexed-py: pip install 'dexed-py==0.3.0'")
+        raise DependencyError("the Dexed synth needs dexed-py: pip install 'dexed-py==0.3.0'")
 
 
 def _as_2d(params) -> torch.Tensor:
@@ -205,11 +206,11 @@ class DexedSynth(LogMelFeatures, SynthBase):
     ):
         _require_dexed()
         if prior not in PRIORS:
-            raise ValueError(f"unknown prior {prior!r}; use one of {', '.join(PRIORS)}")
+            raise SynthSettingsError(f"unknown prior {prior!r}; use one of {', '.join(PRIORS)}")
         if not (0 < velocity <= 127 and 0 <= min_note < max_note <= 127 and 0 <= transpose <= 48):
-            raise ValueError(f"bad note settings: velocity {velocity}, notes {min_note}-{max_note}, transpose {transpose}")
+            raise SynthSettingsError(f"bad note settings: velocity {velocity}, notes {min_note}-{max_note}, transpose {transpose}")
         if note_duration <= 0 or release < 0:
-            raise ValueError(f"note_duration must be > 0 and release >= 0, got {note_duration}, {release}")
+            raise SynthSettingsError(f"note_duration must be > 0 and release >= 0, got {note_duration}, {release}")
         self.spec = dexed_spec(sample_rate, note_duration, release, velocity, transpose, min_note, max_note, prior)
         self.sample_rate, self.prior = sample_rate, prior
         self.note_duration, self.release, self.velocity, self.transpose = note_duration, release, velocity, transpose

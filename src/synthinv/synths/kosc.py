@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from synthinv.scoring import KOSC
-from synthinv.synths.base import Param, ParamSpec, SynthBase
+from synthinv.synths.base import Param, ParamSpec, SynthBase, SynthSettingsError
 from synthinv.synths.sampling import hashed_uniform
 from synthinv.synths.tokens import sort_tokens, split_tokens
 
@@ -84,7 +84,7 @@ class KOscSynth(SynthBase):
 
     def __init__(self, k: int = 4, asym: bool = False, sample_rate: int = 44100, length: int = 1024):
         if k < 1:
-            raise ValueError(f"k must be a positive number of oscillators, got {k}")
+            raise SynthSettingsError(f"k must be a positive number of oscillators, got {k}")
         self.k, self.asym, self.sample_rate, self.length = k, asym, sample_rate, length
         self.spec = kosc_spec(k, asym, sample_rate, length)
         self.n_tokens, self.symmetric = k, not asym
