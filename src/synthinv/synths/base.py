@@ -1,4 +1,5 @@
-"""The synth contract: an ordered parameter spec and a deterministic renderer.
+"""The synth contract: an ordered parameter spec (`ParamSpec`), a deterministic renderer, and `Synth`,
+everything synthinv uses of a synth (with `SynthBase` giving the optional parts their defaults).
 
 Every synth works on the *normalised* encoding: a (N, size) tensor in [-1, 1]. The spec is the only place
 that knows native units, so checkpoints can carry it and refuse to load against a different synth.
@@ -18,7 +19,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -217,6 +218,7 @@ class ParamSpec:
         return out.float()
 
 
+@runtime_checkable
 class Synth(Protocol):
     """Everything synthinv uses of a synth; nothing is probed with hasattr, so a new synth that provides
     these works everywhere. Subclass `SynthBase` to get the optional parts with their defaults.
