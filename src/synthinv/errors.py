@@ -31,6 +31,10 @@ class InputNotFoundError(SynthinvError, FileNotFoundError):
     """An input path that does not exist, or is not the kind of thing asked for (a file for a folder)."""
 
 
+class PresetError(SynthinvError, ValueError):
+    """A preset file that is not what it claims to be, or parameters that do not fit the format."""
+
+
 class DependencyError(SynthinvError, ImportError):
     """An optional dependency that the asked-for synth or feature needs is not installed."""
 

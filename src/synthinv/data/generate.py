@@ -3,9 +3,9 @@
     result = generate({"name": "dexed"}, n=100_000, out_dir="data/dexed", seed=0, workers=8)
     result = generate({"name": "dexed"}, n=100_000, out_dir="data/dexed", seed=0, shards=(0, 10))  # part
 
-Example i is a pure function of (synth settings, seed, i) - `synth.draw(seed, [i])` where the synth has it
-(Dexed: the prior with near-silent redraws, audio included), else `synth.params_at` + `render` - so a
-shard's bytes do not depend on the worker count, the shard range, or whether the run was interrupted.
+Example i is a pure function of (synth settings, seed, i) - `synth.draw(seed, [i])` (Dexed: the prior with
+near-silent redraws, audio included; k-osc: `params_at` + `render`) - so a shard's bytes do not depend on
+the worker count, the shard range, or whether the run was interrupted.
 
 Each worker process builds one synth (pool initializer), renders its shard in chunks of `CHUNK` examples,
 computes the log-mel features and writes the shard file itself (`shards.write_shard`: temp file + rename);

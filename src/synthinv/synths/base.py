@@ -316,6 +316,12 @@ class SynthBase:
     candidates are scored by MSS, parameters are not interchangeable blocks, and it offers no optional
     operation. Optional operations are named in `capabilities` rather than answered by a None return, so
     callers can skip the work that leads up to them (a pitch track before retuning) for synths without.
+
+        class Sine(LogMelFeatures, SynthBase):      # log-mel encoder input, every default kept
+            name, sample_rate, length = "sine", 16000, 16000
+            spec = ParamSpec("sine", (Param("freq", 20.0, 2000.0, scale="log"),))
+            def render(self, params): return torch.sin(2 * torch.pi * self.spec.decode(params) * torch.arange(16000) / 16000)
+            def params_at(self, seed, indices): return self.spec.from_uniform(hashed_uniform(seed, indices, 1))
     """
 
     trains_from_data: bool = True

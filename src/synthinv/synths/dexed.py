@@ -249,13 +249,13 @@ class DexedSynth(LogMelFeatures, SynthBase):
 
     def write_preset(self, folder: Path, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path:
         """folder/preset.syx: one row (225,) as a single-voice DX7 sysex file (the note is not part of it)."""
-        from synthinv.presets import write_syx_voice  # presets builds on this module
+        from synthinv.synths.dx7_sysex import write_syx_voice  # dx7_sysex builds on this module
 
         return write_syx_voice(Path(folder) / "preset.syx", params, self.spec, name=name)
 
     def write_preset_bank(self, path: Path, params: torch.Tensor, names: list[str]) -> Path:
         """Up to 32 rows (n, 225) as a 32-voice DX7 bank `path`.syx, padded with INIT VOICEs."""
-        from synthinv.presets import write_syx_bank
+        from synthinv.synths.dx7_sysex import write_syx_bank
 
         return write_syx_bank(Path(path).with_suffix(".syx"), params, self.spec, names)
 
