@@ -71,7 +71,10 @@ def load_checkpoint(path: str | Path, expect_synth: dict | None = None):
         have = blob["synth"].get(key)
         if have != want:
             raise CheckpointError(f"{path} was trained for synth {key}={have!r}, not {want!r}")
-    synth = synths.from_settings(blob["synth"])
+    try:
+        synth = synths.from_settings(blob["synth"])
+    except (SynthinvError, KeyError, TypeError, ValueError) as exc:  # settings this synthinv cannot build
+        raise CheckpointError(f"{path}: cannot build its synth {blob['synth'].get('name')!r} ({exc})") from None
     if synth.spec.hash() != blob["spec_hash"]:
         raise CheckpointError(f"{path} has parameter spec {blob['spec_hash']}, this synth has {synth.spec.hash()}")
     model = build_model(blob["config"], synth)

@@ -226,8 +226,9 @@ def evaluate(
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)
     if not synth.trains_from_data:
-        typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB), "
-                   f"Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}")
+        tokens = (f", Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}"
+                  if "chamfer" in metrics else "")  # synths made of parameter tokens (k-osc oscillators)
+        typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB){tokens}")
     else:
         typer.echo(f"MSS {metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f} dB (random patches: {metrics['mss_random']:.3f} dB) "
                    f"on {metrics['n']} examples, parameter MSE {metrics['param_mse']:.4f} (random "
@@ -292,9 +293,8 @@ def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, 
         raise UsageError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
     try:
         out = ood_out_dir(checkpoint, audio_dir, out, force)
-    except OutputExistsError as exc:
-        hint = "; with --audio-dir, --out is a folder" if out is not None and Path(out).is_file() else "; pass --force to overwrite them"
-        raise OutputExistsError(f"{exc}{hint}") from None
+    except OutputExistsError as exc:  # tables from an earlier run
+        raise OutputExistsError(f"{exc}; pass --force to overwrite them") from None
     check_writable(out)
     set_threads(threads)
     result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed,

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from synthinv.audio_io import AudioError
-from synthinv.errors import OutputExistsError
+from synthinv.errors import OutputExistsError, UsageError
 from synthinv.fileio import atomic_write
 from synthinv.synths.base import Synth
 
@@ -213,7 +213,7 @@ def ood_out_dir(checkpoint: str | Path, audio_dir: str | Path, out: str | Path |
     an existing folder without `force` fails at once, not after minutes of inversions."""
     out = Path(out) if out is not None else Path(checkpoint).parent / f"ood_{Path(audio_dir).resolve().name}"
     if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out} exists and is not a folder (the tables go into a folder)")
+        raise UsageError(f"{out} exists and is not a folder (the tables go into a folder)")
     if (out / "ood.md").exists() and not force:
         raise OutputExistsError(f"{out} already holds OOD tables")
     return out
