@@ -108,8 +108,8 @@ def train(
     on_the_fly = not synths.synth_class(synth).trains_from_data  # k-osc: batches rendered as training goes
     if on_the_fly:
         if data is not None or val_data is not None:
-            raise UsageError(f"--data/--val-data are for synths that train from a dataset; {synth} generates its "
-                             "training batches on the fly")
+            raise UsageError(f"--data/--val-data are for synths that train from a dataset (--synth dexed or a plugin "
+                             f"synth); {synth} generates its training batches on the fly")
         check_k(k)
         config = load_config(method, synth)
         the_synth = synths.get(synth, k=k, asym=asym)
@@ -524,7 +524,7 @@ def generate_command(
     from synthinv import synths
     from synthinv.checks import check_generate
     from synthinv.data.generate import generate, parse_shards
-    from synthinv.data.shards import completed, read_manifest
+    from synthinv.data.shards import DatasetError, completed, read_manifest
     from synthinv.errors import UsageError
 
     check_generate(n, shard_size, workers, out, seed)
@@ -534,7 +534,10 @@ def generate_command(
     if prior is not None and "prior" not in known:
         raise UsageError(f"--prior applies to synths with a prior setting (dexed), not to {synth}")
     settings = {"name": synth, **({"k": k} if "k" in known else {}), **({"prior": prior} if prior is not None else {})}
-    shard_range = parse_shards(shards) if shards is not None else None
+    try:
+        shard_range = parse_shards(shards) if shards is not None else None
+    except DatasetError as exc:  # "shards must look like a:b ...": the library names the value, we the option
+        raise DatasetError(f"--{exc}") from None
     try:
         result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
     except OSError as exc:
