@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     apply_threads(args.threads)
 
-    from synthinv.build import build_synth
+    from synthinv import synths
     from synthinv.data import shards as sh
     from synthinv.data.generate import feature_settings, generate, render_shard
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
         # single-process breakdown on one chunk
         torch.set_num_threads(1)
-        synth = build_synth(settings)
+        synth = synths.from_settings(settings)
         feats = feature_settings(synth)
         k = min(64, n)
         idx = np.arange(k)

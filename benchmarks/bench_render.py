@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     apply_threads(args.threads)
 
-    from synthinv.build import build_synth
+    from synthinv import synths
 
     started = time.perf_counter()
     # (warm-up calls, max repeats, min repeats, timed-seconds budget per k)
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for k in args.ks:
-        synth = build_synth({"name": "kosc", "k": k, "asym": args.asym})
+        synth = synths.from_settings({"name": "kosc", "k": k, "asym": args.asym})
         idx = np.arange(args.batch)
         params = synth.params_at(1, idx)
         with torch.no_grad():

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     apply_threads(args.threads)
 
-    from synthinv.build import build_model, build_synth, load_config
+    from synthinv import synths
+    from synthinv.build import build_model, load_config
     from synthinv.evaluation import VAL_SEED, split_batch
 
     started = time.perf_counter()
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"sampling latency, k = {args.k}, guidance {args.guidance}, CPU, UNTRAINED weights (timing only); "
           f"one short warm-up per method and size, then median of {min_repeats}-{repeats} calls\n")
 
-    synth = build_synth({"name": "kosc", "k": args.k})
+    synth = synths.from_settings({"name": "kosc", "k": args.k})
     _, audio = split_batch(synth, VAL_SEED, max(args.sizes))
     rows = []
     for method in args.methods + [REGRESSION_METHOD]:

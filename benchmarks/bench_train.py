@@ -46,11 +46,12 @@ def _setup(method: str, batch: int):
     import numpy as np
     import torch
 
-    from synthinv.build import build_model, build_synth, load_config
+    from synthinv import synths
+    from synthinv.build import build_model, load_config
 
     config = load_config(method)
     config["train"]["batch_size"] = batch
-    synth = build_synth({"name": "kosc", "k": K})
+    synth = synths.from_settings({"name": "kosc", "k": K})
     torch.manual_seed(0)
     model = build_model(config, synth).train()
     t = config["train"]

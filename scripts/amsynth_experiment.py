@@ -23,11 +23,11 @@ METHODS = (("flow_param2tok", "flow, Param2Tok transformer"), ("flow_mlp", "flow
 
 
 def heldout(out: Path) -> None:
+    from synthinv import synths
     from synthinv.audio_io import write_wav
-    from synthinv.build import build_synth
     from synthinv.presets import write_json_preset
 
-    synth = build_synth({"name": "amsynth"})
+    synth = synths.from_settings({"name": "amsynth"})
     params, audio = synth.draw(HELDOUT_SEED, np.array([0]))  # (1, 44), (1, T)
     out.mkdir(parents=True, exist_ok=True)
     write_wav(out / "heldout_0.wav", audio[0], synth.sample_rate)

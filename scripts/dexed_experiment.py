@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from synthinv.build import build_synth, load_config
+from synthinv import synths
+from synthinv.build import load_config
 from synthinv.checkpoint import load_checkpoint
 from synthinv.evaluation import evaluate_model
 from synthinv.experiment import plot_assignment
@@ -64,7 +65,7 @@ def main() -> None:
     results_dir, runs = args.out / args.name, args.runs / args.name
     train_data = args.train_data or args.data / "dexed_train"
     results_dir.mkdir(parents=True, exist_ok=True)
-    synth = build_synth({"name": "dexed"})
+    synth = synths.from_settings({"name": "dexed"})
     for name in [] if args.table_only else args.methods.split(","):
         done = results_dir / f"{name}.json"
         if done.exists() and not args.eval_only:

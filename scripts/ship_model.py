@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from synthinv.build import uses_dataset
 from synthinv.checkpoint import load_checkpoint
 from synthinv.evaluation import evaluate_model
 from synthinv.zoo import SHIPPED_DIR
@@ -103,7 +102,7 @@ def main() -> None:
     ckpt = args.run_dir / "model.ckpt"
     model, synth, blob = load_checkpoint(ckpt)
     guidance = blob["config"]["sample"]["guidance"]
-    data_dir = args.test_data if uses_dataset(synth) else None
+    data_dir = args.test_data if synth.trains_from_data else None
     train_seed = (blob["meta"].get("data") or {}).get("seed")
     metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=guidance, data_dir=data_dir,
                              train_seed=train_seed, candidates=args.candidates if data_dir else 1)

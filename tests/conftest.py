@@ -42,6 +42,6 @@ def randomise_adaln(module: torch.nn.Module, std: float = 0.2, seed: int = 0) ->
 
 @pytest.fixture
 def kosc4():
-    from synthinv.build import build_synth
+    from synthinv import synths
 
-    return build_synth({"name": "kosc", "k": 4})
+    return synths.from_settings({"name": "kosc", "k": 4})

@@ -165,10 +165,10 @@ class NoteOfTruth(torch.nn.Module):
 
 def test_evaluate_rendered_reports_audio_metrics_next_to_random():
     pytest.importorskip("dexed")
-    from synthinv.build import build_synth
+    from synthinv import synths
     from synthinv.evaluation import TEST_SEED, drawn_examples, evaluate_rendered
 
-    synth = build_synth({"name": "dexed"})
+    synth = synths.from_settings({"name": "dexed"})
     params, _, _ = drawn_examples(synth, TEST_SEED, 3)
     result = evaluate_rendered(NoteOfTruth(params), synth, n=3, steps=1, f0_examples=2)
     # the model answers with the true patches: zero distance, identical envelopes, random patches worse

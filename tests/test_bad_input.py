@@ -130,9 +130,9 @@ def intact(folder):
 
 def preset(values, synth_name="dexed") -> str:
     """A JSON preset as write_json_preset writes it, with `values` as its normalised vector."""
-    from synthinv.build import build_synth
+    from synthinv import synths
 
-    synth = build_synth({"name": synth_name, "k": 4})
+    synth = synths.from_settings({"name": synth_name, "k": 4})
     return json.dumps({"synth": synth.name, "spec_hash": synth.spec.hash(), "normalised": values})
 
 
@@ -427,7 +427,7 @@ TRAIN = [
     C(["flow_mlp", "--synth", "dexed", *T, "--steps", "1"], "pass --data", id="dexed-without-data"),
     C(["nosuch", *D, "{tmp}/data_intact", *T, "--steps", "1"], "unknown method", id="dexed-method-unknown"),
     C(["flow_mlp", *D, "{tmp}/data_intact", "--asym", *T, "--steps", "1"], "--asym", id="dexed-asym"),
-    C(["flow_mlp", "--data", "{tmp}/data_intact", *T, "--steps", "1"], "k-osc generates", id="kosc-with-data"),
+    C(["flow_mlp", "--data", "{tmp}/data_intact", *T, "--steps", "1"], "generates its training batches on the fly", id="kosc-with-data"),
     C(["flow_mlp", *D, "{tmp}/nowhere", *T, "--steps", "1"], "not a directory", id="data-missing"),
     C(["flow_mlp", *D, "{tmp}/file.txt", *T, "--steps", "1"], "not a directory", id="data-is-file"),
     C(["flow_mlp", *D, "{tmp}/emptydir", *T, "--steps", "1"], "holds no manifest.json", id="data-no-manifest"),

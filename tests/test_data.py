@@ -20,8 +20,9 @@ from synthinv.data import shards as sh  # noqa: E402
 from synthinv.data.generate import generate, parse_shards  # noqa: E402
 from synthinv.data.shards import DatasetError, ShardDataset, check, file_sha256, load_shard  # noqa: E402
 from synthinv.features import hz_to_mel, log_mel_spectrogram, mel_to_hz  # noqa: E402
-from synthinv.synths.dexed import SILENCE_DBFS, DexedSynth, prior_uniforms, rms_dbfs, sample_patch_native  # noqa: E402
-from synthinv.synths.kosc import hashed_uniform  # noqa: E402
+from synthinv.metrics import rms_dbfs  # noqa: E402
+from synthinv.synths.dexed import DexedSynth, prior_uniforms, sample_patch_native  # noqa: E402
+from synthinv.synths.sampling import SILENCE_DBFS, hashed_uniform  # noqa: E402
 
 N, SHARD, SEED = 24, 8, 0
 DEXED = {"name": "dexed"}

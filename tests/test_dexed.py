@@ -10,7 +10,7 @@ import torch
 
 dexed = pytest.importorskip("dexed")  # dexed-py
 
-from synthinv.build import build_synth  # noqa: E402
+from synthinv import synths  # noqa: E402
 from synthinv.presets import PresetError, read_syx_bank, read_syx_voice, write_syx_bank, write_syx_voice  # noqa: E402
 from synthinv.synths.base import Param, ParamSpec  # noqa: E402
 from synthinv.synths.dexed import DexedSynth, init_vced  # noqa: E402
@@ -237,8 +237,8 @@ def test_bad_syx_files_give_clear_errors(synth, tmp_path):
 
 
 def test_build_synth_and_settings_round_trip(synth):
-    built = build_synth({"name": "dexed"})
+    built = synths.from_settings({"name": "dexed"})
     assert isinstance(built, DexedSynth) and built.spec.hash() == synth.spec.hash()
     # what a checkpoint stores: {"name": ..., **spec.settings}
-    again = build_synth({"name": "dexed", **DexedSynth(velocity=80).spec.settings})
+    again = synths.from_settings({"name": "dexed", **DexedSynth(velocity=80).spec.settings})
     assert again.velocity == 80 and again.spec.hash() != synth.spec.hash()

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 dexed = pytest.importorskip("dexed")  # dexed-py
 pytest.importorskip("h5py")
 
-from synthinv.build import ConfigError, build_model, build_synth, builtin_configs, load_config  # noqa: E402
+from synthinv import synths  # noqa: E402
+from synthinv.build import ConfigError, build_model, builtin_configs, load_config  # noqa: E402
 from synthinv.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from synthinv.cli import app  # noqa: E402
 from synthinv.data.generate import DEFAULT_FEATURES, generate  # noqa: E402
@@ -40,7 +41,7 @@ def tiny(config: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def synth():
-    return build_synth({"name": "dexed"})
+    return synths.from_settings({"name": "dexed"})
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_ast_encoder_reads_patches_through_one_query_token():
     with pytest.raises(ConfigError, match="unknown encoder kind"):
         config = load_config("regression_mse", "dexed")
         config["encoder"]["kind"] = "rnn"
-        build_model(config, build_synth({"name": "dexed"}))
+        build_model(config, synths.from_settings({"name": "dexed"}))
 
 
 def test_shipped_dexed_configs():

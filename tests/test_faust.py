@@ -19,9 +19,9 @@ pytestmark = pytest.mark.skipif(not HAVE_DAWDREAMER, reason="needs dawdreamer (p
 
 @pytest.fixture(scope="module")
 def synth():
-    from synthinv.build import build_synth
+    from synthinv import synths
 
-    return build_synth({"name": "subtractive3"})
+    return synths.from_settings({"name": "subtractive3"})
 
 
 def native_row(synth, **values) -> torch.Tensor:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from synthinv.build import build_synth, load_config
+from synthinv import synths
+from synthinv.build import load_config
 from synthinv.cli import app
 from synthinv.presets import read_json_preset
 from synthinv.training import train
@@ -22,7 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "kosc4_heldout_0.wa
 def tiny_models(tmp_path_factory):
     """A flow and a regression checkpoint for k=4, a few steps each (quality is not the point here)."""
     root = tmp_path_factory.mktemp("models")
-    synth = build_synth({"name": "kosc", "k": 4})
+    synth = synths.from_settings({"name": "kosc", "k": 4})
     paths = {}
     for name in ("flow_mlp", "regression_mse"):
         config = load_config(name)
@@ -40,7 +41,7 @@ def invoke(*args):
 def test_invert_writes_ranked_candidates_and_report(tiny_models, tmp_path):
     from synthinv.audio_io import write_wav
 
-    synth = build_synth({"name": "kosc", "k": 4})
+    synth = synths.from_settings({"name": "kosc", "k": 4})
     truth = synth.random_params(1, seed=99)
     write_wav(tmp_path / "target.wav", synth.render(truth)[0], synth.sample_rate)
     out = tmp_path / "inv"
@@ -64,7 +65,7 @@ def test_invert_writes_ranked_candidates_and_report(tiny_models, tmp_path):
 def test_refinement_never_makes_the_best_worse(tiny_models, tmp_path):
     from synthinv.pipeline import invert
 
-    synth = build_synth({"name": "kosc", "k": 4})
+    synth = synths.from_settings({"name": "kosc", "k": 4})
     from synthinv.audio_io import write_wav
 
     write_wav(tmp_path / "t.wav", synth.render(synth.random_params(1, seed=5))[0], synth.sample_rate)

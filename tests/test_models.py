@@ -12,11 +12,13 @@ import torch
 from torch import nn
 
 from conftest import randomise_adaln
-from synthinv.build import ConfigError, build_model, build_synth, load_config
+from synthinv import synths
+from synthinv.build import ConfigError, build_model, load_config
 from synthinv.models.fields import TransformerField
 from synthinv.models.flow import FlowModel, ot_pair_noise
 from synthinv.models.regression import RegressionModel
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
+from synthinv.synths import UnknownSynthError
 from synthinv.synths.kosc import to_tokens
 
 K, P = 4, 12  # oscillators, parameters
@@ -375,8 +377,8 @@ def test_bad_configs_raise_config_error(kosc4):
         load_config("no_such_method")
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/config.yaml")
-    with pytest.raises(ConfigError, match="unknown synth"):
-        build_synth({"name": "moog", "k": 4})
+    with pytest.raises(UnknownSynthError, match="unknown synth"):
+        synths.from_settings({"name": "moog", "k": 4})
     base = load_config("flow_transformer")
     for key, value, message in (("kind", "gan", "unknown model kind"), ("field", "rnn", "unknown field"),
                                 ("tokeniser", "bpe", "unknown tokeniser")):

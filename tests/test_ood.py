@@ -70,7 +70,7 @@ def test_audio_dir_errors_are_one_line(tmp_path):
 
 def test_out_dir_refuses_to_overwrite_without_force(tmp_path):
     (tmp_path / "ood.md").write_text("old")
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="already holds OOD tables"):
         ood_out_dir("model.ckpt", OOD, tmp_path, force=False)
     assert ood_out_dir("model.ckpt", OOD, tmp_path, force=True) == tmp_path
     assert ood_out_dir(tmp_path / "run" / "model.ckpt", OOD, None, False) == tmp_path / "run" / "ood_ood"
@@ -96,11 +96,12 @@ def two_sounds(tmp_path_factory):
 def dexed_checkpoint(tmp_path_factory):
     """An untrained Dexed flow (the pipeline, not the quality, is under test)."""
     pytest.importorskip("dexed")
-    from synthinv.build import build_model, build_synth, load_config
+    from synthinv import synths
+    from synthinv.build import build_model, load_config
     from synthinv.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    synth = build_synth({"name": "dexed"})
+    synth = synths.from_settings({"name": "dexed"})
     config = load_config("flow_mlp", "dexed")
     path = tmp_path_factory.mktemp("dexed_run") / "model.ckpt"
     return save_checkpoint(path, build_model(config, synth).eval(), synth, config, {"steps": 0, "train_seconds": 0.0})

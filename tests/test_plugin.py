@@ -98,12 +98,12 @@ def test_spec_name_must_match_its_file(tmp_path):
 
 
 def test_missing_plugin_is_a_clear_error():
-    from synthinv.build import build_synth
+    from synthinv import synths
 
     if any(Path(d).expanduser().joinpath("Surge XT.vst3").exists() for d in ("~/.vst3", "/usr/lib/vst3", "/usr/local/lib/vst3")):
         pytest.skip("Surge XT is installed here")
     with pytest.raises(PluginNotFound, match="Surge XT.vst3.*not found.*install Surge XT") as err:
-        build_synth({"name": "surge_xt_simple"})
+        synths.from_settings({"name": "surge_xt_simple"})
     assert "\n" not in str(err.value)
 
 
@@ -209,8 +209,8 @@ def test_synth_describe_prints_parameters_and_writes_a_usable_skeleton(tmp_path,
     synth = PluginSynth.from_file(out)
     assert len(synth.spec.params) == 42  # 41 parameters + the note
     monkeypatch.setenv("SYNTHINV_SPEC_PATH", str(tmp_path))  # the user's spec folder: --synth my_amsynth
-    from synthinv.build import build_synth
-    assert build_synth({"name": "my_amsynth"}).spec.hash() == synth.spec.hash()
+    from synthinv import synths
+    assert synths.from_settings({"name": "my_amsynth"}).spec.hash() == synth.spec.hash()
     again = CliRunner().invoke(app, ["synth", "describe", str(AMSYNTH), "--out", str(out)])
     assert again.exit_code == 2 and "--force" in again.output
     missing = CliRunner().invoke(app, ["synth", "describe", str(tmp_path / "nope.so")])

@@ -105,13 +105,16 @@ def test_a_second_report_leaves_no_pictures_of_the_first(tmp_path):
 
 def test_choices_integers_and_a_broken_render(tmp_path):
     """Categorical parameters show their label, discrete ones an integer; NaN audio still gets a page."""
-    from types import SimpleNamespace
-
-    from synthinv.synths.base import Param, ParamSpec
+    from synthinv.synths.base import Param, ParamSpec, SynthBase
 
     spec = ParamSpec("toy", (Param("cutoff", 20.0, 20000.0, scale="log"), Param.discrete("voices", 1, 8),
                              Param.categorical("shape", ["sine", "saw", "square"])))
-    synth = SimpleNamespace(name="toy", spec=spec, sample_rate=44100)
+
+    class Toy(SynthBase):  # what a report reads of a synth (nothing is rendered here)
+        name, sample_rate, length = "toy", 44100, 1024
+
+    synth = Toy()
+    synth.spec = spec
     target = torch.sin(torch.arange(1024) * 0.1) * 0.5
     broken = target.clone()
     broken[100:200] = float("nan")

@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from synthinv.build import build_model, build_synth, load_config
+from synthinv import synths
+from synthinv.build import build_model, load_config
 from synthinv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from synthinv.evaluation import TEST_SEED, VAL_SEED, evaluate_model, split_batch
 from synthinv.training import lr_at, train
@@ -61,7 +62,7 @@ def test_adam_on_a_fixed_batch_lowers_the_loss(name, kosc4):
 def trained(tmp_path_factory):
     """One short Lightning run shared by the tests below: 40 steps of regression_mse, batch 64."""
     torch.set_num_threads(1)
-    synth = build_synth({"name": "kosc", "k": K})
+    synth = synths.from_settings({"name": "kosc", "k": K})
     config = small_config("regression_mse")
     out = tmp_path_factory.mktemp("run")
     meta = train(copy.deepcopy(config), synth, out, max_steps=40, seed=0, progress_bar=False)

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from synthinv.build import ConfigError, build_model, build_synth, load_config
+from synthinv import synths
+from synthinv.build import ConfigError, build_model, load_config
 from synthinv.checkpoint import load_checkpoint, save_checkpoint
 from synthinv.models.encoders import MelCNN, SpectrumCNN
 from synthinv.models.vae_flow import ConditionalRealNVP, MLPDecoder, VAEFlowModel
@@ -158,7 +159,7 @@ def test_temperature_scales_the_base_noise():
 @pytest.fixture(scope="module")
 def dexed_synth():
     pytest.importorskip("dexed")
-    return build_synth({"name": "dexed"})
+    return synths.from_settings({"name": "dexed"})
 
 
 def test_dexed_config_builds_a_mel_vae_of_the_right_size(dexed_synth):

@@ -17,6 +17,7 @@ import torch
 from synthinv.checkpoint import load_checkpoint
 from synthinv.pipeline import DEFAULT_BUDGET, Inversion
 from synthinv.pipeline import invert as _invert
+from synthinv.synths.base import Synth
 from synthinv.zoo import resolve_model
 
 
@@ -34,7 +35,7 @@ def invert(sound: str | Path, *, synth: str | None = None, model: str | Path | N
                    show_progress=progress, say=(print if progress else lambda _: None))
 
 
-def load_model(model: str | Path | None = None, synth: str = "dexed") -> tuple[torch.nn.Module, object]:
+def load_model(model: str | Path | None = None, synth: str = "dexed") -> tuple[torch.nn.Module, Synth]:
     """-> (model in eval mode, its synth) from a shipped name or a checkpoint path (read weights-only)."""
     net, the_synth, _ = load_checkpoint(resolve_model(None if model is None else str(model), synth))
     return net, the_synth

@@ -31,7 +31,7 @@ import torch
 from synthinv.errors import SynthinvError
 from synthinv.metrics import relative_log_mel
 from synthinv.progress import progress_bar
-from synthinv.synths.base import draw_examples
+from synthinv.synths.base import Synth, draw_examples
 from synthinv.workers import SynthPool
 
 BANK_SEED = 5_000_029
@@ -62,7 +62,7 @@ def embed(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
     return torch.stack([s.mean(dim=-1) for s in segments], dim=-1).flatten(1)  # (N, M * S)
 
 
-def _bank_chunk(synth, seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+def _bank_chunk(synth: Synth, seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     params, audio = draw_examples(synth, seed, np.arange(start, stop))
     return params.numpy().astype(np.float16), embed(audio, synth.sample_rate).numpy().astype(np.float16)
 
@@ -102,7 +102,7 @@ def default_bank_size() -> int:
         raise BankError(f"SYNTHINV_BANK_SIZE must be a whole number of patches, not {raw!r}") from None
 
 
-def bank_path(synth, n: int, seed: int = BANK_SEED) -> Path:
+def bank_path(synth: Synth, n: int, seed: int = BANK_SEED) -> Path:
     return cache_dir() / "banks" / f"{synth.name}-{synth.spec.hash()}-seed{seed}-n{n}.npz"
 
 
@@ -113,7 +113,7 @@ def check_bank_request(n: int, seed: int, reserved: tuple[int, ...] = ()) -> Non
         raise BankError(f"bank seed {seed} is a training, validation or test split's seed; use another")
 
 
-def build_bank(synth, n: int = DEFAULT_BANK_SIZE, seed: int = BANK_SEED, workers: int | None = None,
+def build_bank(synth: Synth, n: int = DEFAULT_BANK_SIZE, seed: int = BANK_SEED, workers: int | None = None,
                path: Path | None = None, show_progress: bool = True) -> Path:
     """Render n prior patches and store their embedding. Resumable: finished chunks are kept in a
     .parts folder beside the bank until it is complete; the bank file appears atomically."""
@@ -127,7 +127,7 @@ def build_bank(synth, n: int = DEFAULT_BANK_SIZE, seed: int = BANK_SEED, workers
     return path
 
 
-def _build(synth, n: int, seed: int, workers: int | None, path: Path, show_progress: bool) -> None:
+def _build(synth: Synth, n: int, seed: int, workers: int | None, path: Path, show_progress: bool) -> None:
     parts = path.with_name(f"{path.stem}.v{EMBED['version']}.parts")  # parts of another version are not reused
     parts.mkdir(exist_ok=True)
     header = {"format": "synthinv-bank-1", "synth": synth.name, "spec_hash": synth.spec.hash(), "seed": seed,
@@ -156,7 +156,7 @@ def _build(synth, n: int, seed: int, workers: int | None, path: Path, show_progr
     shutil.rmtree(parts, ignore_errors=True)
 
 
-def load_bank(path: Path, synth) -> Bank:
+def load_bank(path: Path, synth: Synth) -> Bank:
     """Read and check a bank file; BankError names what is wrong (corrupt, another synth or spec)."""
     path = Path(path)
     try:
@@ -176,7 +176,7 @@ def load_bank(path: Path, synth) -> Bank:
     return Bank(torch.from_numpy(params.astype(np.float32)), torch.from_numpy(emb.astype(np.float32)), header)
 
 
-def get_bank(synth, n: int | None = None, seed: int = BANK_SEED, workers: int | None = None,
+def get_bank(synth: Synth, n: int | None = None, seed: int = BANK_SEED, workers: int | None = None,
              say=print, show_progress: bool = True, reserved: tuple[int, ...] = ()) -> Bank:
     """The cached bank for this synth spec, built first if missing; a corrupt one is rebuilt. `reserved`:
     more seeds the bank must not share (the model's training split)."""

@@ -24,8 +24,7 @@ from synthinv.errors import SynthinvError
 from synthinv.fileio import atomic_write
 from synthinv.ood import AUDIO_SUFFIXES, audio_files_in
 from synthinv.progress import progress_bar
-
-BANK_VOICES = 32
+from synthinv.synths.base import Synth
 
 
 @dataclass
@@ -73,7 +72,7 @@ def invert_folder(inverter, folder: Path, out: Path, say=print, **invert_setting
                 rows.append({**row, "status": f"skipped: {exc}", "distance": None, "folder": None})
             advance(1)
     synth = inverter.search_synth  # the spec the presets were written in
-    banks = write_banks(synth, out, rows) if hasattr(synth, "to_vced") else []
+    banks = write_banks(synth, out, rows) if synth.preset_bank_size else []
     write_table(out, rows)
     return BatchResult(rows, banks)
 
@@ -87,15 +86,16 @@ def write_table(out: Path, rows: list[dict]) -> None:
     atomic_write(out / "batch.csv", buf.getvalue())
 
 
-def write_banks(synth, out: Path, rows: list[dict]) -> list[Path]:
-    """Dexed: each inverted sound's best preset into 32-voice banks bank_01.syx, bank_02.syx, ..."""
-    from synthinv.presets import read_json_preset, write_syx_bank
+def write_banks(synth: Synth, out: Path, rows: list[dict]) -> list[Path]:
+    """Each inverted sound's best preset into the synth's own bank files (`Synth.write_preset_bank`; Dexed:
+    32-voice banks bank_01.syx, bank_02.syx, ...)."""
+    from synthinv.presets import read_json_preset
 
-    done = [r for r in rows if r["folder"]]
+    done, size = [r for r in rows if r["folder"]], synth.preset_bank_size
     banks = []
-    for b in range(0, len(done), BANK_VOICES):
-        part = done[b: b + BANK_VOICES]
+    for b in range(0, len(done), size):
+        part = done[b: b + size]
         params = torch.stack([read_json_preset(out / r["folder"] / "candidate_01" / "preset.json", synth) for r in part])
         names = [voice_name(Path(r["file"]).stem) for r in part]
-        banks.append(write_syx_bank(out / f"bank_{b // BANK_VOICES + 1:02d}.syx", params, synth.spec, names))
+        banks.append(synth.write_preset_bank(out / f"bank_{b // size + 1:02d}", params, names))
     return banks

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -16,15 +15,10 @@ from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
 from synthinv.models.vae_flow import MelDecoder, MelTarget, MLPDecoder, SpectrumTarget, VAEFlowModel
-from synthinv.synths.dexed import DexedSynth
-from synthinv.synths.kosc import PARAMS_PER_OSC, KOscSynth
-from synthinv.synths.plugin import PluginSynth
-from synthinv.synths.plugin_spec import shipped_specs
+from synthinv.synths import Synth, registry
+from synthinv.synths import from_settings as build_synth  # noqa: F401 - the old name, kept for scripts
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-# Plugin synths: one entry per shipped spec file (synths/specs/*.yaml: amsynth, subtractive3, surge_xt_*);
-# PluginSynth.from_settings takes {"name": shipped name} or the {"spec": ...} a checkpoint/manifest stores.
-SYNTHS: dict[str, Any] = {"kosc": KOscSynth, "dexed": DexedSynth, **{name: PluginSynth for name in shipped_specs()}}
 
 
 class ConfigError(SynthinvError, ValueError):
@@ -40,8 +34,8 @@ def load_config(name_or_path: str, synth: str = "kosc") -> dict:
     """A config from a shipped method name (looked up in configs/<synth>/) or a YAML path."""
     path = Path(name_or_path)
     if not path.suffix:
-        if synth not in SYNTHS:
-            raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
+        if synth not in registry():
+            raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(registry())}")
         configs = builtin_configs(synth)
         if name_or_path not in configs:
             raise ConfigError(f"unknown method {name_or_path!r} for {synth}; choose from {', '.join(configs)} or give a .yaml path")
@@ -56,28 +50,17 @@ def load_config(name_or_path: str, synth: str = "kosc") -> dict:
     return config
 
 
-def build_synth(settings: dict):
-    name = settings.get("name", "kosc")
-    if name not in SYNTHS and ("spec" in settings or name in shipped_specs()):  # the user's own spec file
-        return PluginSynth.from_settings(settings)
-    if name not in SYNTHS:
-        raise ConfigError(f"unknown synth {name!r}; available: {', '.join(SYNTHS)}")
-    synth_cls = SYNTHS[name]
-    if name == "kosc" and "sample_rate" not in settings:
-        return synth_cls(k=int(settings["k"]), asym=bool(settings.get("asym", False)))
-    return synth_cls.from_settings(settings)
+def uses_dataset(synth: Synth) -> bool:
+    """The old name of `synth.trains_from_data`, kept for scripts."""
+    return synth.trains_from_data
 
 
-def uses_dataset(synth) -> bool:
-    """True for synths trained from a generated dataset (Dexed); k-osc makes its batches on the fly."""
-    return synth.name != "kosc"
-
-
-def build_encoder(config: dict, synth) -> Encoder:
-    """k-osc: SpectrumCNN over the audio's spectrum; Dexed: MelCNN over `synth.features` (log-mel)."""
+def build_encoder(config: dict, synth: Synth) -> Encoder:
+    """By what `synth.features` gives: the audio itself (k-osc) -> SpectrumCNN over its spectrum; a log-mel
+    (Dexed, plugins) -> MelCNN or MelAST."""
     settings = dict(config.get("encoder", {}))
-    if synth.name == "kosc":
-        return SpectrumCNN(n_samples=synth.length, **settings)
+    if len(synth.feature_shape) == 1:
+        return SpectrumCNN(n_samples=synth.feature_shape[0], **settings)
     n_mels, frames = synth.feature_shape
     kind = settings.pop("kind", "cnn")
     encoders = {"cnn": MelCNN, "ast": MelAST}
@@ -89,15 +72,15 @@ def build_encoder(config: dict, synth) -> Encoder:
         raise ConfigError(f"bad encoder settings for {synth.name} ({encoders[kind].__name__}): {exc}") from None
 
 
-def build_model(config: dict, synth) -> nn.Module:
+def build_model(config: dict, synth: Synth) -> nn.Module:
     """FlowModel or RegressionModel for `synth`, sized by config["model"] and config["encoder"]."""
     m, n_params = config["model"], synth.spec.size
     encoder = build_encoder(config, synth)
     if m["kind"] == "regression":
         loss = m.get("loss", "mse")
-        if synth.name != "kosc" and loss != "mse":
-            raise ConfigError(f"regression loss {loss!r} needs k-osc oscillator tokens; for {synth.name} use loss: mse")
-        return RegressionModel(encoder, n_params, getattr(synth, "k", None), loss=loss,
+        if synth.n_tokens is None and loss != "mse":
+            raise ConfigError(f"regression loss {loss!r} needs parameter tokens (k-osc oscillators); for {synth.name} use loss: mse")
+        return RegressionModel(encoder, n_params, synth.n_tokens, loss=loss,
                                hidden=m.get("hidden", 384), layers=m.get("layers", 3))
     if m["kind"] == "vae_realnvp":
         return build_vae_flow(m, encoder, synth)
@@ -111,11 +94,11 @@ def build_model(config: dict, synth) -> nn.Module:
         d = m.get("d_model", 128)
         tok = m.get("tokeniser", "fixed")
         if tok == "fixed":
-            if synth.name != "kosc":
+            if synth.n_tokens is None:
                 raise ConfigError(f"the fixed tokeniser splits k-osc oscillators; for {synth.name} use tokeniser: param2tok")
-            tokeniser = FixedSplit(n_params, PARAMS_PER_OSC, d)
+            tokeniser = FixedSplit(n_params, n_params // synth.n_tokens, d)
         elif tok == "param2tok":
-            n_tokens = m.get("n_tokens") or getattr(synth, "k", None)
+            n_tokens = m.get("n_tokens") or synth.n_tokens
             if not n_tokens:
                 raise ConfigError(f"Param2Tok for {synth.name} needs model.n_tokens in the config")
             tokeniser = Param2Tok(n_params, n_tokens, d, init_noise=float(m.get("init_noise", 1e-4)))  # paper: 1e-4
@@ -131,7 +114,7 @@ VAE_FLOW_KEYS = {"kind", "latent", "flow_layers", "flow_hidden", "scale_limit", 
                  "temperature", "decoder_hidden"}
 
 
-def build_vae_flow(m: dict, encoder: Encoder, synth) -> nn.Module:
+def build_vae_flow(m: dict, encoder: Encoder, synth: Synth) -> nn.Module:
     """The FlowSynth-style baseline (models/vae_flow.py): VAE on the encoder input + conditional RealNVP."""
     unknown = sorted(set(m) - VAE_FLOW_KEYS)
     if unknown:

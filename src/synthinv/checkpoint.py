@@ -8,8 +8,10 @@ from pathlib import Path
 
 import torch
 
-from synthinv.build import build_model, build_synth
+from synthinv import synths
+from synthinv.build import build_model
 from synthinv.errors import SynthinvError
+from synthinv.synths import Synth
 
 FORMAT = "synthinv-checkpoint-1"
 
@@ -18,7 +20,7 @@ class CheckpointError(SynthinvError, ValueError):
     """A checkpoint that is missing, not ours, or made for a different synth."""
 
 
-def save_checkpoint(path: Path, model, synth, config: dict, meta: dict, state_dict: dict | None = None) -> Path:
+def save_checkpoint(path: Path, model, synth: Synth, config: dict, meta: dict, state_dict: dict | None = None) -> Path:
     """Write atomically (temp file + rename) so an interrupted save never leaves a half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,10 @@ def load_checkpoint(path: str | Path, expect_synth: dict | None = None):
         have = blob["synth"].get(key)
         if have != want:
             raise CheckpointError(f"{path} was trained for synth {key}={have!r}, not {want!r}")
-    synth = build_synth(blob["synth"])
+    try:
+        synth = synths.from_settings(blob["synth"])
+    except (SynthinvError, KeyError, TypeError, ValueError) as exc:  # settings this synthinv cannot build
+        raise CheckpointError(f"{path}: cannot build its synth {blob['synth'].get('name')!r} ({exc})") from None
     if synth.spec.hash() != blob["spec_hash"]:
         raise CheckpointError(f"{path} has parameter spec {blob['spec_hash']}, this synth has {synth.spec.hash()}")
     model = build_model(blob["config"], synth)

@@ -2,8 +2,9 @@
 
 A mistake in an option, an output path or an input file should cost a second and leave nothing behind,
 not surface after minutes of sampling (or as a traceback while writing the results). Every check raises a
-SynthinvError subclass (or FileExistsError for an output that is in the way) with a one-line message that
-names the option or the path as the user gave it.
+SynthinvError subclass (OutputExistsError for an output that is in the way) with a one-line message that
+names the option or the path as the user gave it. The option names are the command's; library callers pass
+`prefix=""` where a check names options, so their messages name the argument instead ("candidates").
 
     check_invert(sound, out, candidates=8, steps=50, guidance=None, refine=0, truth=None, force=False)
 """
@@ -15,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from synthinv.errors import UsageError
+from synthinv.errors import OutputExistsError, UsageError
 
 # Candidates are sampled, rendered and scored as one batch (and evaluate does so for every test sound):
 # 1024 Dexed notes are about 270 MB of audio already; far more only ends in a failed allocation.
@@ -53,12 +54,12 @@ def check_number(flag: str, value: float | None, positive: bool = False) -> None
         raise UsageError(f"{flag} must be a positive number, got {value}")
 
 
-def check_sampling(candidates: int, steps: int, guidance: float | None, refine: int = 0) -> None:
-    """invert's (and evaluate's) sampling options."""
-    check_count("--candidates", candidates, 1, MAX_CANDIDATES, "they are sampled and rendered as one batch")
-    check_count("--steps", steps, 1)
-    check_number("--guidance", guidance)
-    check_count("--refine", refine, 0, why="a render budget; 0 turns refinement off")
+def check_sampling(candidates: int, steps: int, guidance: float | None, refine: int = 0, prefix: str = "--") -> None:
+    """invert's (and evaluate's) sampling options; `prefix` goes before their names in messages."""
+    check_count(f"{prefix}candidates", candidates, 1, MAX_CANDIDATES, "they are sampled and rendered as one batch")
+    check_count(f"{prefix}steps", steps, 1)
+    check_number(f"{prefix}guidance", guidance)
+    check_count(f"{prefix}refine", refine, 0, why="a render budget; 0 turns refinement off")
 
 
 def check_seed(seed: int | None) -> None:
@@ -131,10 +132,10 @@ def check_out_folder(out: Path, force: bool, inputs=(), flag: str = "--out", emp
     check_name_lengths(out, flag)
     if out.exists() or out.is_symlink():
         if not out.is_dir():
-            raise FileExistsError(f"{out} exists and is not a directory; choose another {flag}")
+            raise OutputExistsError(f"{out} exists and is not a directory; choose another {flag}")
         if not force and not (empty_ok and not any(out.iterdir())):
             what = "already exists and is not empty" if empty_ok else "already exists"
-            raise FileExistsError(f"{out} {what}; pass --force to overwrite it or choose another {flag}")
+            raise OutputExistsError(f"{out} {what}; pass --force to overwrite it or choose another {flag}")
         check_not_holding(out, inputs, flag)
     check_writable(out, flag)
 
@@ -144,9 +145,9 @@ def check_out_file(out: Path, force: bool, flag: str = "--out") -> None:
     out = Path(out)
     check_name_lengths(out, flag)
     if out.is_dir():
-        raise FileExistsError(f"{flag} {out} is a folder; give a file name")
+        raise OutputExistsError(f"{flag} {out} is a folder; give a file name")
     if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+        raise OutputExistsError(f"{out} exists; pass --force to overwrite it")
     check_writable(out, flag)
 
 
@@ -191,5 +192,5 @@ def check_generate(n: int, shard_size: int, workers: int, out: Path, seed: int =
     out = Path(out)
     check_name_lengths(out)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
+        raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
     check_writable(out)

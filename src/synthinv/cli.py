@@ -21,26 +21,18 @@ app.add_typer(bank_app, name="bank")
 
 
 def friendly_errors(fn):
-    """Known user errors become `error: ...` on one line and exit code 2, never a traceback.
-
-    SynthinvError is every error synthinv raises about what the user gave; ValueError is still caught
-    because some older raises use it. An OSError from the system (permission denied, not a directory, disk
-    full) is about a path the user gave too; one without an errno (h5py's) is not ours to explain."""
+    """A SynthinvError (something the user gave cannot be used) becomes `error: ...` on one line and exit
+    code 2. Anything else is a bug in synthinv: it keeps its traceback and exits with 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from synthinv.errors import SynthinvError, one_line, os_error_message
+        from synthinv.errors import SynthinvError, one_line
 
         try:
             return fn(*args, **kwargs)
-        except (SynthinvError, ValueError) as exc:
-            message = str(exc)
-        except OSError as exc:
-            if exc.errno is None and not isinstance(exc, (FileExistsError, FileNotFoundError)):
-                raise
-            message = os_error_message(exc)
-        typer.echo(f"error: {one_line(message)}", err=True)
-        raise typer.Exit(2)
+        except SynthinvError as exc:
+            typer.echo(f"error: {one_line(str(exc))}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -91,7 +83,8 @@ def train(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
 ):
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
-    from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
+    from synthinv import synths
+    from synthinv.build import load_config
     from synthinv.checks import (
         MAX_BATCH_SIZE,
         check_count,
@@ -112,14 +105,14 @@ def train(
     check_seed(seed)
     check_device(device)
     check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
-    if synth not in SYNTHS:
-        raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(SYNTHS)}")
-    if synth == "kosc":
+    on_the_fly = not synths.synth_class(synth).trains_from_data  # k-osc: batches rendered as training goes
+    if on_the_fly:
         if data is not None or val_data is not None:
-            raise UsageError("--data/--val-data are for --synth dexed; k-osc generates its training batches on the fly")
+            raise UsageError(f"--data/--val-data are for synths that train from a dataset (--synth dexed or a plugin "
+                             f"synth); {synth} generates its training batches on the fly")
         check_k(k)
-        config = load_config(method)
-        the_synth = build_synth({"name": "kosc", "k": k, "asym": asym})
+        config = load_config(method, synth)
+        the_synth = synths.get(synth, k=k, asym=asym)
     else:
         from synthinv.datasets import DatasetError, check_disjoint, open_dataset, synth_of_dataset
         from synthinv.evaluation import VAL_SEED
@@ -128,7 +121,7 @@ def train(
             raise UsageError(f"--synth {synth} trains from a generated dataset: pass --data DIR "
                              f"(make one with `synthinv generate --synth {synth} --n N --out DIR`)")
         if asym:
-            raise UsageError("--asym is for --synth kosc only")
+            raise UsageError(f"--asym is not a setting of {synth}")
         config = load_config(method, synth)
         the_synth, manifest = synth_of_dataset(data)
         if the_synth.name != synth:
@@ -144,14 +137,14 @@ def train(
         config["train"]["lr"] = lr
     set_threads(threads)
     with building_folder(out) as run:  # the run folder appears only when training has finished
-        if synth == "kosc":
+        if on_the_fly:
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
             (run / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
         else:
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
                                 data_dir=data, val_dir=val_data)
             (run / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
-    if synth == "kosc":
+    if on_the_fly:
         typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
                    f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
     else:
@@ -188,7 +181,6 @@ def evaluate(
     """Score a checkpoint on the fixed test split. k-osc: LSD (with the random-parameter baseline), Chamfer,
     assignment MSE. Dexed: MSS, wMFCC, spectral OT, RMS-envelope cosine, f0 error (each with random patches as
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
-    from synthinv.build import uses_dataset
     from synthinv.checkpoint import load_checkpoint
     from synthinv.checks import (
         MAX_EVAL_EXAMPLES,
@@ -209,7 +201,7 @@ def evaluate(
     if budget is not None:
         from synthinv.pipeline import check_invert_settings
 
-        check_invert_settings(max(candidates, 1), steps, budget, 0)
+        check_invert_settings(max(candidates, 1), steps, budget, 0, prefix="--")
     if audio_dir is not None:
         return evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, guidance, seed, threads, force,
                                       transpose, budget or 0.0)
@@ -223,19 +215,20 @@ def evaluate(
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
     g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
-    if data is not None and not uses_dataset(synth):
+    if data is not None and not synth.trains_from_data:
         raise UsageError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
     train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
-    if candidates > 1 and not uses_dataset(synth):
+    if candidates > 1 and not synth.trains_from_data:
         raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
                              candidates=candidates, transpose=transpose)
     metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)
-    if not uses_dataset(synth):
-        typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB), "
-                   f"Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}")
+    if not synth.trains_from_data:
+        tokens = (f", Chamfer {metrics['chamfer']:.4f}, assignment MSE {metrics['assignment_mse']:.4f}"
+                  if "chamfer" in metrics else "")  # synths made of parameter tokens (k-osc oscillators)
+        typer.echo(f"LSD {metrics['lsd']:.3f} dB (random parameters: {metrics['lsd_random']:.3f} dB){tokens}")
     else:
         typer.echo(f"MSS {metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f} dB (random patches: {metrics['mss_random']:.3f} dB) "
                    f"on {metrics['n']} examples, parameter MSE {metrics['param_mse']:.4f} (random "
@@ -259,10 +252,10 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force) 
     import numpy as np
 
     from synthinv.datasets import first_examples
+    from synthinv.errors import UsageError
     from synthinv.evaluation import TEST_SEED
     from synthinv.fileio import write_json_atomic
     from synthinv.pipeline import Inverter
-    from synthinv.scoring import REAL_SYNTH, scoring
     from synthinv.search_eval import markdown_table, run_methods, summarise
     from synthinv.synths.base import draw_examples
 
@@ -272,8 +265,9 @@ def evaluate_search_cli(checkpoint, out, data, n, budget, seed, threads, force) 
         rows_path.unlink(missing_ok=True)
     with Inverter(str(checkpoint), say=typer.echo) as inverter:
         synth = inverter.synth
-        if scoring(synth) is not REAL_SYNTH:
-            raise ValueError(f"--budget is for real synths (dexed, plugins); {checkpoint} is a {synth.name} model")
+        if not synth.uses_bank:  # the plan compares the search with the bank lookup
+            raise UsageError(f"--budget is for synths with a patch bank (dexed, plugins); {checkpoint} is a "
+                             f"{synth.name} model")
         if data is not None:
             audio = first_examples(data, synth, n)[2]
         else:
@@ -292,12 +286,15 @@ def evaluate_audio_dir_cli(checkpoint, audio_dir, out, data, candidates, steps, 
                            transpose, budget=0.0) -> None:
     """`evaluate --audio-dir`: the work is synthinv.ood's; this checks the flags and prints where it went."""
     from synthinv.checks import check_writable
-    from synthinv.errors import UsageError
+    from synthinv.errors import OutputExistsError, UsageError
     from synthinv.ood import evaluate_audio_dir, ood_out_dir, summary_line, write_ood_tables
 
     if data is not None:
         raise UsageError("--data and --audio-dir exclude each other: one scores a test dataset, the other your sounds")
-    out = ood_out_dir(checkpoint, audio_dir, out, force)
+    try:
+        out = ood_out_dir(checkpoint, audio_dir, out, force)
+    except OutputExistsError as exc:  # tables from an earlier run
+        raise OutputExistsError(f"{exc}; pass --force to overwrite them") from None
     check_writable(out)
     set_threads(threads)
     result = evaluate_audio_dir(checkpoint, audio_dir, candidates=candidates, steps=steps, guidance=guidance, seed=seed,
@@ -340,8 +337,8 @@ def invert(
     from rich.table import Table
 
     from synthinv.checks import check_invert
+    from synthinv.pipeline import check_invert_settings, write_inversion
     from synthinv.pipeline import invert as run_invert
-    from synthinv.pipeline import write_inversion
     from synthinv.scoring import scoring
 
     out = out or Path("inversions") / sound.stem
@@ -349,6 +346,7 @@ def invert(
         return invert_folder_cli(sound, out, synth, model, candidates, budget, steps, guidance, refine, seed,
                                  transpose, truth, threads)
     check_invert(sound, out, candidates, steps, guidance, refine, truth, force, threads, model, seed)
+    check_invert_settings(candidates, steps, budget, refine, guidance, prefix="--")
     set_threads(threads)
     result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose,
                         budget=budget, say=typer.echo)
@@ -377,22 +375,24 @@ def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guid
     """`invert FOLDER`: every sound into OUT/<name>/ (resumable), Dexed banks of the best presets."""
     from rich.markup import escape
 
+    from synthinv.audio_io import AudioError
     from synthinv.batch import invert_folder
     from synthinv.checks import check_sampling, check_seed, check_threads, check_writable
+    from synthinv.errors import OutputExistsError, UsageError
     from synthinv.ood import AUDIO_SUFFIXES, audio_files_in
     from synthinv.pipeline import Inverter, check_invert_settings
 
     if truth is not None:
-        raise ValueError("--truth is for one sound, not a folder")
+        raise UsageError("--truth is for one sound, not a folder")
     check_sampling(candidates, steps, guidance, refine)
-    check_invert_settings(candidates, steps, budget, refine, guidance)
+    check_invert_settings(candidates, steps, budget, refine, guidance, prefix="--")
     check_seed(seed)
     check_threads(threads)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory; choose another --out")
+        raise OutputExistsError(f"{out} exists and is not a directory; choose another --out")
     check_writable(out, "--out")
     if not audio_files_in(folder):  # before the model loads
-        raise ValueError(f"{folder} is a folder that holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+        raise AudioError(f"{folder} is a folder that holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     set_threads(threads)
     with Inverter(model, synth, say=typer.echo) as inverter:
         result = invert_folder(inverter, folder, out, say=lambda m: typer.echo(escape(m)), candidates=candidates,
@@ -415,13 +415,15 @@ def bank_build(
 ):
     """Render a bank once (resumable: an interrupted build continues where it stopped) into the cache folder
     ($SYNTHINV_CACHE, else ~/.cache/synthinv)."""
+    from synthinv import synths
     from synthinv.bank import bank_path, build_bank, check_bank_request, load_bank
-    from synthinv.build import SYNTHS, ConfigError, build_synth
+    from synthinv.errors import UsageError
 
-    if synth not in SYNTHS or synth == "kosc":
-        raise ConfigError(f"no bank for synth {synth!r}; available: {', '.join(x for x in SYNTHS if x != 'kosc')}")
+    with_bank = [name for name, cls in synths.registry().items() if cls.uses_bank]
+    if synth not in with_bank:
+        raise UsageError(f"no bank for synth {synth!r}; available: {', '.join(with_bank)}")
     check_bank_request(n, seed)
-    the_synth = build_synth({"name": synth})
+    the_synth = synths.get(synth)
     path = bank_path(the_synth, n, seed)
     if path.exists():
         bank = load_bank(path, the_synth)
@@ -519,20 +521,23 @@ def generate_command(
     """Render a dataset (parameters + log-mel spectrograms) into shards; rerun the same command to resume."""
     import errno
 
+    from synthinv import synths
     from synthinv.checks import check_generate
     from synthinv.data.generate import generate, parse_shards
-    from synthinv.data.shards import completed, read_manifest
+    from synthinv.data.shards import DatasetError, completed, read_manifest
     from synthinv.errors import UsageError
 
     check_generate(n, shard_size, workers, out, seed)
-    if synth == "kosc":
+    known = synths.get(synth).spec.settings  # the synth's own settings: an option is passed on where it has one
+    if "k" in known:
         check_k(k)
-        settings = {"name": "kosc", "k": k}
-        if prior is not None:
-            raise UsageError("--prior applies to --synth dexed only")
-    else:
-        settings = {"name": synth, **({"prior": prior} if prior is not None else {})}
-    shard_range = parse_shards(shards) if shards is not None else None
+    if prior is not None and "prior" not in known:
+        raise UsageError(f"--prior applies to synths with a prior setting (dexed), not to {synth}")
+    settings = {"name": synth, **({"k": k} if "k" in known else {}), **({"prior": prior} if prior is not None else {})}
+    try:
+        shard_range = parse_shards(shards) if shards is not None else None
+    except DatasetError as exc:  # "shards must look like a:b ...": the library names the value, we the option
+        raise DatasetError(f"--{exc}") from None
     try:
         result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
     except OSError as exc:
@@ -563,13 +568,14 @@ def generate_command(
 def data_check(out: Path = typer.Argument(..., help="A dataset directory written by `synthinv generate`.")):
     """Validate every shard (present, opens, shapes, indices, sha256, finite values); exit 1 on any problem."""
     from synthinv.data.shards import MANIFEST, check, read_manifest
+    from synthinv.errors import InputNotFoundError
 
     if out.exists() and not out.is_dir():
-        raise FileNotFoundError(f"{out} is a file, not a dataset directory")
+        raise InputNotFoundError(f"{out} is a file, not a dataset directory")
     if not out.is_dir():
-        raise FileNotFoundError(f"dataset directory not found: {out}")
+        raise InputNotFoundError(f"dataset directory not found: {out}")
     if read_manifest(out) is None:
-        raise FileNotFoundError(f"{out} holds no {MANIFEST}: not a dataset written by `synthinv generate`")
+        raise InputNotFoundError(f"{out} holds no {MANIFEST}: not a dataset written by `synthinv generate`")
     problems = check(out)
     for problem in problems:
         typer.echo(problem)

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synthinv import synths
 from synthinv.data.shards import MANIFEST, DatasetError, ShardDataset, finite_problem, read_manifest
+from synthinv.errors import SynthinvError
+from synthinv.synths import Synth
 
 __all__ = ["DatasetError", "open_dataset", "synth_of_dataset", "check_disjoint", "first_examples"]
 
@@ -31,16 +34,14 @@ def _manifest(data_dir: Path | str, role: str) -> dict:
     return manifest
 
 
-def synth_of_dataset(data_dir: Path | str, role: str = "training"):
+def synth_of_dataset(data_dir: Path | str, role: str = "training") -> tuple[Synth, dict]:
     """-> (synth, manifest): the synth a dataset was generated with (raises DatasetError if the dataset was
     made with a parameter spec this version of synthinv does not have)."""
-    from synthinv.build import ConfigError, build_synth
-
     manifest = _manifest(data_dir, role)
     info = manifest.get("synth") or {}
     try:
-        synth = build_synth({"name": info.get("name"), **info.get("settings", {})})
-    except (ConfigError, TypeError, ValueError) as exc:
+        synth = synths.from_settings({"name": info.get("name"), **info.get("settings", {})})
+    except (SynthinvError, TypeError, ValueError) as exc:
         raise DatasetError(f"{data_dir}: cannot build its synth {info.get('name')!r} ({exc})") from None
     if synth.spec.hash() != manifest.get("spec_hash"):
         raise DatasetError(f"{data_dir} was generated with {synth.name} parameter spec {manifest.get('spec_hash')}, "
@@ -48,7 +49,7 @@ def synth_of_dataset(data_dir: Path | str, role: str = "training"):
     return synth, manifest
 
 
-def open_dataset(data_dir: Path | str, synth, role: str = "training", allow_other_prior: bool = True,
+def open_dataset(data_dir: Path | str, synth: Synth, role: str = "training", allow_other_prior: bool = True,
                  verify: bool = False) -> ShardDataset:
     """The finished shards of `data_dir` as a ShardDataset, after checking that they were generated for
     `synth` (name, settings and spec hash; the prior may differ when `allow_other_prior`) and with the
@@ -71,7 +72,7 @@ def open_dataset(data_dir: Path | str, synth, role: str = "training", allow_othe
                            f"{synth.spec.hash()}; regenerate the dataset")
     if not same_prior:
         synth_of_dataset(data_dir, role)  # its own spec must still be this version's
-    want = getattr(synth, "feature_settings", None)
+    want = synth.feature_settings
     if want is not None and manifest.get("features") != want:
         raise DatasetError(f"{data_dir} stores log-mels {manifest.get('features')}, the {synth.name} encoder takes {want}")
     if manifest.get("params_dim") != synth.spec.size:
@@ -83,10 +84,10 @@ def check_disjoint(train_manifest: dict | None, other_seed: int, role: str, wher
     """Refuse validation/test examples drawn from the training split's seed (they would be training examples)."""
     if train_manifest is not None and int(train_manifest["seed"]) == int(other_seed):
         raise DatasetError(f"{role} data ({where}) use seed {other_seed}, the same split as the training data; "
-                           f"generate {role} data with another --seed")
+                           f"generate {role} data with another seed")
 
 
-def first_examples(data_dir: Path | str, synth, n: int, role: str = "test"):
+def first_examples(data_dir: Path | str, synth: Synth, n: int, role: str = "test"):
     """-> (params (n, P), features (n, ...), audio (n, T), manifest): the first n examples of a dataset for
     `synth` (checked by `open_dataset`), their audio re-rendered (shards store parameters and features)."""
     import torch

@@ -2,8 +2,12 @@
 
 `SynthinvError` is the base of every error caused by what the user gave (a file, an option value, a
 dataset, a checkpoint) rather than by a bug: the `synthinv` command prints `error: <message>` on one line
-and exits with status 2. Library callers can catch it the same way. Most subclasses keep ValueError as a
-second base because callers caught ValueError before this base existed.
+and exits with status 2; anything else is a bug and keeps its traceback (exit 1). Library callers can
+catch it the same way. Subclasses keep the built-in error callers caught before this base existed as a
+second base (ValueError, FileExistsError, FileNotFoundError).
+
+Messages describe the value or the path, never a command-line option: the library does not know how it
+was called. The command adds its options' names where it checks them itself (synthinv.checks).
 """
 
 from __future__ import annotations
@@ -17,6 +21,22 @@ class SynthinvError(Exception):
 
 class UsageError(SynthinvError, ValueError):
     """An option value outside what the command can do (--candidates 0, --guidance nan, ...)."""
+
+
+class OutputExistsError(SynthinvError, FileExistsError):
+    """An output path that is in the way: it exists and may not be replaced, or is a file where a folder goes."""
+
+
+class InputNotFoundError(SynthinvError, FileNotFoundError):
+    """An input path that does not exist, or is not the kind of thing asked for (a file for a folder)."""
+
+
+class PresetError(SynthinvError, ValueError):
+    """A preset file that is not what it claims to be, or parameters that do not fit the format."""
+
+
+class DependencyError(SynthinvError, ImportError):
+    """An optional dependency that the asked-for synth or feature needs is not installed."""
 
 
 # Our writers put partial output beside its destination under these names (fileio.atomic_write,
@@ -37,7 +57,7 @@ def one_line(text: str) -> str:
 
 def os_error_message(exc: OSError) -> str:
     """'Permission denied: /where/it/was' for an OSError raised by the system (which has an errno); the
-    message of one we raised ourselves (FileExistsError("... pass --force ...")) as it is."""
+    message of one raised without an errno as it is."""
     if exc.errno is None or not exc.strerror:
         return str(exc)
     names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]

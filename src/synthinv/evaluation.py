@@ -14,15 +14,16 @@ import time
 import numpy as np
 import torch
 
+from synthinv.errors import UsageError
 from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, mss_distance, param_mse
-from synthinv.synths.base import draw_examples
-from synthinv.synths.kosc import to_tokens
+from synthinv.synths.base import Synth, draw_examples
+from synthinv.synths.tokens import split_tokens
 
 # Split seeds are fixed, not derived from the training seed, so every model sees the same val/test sets.
 VAL_SEED, TEST_SEED, RANDOM_BASELINE_SEED = 2_000_003, 3_000_017, 4_000_037
 
 
-def split_batch(synth, seed: int, n: int, device: str | torch.device = "cpu"):
+def split_batch(synth: Synth, seed: int, n: int, device: str | torch.device = "cpu"):
     """(params (n, P), audio (n, T)) of examples 0..n-1 of a split."""
     params = synth.params_at(seed, np.arange(n)).to(device)
     return params, synth.render(params)
@@ -43,12 +44,12 @@ def mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def lsd_of(synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+def lsd_of(synth: Synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     return log_spectral_distance(synth.render(params.clamp(-1, 1)), audio)
 
 
 @torch.no_grad()
-def mss_of(synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+def mss_of(synth: Synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     """MSS (N,) of the audio rendered from `params` (clamped to [-1, 1]; the synth decodes one-hot blocks
     by argmax) against `audio`."""
     return mss_distance(synth.render(params.clamp(-1, 1).cpu()), audio.cpu(), synth.sample_rate)
@@ -102,7 +103,7 @@ def audio_metrics_line(metrics: dict) -> str:
     return ", ".join(filter(None, [one("wmfcc", 2), one("sot", 4), one("rms_cos", 3) + " (higher is better)", f0]))
 
 
-def drawn_examples(synth, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def drawn_examples(synth: Synth, seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(params (n, P), encoder input, audio (n, T)) of examples 0..n-1 of split `seed`, drawn by the synth
     (Dexed: the patch prior with silence redraws). The encoder input is rounded to float16 and back, as a
     dataset shard stores it, so drawn and stored examples look the same to a model."""
@@ -118,7 +119,7 @@ def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
+def evaluate_rendered(model, synth: Synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                       split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                       candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64,
                       transpose: bool = True) -> dict:
@@ -177,7 +178,7 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
 
 
 @torch.no_grad()
-def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
+def best_of_candidates(model, synth: Synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16,
                        transpose: bool = True, true_f0=None) -> dict:
     """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
@@ -226,31 +227,32 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
 
 
 @torch.no_grad()
-def evaluate_model(model, synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
+def evaluate_model(model, synth: Synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                    split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                    candidates: int = 1, transpose: bool = True) -> dict:
     """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD.
 
     For dataset-backed synths (Dexed) this is `evaluate_rendered` (MSS etc.; `data_dir`, `train_seed`)."""
-    from synthinv.build import uses_dataset
-
-    if uses_dataset(synth):
+    if synth.trains_from_data:
         return evaluate_rendered(model, synth, n, steps, guidance, seed, split_seed, device, data_dir, train_seed,
                                  candidates, transpose=transpose)
     if data_dir is not None:
-        raise ValueError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
+        raise UsageError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
     model = model.to(device).eval()
     params, audio = split_batch(synth, split_seed, n, device)
     start = time.perf_counter()
     pred = sample_params(model, audio, steps, guidance, seed)
     sample_seconds = time.perf_counter() - start
-    k = synth.k
     rand = synth.params_at(RANDOM_BASELINE_SEED, np.arange(n)).to(device)
+    token_scores = {}  # set distances over parameter tokens (k-osc oscillators), for synths that have tokens
+    if synth.n_tokens is not None:
+        pred_tokens, true_tokens = split_tokens(pred.clamp(-1, 1), synth.n_tokens), split_tokens(params, synth.n_tokens)
+        token_scores = {"chamfer": chamfer_distance(pred_tokens, true_tokens).mean().item(),
+                        "assignment_mse": assignment_mse(pred_tokens, true_tokens).mean().item()}
     result = {
         **mean_and_ci95("lsd", lsd_of(synth, pred, audio)),
         **mean_and_ci95("lsd_random", lsd_of(synth, rand, audio)),
-        "chamfer": chamfer_distance(to_tokens(pred.clamp(-1, 1), k), to_tokens(params, k)).mean().item(),
-        "assignment_mse": assignment_mse(to_tokens(pred.clamp(-1, 1), k), to_tokens(params, k)).mean().item(),
+        **token_scores,
         "param_mse": param_mse(pred.clamp(-1, 1), params).mean().item(),
         "n": n, "sample_steps": steps, "guidance": guidance, "sample_seconds": round(sample_seconds, 3),
     }

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from synthinv.build import build_synth, load_config
+from synthinv import synths
+from synthinv.build import load_config
 from synthinv.checkpoint import load_checkpoint
+from synthinv.errors import InputNotFoundError, UsageError
 from synthinv.evaluation import evaluate_model
 from synthinv.fileio import write_json_atomic
 from synthinv.training import train
@@ -42,7 +44,7 @@ def select_methods(names: str | None) -> list[Method]:
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        raise UsageError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     return [METHODS[n] for n in chosen]
 
 
@@ -50,7 +52,7 @@ def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path,
                eval_examples: int, eval_steps: int, progress_bar: bool) -> dict:
     """Train, evaluate on the test split, and write results_dir/<method>.json."""
     config = load_config(method.config)
-    synth = build_synth({"name": "kosc", "k": k, "asym": method.asym})
+    synth = synths.get("kosc", k=k, asym=method.asym)
     run_dir = runs_dir / method.name
     meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar)
     model, synth, _ = load_checkpoint(run_dir / "model.ckpt")
@@ -68,7 +70,7 @@ def reevaluate_method(method: Method, results_dir: Path, runs_dir: Path, eval_ex
     done = results_dir / f"{method.name}.json"
     ckpt = runs_dir / method.name / "model.ckpt"
     if not done.is_file() or not ckpt.is_file():
-        raise FileNotFoundError(f"{method.name} has no finished run to re-evaluate ({done} and {ckpt} are needed)")
+        raise InputNotFoundError(f"{method.name} has no finished run to re-evaluate ({done} and {ckpt} are needed)")
     model, synth, blob = load_checkpoint(ckpt)
     metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=blob["config"]["sample"]["guidance"])
     row = {**json.loads(done.read_text()), **metrics}
@@ -154,10 +156,10 @@ def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
     """Heat map of |A| (tokens x parameters) of any Param2Tok checkpoint; False if there is none (no file,
     or a model without a Param2Tok tokeniser).
 
-    k-osc (one column per parameter): the plain heat map, parameter names on the x axis. Synths with
-    one-hot blocks (Dexed): one label per encoded column (`spec.columns`), columns coloured and separated
-    by group (op1..op6, global, note), tokens sorted by the group they weigh most, and a second panel with
-    each token's share per group (`assignment_group_shares`) - does Param2Tok find the operators?"""
+    Synths made of equal parameter tokens with one column per parameter (k-osc): the plain heat map,
+    parameter names on the x axis. Others (Dexed, with one-hot blocks): one label per encoded column
+    (`spec.columns`), columns coloured and separated by group (op1..op6, global, note), tokens sorted by
+    the group they weigh most, and a second panel with each token's share per group (`assignment_group_shares`) - does Param2Tok find the operators?"""
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         return False
@@ -174,7 +176,7 @@ def plot_assignment(ckpt: Path, path: Path, title: str) -> bool:
         return False
     assign = tokeniser.assign.detach().abs().numpy()  # (n, P)
     spec = synth.spec
-    if synth.name == "kosc" and spec.size == len(spec.names):
+    if synth.n_tokens is not None and spec.size == len(spec.names):
         fig, ax = plt.subplots(figsize=(1.2 + 0.35 * assign.shape[1], 1.2 + 0.35 * assign.shape[0]))
         im = ax.imshow(assign, cmap="viridis", aspect="auto")
         ax.set_xticks(range(assign.shape[1]), spec.names, rotation=90, fontsize=7)

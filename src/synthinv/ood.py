@@ -25,7 +25,9 @@ import numpy as np
 import torch
 
 from synthinv.audio_io import AudioError
+from synthinv.errors import OutputExistsError, UsageError
 from synthinv.fileio import atomic_write
+from synthinv.synths.base import Synth
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3"}
 METRICS = ("mss", "wmfcc", "sot", "rms_cos", "f0_cents")  # column order of every table
@@ -47,14 +49,14 @@ def audio_files(folder: str | Path) -> list[Path]:
     """The audio files directly inside `folder`, sorted by name; a clear error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise AudioError(f"--audio-dir {folder} is not a directory")
+        raise AudioError(f"{folder} is not a directory")
     files = audio_files_in(folder)
     if not files:
         raise AudioError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     return files
 
 
-def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def random_patches(synth: Synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(params (len(indices), P), audio (len(indices), T)) of random patches `indices` of the random-baseline
     split, from the synth's prior (Dexed: the patch prior with silence redraws)."""
     from synthinv.evaluation import RANDOM_BASELINE_SEED
@@ -63,7 +65,7 @@ def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tens
     return draw_examples(synth, RANDOM_BASELINE_SEED, indices)
 
 
-def best_random(synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
+def best_random(synth: Synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
     """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,);
     with `transpose`, each patch is also tried at the target's pitch, as invert does with its candidates."""
     from synthinv.scoring import ranking_distance
@@ -99,7 +101,7 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     from synthinv.scoring import REAL_SYNTH, scoring
     from synthinv.search_eval import BANK_N
 
-    check_sampling(candidates, steps, guidance)
+    check_sampling(candidates, steps, guidance, prefix="")
     files = audio_files(audio_dir)
     for path in files:  # every file is read before the model loads: a bad one is named now, not after the others
         check_sound(path)
@@ -208,12 +210,12 @@ def csv_text(result: OODResult) -> str:
 
 def ood_out_dir(checkpoint: str | Path, audio_dir: str | Path, out: str | Path | None, force: bool) -> Path:
     """Where the tables go (default: ood_<folder name> beside the checkpoint); checked before any work, so
-    an existing folder without --force fails at once, not after minutes of inversions."""
+    an existing folder without `force` fails at once, not after minutes of inversions."""
     out = Path(out) if out is not None else Path(checkpoint).parent / f"ood_{Path(audio_dir).resolve().name}"
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder (with --audio-dir, --out is a folder)")
+        raise UsageError(f"{out} exists and is not a folder (the tables go into a folder)")
     if (out / "ood.md").exists() and not force:
-        raise FileExistsError(f"{out} already holds OOD tables; pass --force to overwrite them")
+        raise OutputExistsError(f"{out} already holds OOD tables")
     return out
 
 

@@ -37,14 +37,14 @@ from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.bank import BANK_SEED, get_bank
 from synthinv.checkpoint import load_checkpoint
 from synthinv.checks import check_sampling, check_sound
-from synthinv.errors import UsageError
+from synthinv.errors import OutputExistsError, UsageError
 from synthinv.metrics import level_db
 from synthinv.pitch import IN_TUNE_CENTS, move_to_pitch, steady_pitch, track_medians
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.progress import search_progress
 from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.search import Objective, search
-from synthinv.synths.base import draw_examples
+from synthinv.synths.base import GAIN, RETUNE, Synth, draw_examples
 from synthinv.transpose import TRIES, note_column, semitone_shifts, transpose_params
 from synthinv.workers import SynthPool
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
@@ -70,7 +70,7 @@ class Candidate:
     distance: float  # `ranking_distance` to the target (lower is better)
     check: float  # the second opinion (synthinv.scoring): LSD (dB) for k-osc, wMFCC for real synths
     source: str  # "flow sample", "bank patch 12, note +3", "searched from 1", ...
-    synth: Any = field(default=None, repr=False)  # the synth that rendered it (for the writers)
+    synth: Any = field(default=None, repr=False)  # the Synth that rendered it (for the writers)
 
     @property
     def preset(self) -> dict:
@@ -98,7 +98,7 @@ class Candidate:
 class Inversion:
     target: LoadedSound
     candidates: list[Candidate]  # best first
-    synth: Any  # the synth that rendered the candidates
+    synth: Synth  # the synth that rendered the candidates
     out: Path | None = None  # where `write` put it
     refine_gain: float | None = None  # distance before / after refinement of the best candidate
     settings: dict = field(default_factory=dict)
@@ -136,26 +136,26 @@ class Inversion:
         return said
 
 
-def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
+def synth_rms_range(synth: Synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     """5th-95th percentile RMS of the synth's random patches: the loudness range it can make."""
     audio = draw_examples(synth, seed, np.arange(n))[1]  # the audio drawn with the patches (plugins: ~0.1 s a note)
     rms = audio.square().mean(dim=-1).sqrt().numpy()
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 
 
-def distances(synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def distances(synth: Synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see synthinv.scoring."""
     targets = target.expand_as(audio)
     return ranking_distance(synth, audio, targets), check_distance(synth, audio, targets)
 
 
-def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score(synth: Synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """params (N, P) -> (audio (N, T), distance (N,), check metric (N,)) against target (T,)."""
     audio = synth.render(params.clamp(-1, 1))
     return (audio, *distances(synth, audio, target))
 
 
-def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
+def refine(synth: Synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
     """Nelder-Mead from `start` (P,) on the ranking distance, at most `budget` renders; -> (P,)."""
 
     def objective(x: np.ndarray) -> float:
@@ -168,11 +168,9 @@ def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> tor
     return torch.from_numpy(np.clip(result.x, -1, 1)).float()
 
 
-def playing_synth(synth):
-    """The synth invert plays candidates on: Dexed over its whole note range (`DexedSynth.over_whole_range`),
-    others as they are."""
-    widen = getattr(synth, "over_whole_range", None)
-    return widen() if widen else synth
+def playing_synth(synth: Synth) -> Synth:
+    """The synth invert plays candidates on (`Synth.over_whole_range`: Dexed over all its notes)."""
+    return synth.over_whole_range()
 
 
 DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md measures 0 / 5 / 10 / 30
@@ -316,11 +314,10 @@ class Inverter:
         target = self.prepare(sound)
         guidance = self.blob["config"]["sample"]["guidance"] if guidance is None else guidance
         searching = budget > 0
-        uses_bank = scoring(synth).label.startswith("MSS")  # real synths; k-osc notes are too short to embed
-        sources = sources or (("model", "bank") if searching and uses_bank else ("model",))
+        sources = sources or (("model", "bank") if searching and synth.uses_bank else ("model",))
         unknown = set(sources) - set(SOURCES)
         if unknown:
-            raise ValueError(f"unknown proposal source {sorted(unknown)}; use {', '.join(SOURCES)}")
+            raise UsageError(f"unknown proposal source {sorted(unknown)}; use {', '.join(SOURCES)}")
         default_counts = ({"model": MODEL_PROPOSALS, "bank": BANK_PROPOSALS, "random": MODEL_PROPOSALS} if searching
                           else {"model": candidates, "bank": candidates, "random": candidates})
         counts = {**default_counts, **(counts or {})}
@@ -458,10 +455,10 @@ class Inverter:
             # only a candidate within PITCH_TOLERANCE of the closest can rank first: pYIN costs 20-30 renders
             rows = [int(i) for i in dist.argsort()[:CONTENDERS] if dist[i] <= dist.min() + PITCH_TOLERANCE]
             cents[rows], shift = self._pitch_of(target, audio[rows])
-            if hasattr(self.search_synth, "retuned"):
+            if RETUNE in self.search_synth.capabilities:
                 params, audio, dist, check, labels, cents = self._retune(target, rows, shift, params, audio, dist,
                                                                          check, labels, cents)
-        if hasattr(self.search_synth, "with_gain"):
+        if GAIN in self.search_synth.capabilities:
             params, audio, dist, check, labels = self._match_level(target, params, audio, dist, check, labels)
         found = [Candidate(params[i], audio[i], float(dist[i]), float(check[i]), labels[i], self.search_synth)
                  for i in range(len(chosen))]
@@ -544,10 +541,11 @@ def _f0_job(synth, audio: torch.Tensor) -> np.ndarray:
 
 
 def check_invert_settings(candidates: int, steps: int, budget: float, refine_budget: int,
-                          guidance: float | None = None) -> None:
-    check_sampling(candidates, steps, guidance, refine_budget)
+                          guidance: float | None = None, prefix: str = "") -> None:
+    """The settings of one inversion, named in messages as `prefix` + name (the command passes "--")."""
+    check_sampling(candidates, steps, guidance, refine_budget, prefix=prefix)
     if not (math.isfinite(budget) and 0 <= budget <= MAX_BUDGET):
-        raise UsageError(f"--budget must be between 0 (no search) and {MAX_BUDGET:.0f} seconds, got {budget}")
+        raise UsageError(f"{prefix}budget must be between 0 (no search) and {MAX_BUDGET:.0f} seconds, got {budget}")
 
 
 def invert(sound: str | Path, model: str | None = None, synth_name: str | None = None, candidates: int = 8,
@@ -572,7 +570,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
     out, synth = Path(out), result.synth
     how = scoring(synth)
     if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+        raise OutputExistsError(f"{out} already exists (write with force=True to replace it)")
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

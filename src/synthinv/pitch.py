@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 
+from synthinv.synths.base import Synth
 from synthinv.transpose import note_column, transpose_params
 
 MIN_VOICED = 0.3  # share of frames pYIN must call voiced for a sound to count as pitched
@@ -48,7 +49,7 @@ def shifts_to(target_f0: float, f0: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.where(np.isfinite(semis), semis, 0)).long()
 
 
-def move_to_pitch(synth, params: torch.Tensor, target_f0: float) -> tuple[torch.Tensor, torch.Tensor]:
+def move_to_pitch(synth: Synth, params: torch.Tensor, target_f0: float) -> tuple[torch.Tensor, torch.Tensor]:
     """params (N, P) -> (params with the note moved to the target's f0, shift (N,) in semitones; 0 where the
     candidate is unpitched, already right, or the note would leave the synth's range)."""
     if note_column(synth.spec) is None or not math.isfinite(target_f0):

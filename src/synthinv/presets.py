@@ -1,16 +1,9 @@
-"""Preset writers. JSON works for every synth; DX7 sysex (.syx) for Dexed; the plugin's state for VST plugins.
+"""Preset files. JSON works for every synth (`write_json_preset`, `read_json_preset`); a synth's own format
+comes from the synth (`Synth.write_preset`: Dexed's DX7 sysex, synths.dx7_sysex, whose readers and
+writers are re-exported here; a VST plugin's state).
 
-DX7 sysex comes as a single voice (163 bytes) or a 32-voice bank (4104 bytes), the DX7's own bulk-dump
-formats, loadable by Dexed, hardware DX7s and most librarians:
-
-    single voice  F0 43 00 00 01 1B  <155 voice bytes (VCED)>  checksum  F7
-    32-voice bank F0 43 00 09 20 00  <32 x 128 packed bytes (VMEM)>  checksum  F7
-
-The checksum is the low 7 bits of minus the payload sum. Banks are read back with dexed-py's
-`Patch.load_bank`; dexed-py has no single-voice file reader, so `read_syx_voice` is here.
-
-    write_syx_voice("best.syx", params[0], synth.spec)            # one candidate
-    write_syx_bank("candidates.syx", params[:8], synth.spec)      # up to 32, padded with INIT VOICE
+    write_json_preset("best.json", synth, params[0])
+    write_native_preset("best/", synth, params[0])              # best/preset.syx for Dexed; None for k-osc
 """
 
 from __future__ import annotations
@@ -18,25 +11,21 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from synthinv.errors import SynthinvError
-from synthinv.fileio import atomic_write
-from synthinv.synths.base import ParamSpec
-from synthinv.synths.dexed import DEFAULT_NAME, DexedSynth, init_vced
-
-if TYPE_CHECKING:
-    import dexed
-
-
-class PresetError(SynthinvError, ValueError):
-    """A preset file that is not what it claims to be, or parameters that do not fit the format."""
+from synthinv.errors import PresetError
+from synthinv.synths.base import Synth
+from synthinv.synths.dx7_sysex import (  # noqa: F401 - re-exported: the DX7 sysex files live with the synth
+    read_syx_bank,
+    read_syx_voice,
+    voice_sysex,
+    write_syx_bank,
+    write_syx_voice,
+)
 
 
-def preset_dict(synth, params: torch.Tensor) -> dict:
+def preset_dict(synth: Synth, params: torch.Tensor) -> dict:
     """params: (P,) normalised -> a self-describing preset: native values by name plus the raw vector."""
     native = synth.spec.decode(params[None].float())[0]
     return {
@@ -48,7 +37,7 @@ def preset_dict(synth, params: torch.Tensor) -> dict:
     }
 
 
-def write_json_preset(path: Path, synth, params: torch.Tensor) -> Path:
+def write_json_preset(path: Path, synth: Synth, params: torch.Tensor) -> Path:
     Path(path).write_text(json.dumps(preset_dict(synth, params), indent=2))
     return Path(path)
 
@@ -72,7 +61,7 @@ def preset_values(path: Path) -> tuple[dict, list[float]]:
     return data, [float(v) for v in values]
 
 
-def read_json_preset(path: Path, synth) -> torch.Tensor:
+def read_json_preset(path: Path, synth: Synth) -> torch.Tensor:
     """-> (P,) normalised parameters; refuses a preset written for another synth or spec, or not one at all."""
     data, values = preset_values(path)
     spec_hash = data.get("spec_hash")
@@ -83,7 +72,7 @@ def read_json_preset(path: Path, synth) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32)
 
 
-def _from_other_range(path: Path, data: dict, values: list[float], synth) -> torch.Tensor:
+def _from_other_range(path: Path, data: dict, values: list[float], synth: Synth) -> torch.Tensor:
     """A preset of the same synth and parameters whose spec differs only in ranges (invert writes Dexed presets
     over the whole note range, the model's spec spans notes 48-72), re-encoded for `synth`; refused when a
     value lies outside this spec's range or the spec is another synth's."""
@@ -106,102 +95,7 @@ def _from_other_range(path: Path, data: dict, values: list[float], synth) -> tor
     return mine[0].float()
 
 
-# --- DX7 sysex (Dexed) ----------------------------------------------------------------------------
-
-VOICE_HEADER = bytes([0xF0, 0x43, 0x00, 0x00, 0x01, 0x1B])  # format 0 (one voice), 155 data bytes
-BANK_HEADER = bytes([0xF0, 0x43, 0x00, 0x09, 0x20, 0x00])  # format 9 (32 voices), 4096 data bytes
-VOICE_BYTES, BANK_VOICES, PACKED_BYTES = 155, 32, 128
-
-
-def _checksum(payload: bytes) -> int:
-    return (-sum(payload)) & 0x7F
-
-
-def _dexed_synth(spec: ParamSpec | None) -> DexedSynth:
-    if spec is None:
-        return DexedSynth()
-    if spec.synth != "dexed":
-        raise PresetError(f"DX7 sysex needs a Dexed parameter spec, got one for {spec.synth!r}")
-    return DexedSynth.from_settings(spec.settings)
-
-
-def _names(names, n: int) -> list[str]:
-    if names is None:
-        return [f"{DEFAULT_NAME[:7]}{i:03d}" if n > 1 else DEFAULT_NAME for i in range(n)]
-    if isinstance(names, str):
-        return [names] * n
-    names = list(names)
-    if len(names) != n:
-        raise PresetError(f"{n} voices but {len(names)} names")
-    return names
-
-
-def voice_sysex(params_row, spec: ParamSpec | None = None, name: str = DEFAULT_NAME) -> bytes:
-    """One normalised row (size,) -> the bytes of a single-voice DX7 sysex message (163 bytes)."""
-    vced = bytes(_dexed_synth(spec).to_vced(torch.as_tensor(params_row), name)[0][:VOICE_BYTES])
-    return VOICE_HEADER + vced + bytes([_checksum(vced), 0xF7])
-
-
-def write_syx_voice(path, params_row, spec: ParamSpec | None = None, name: str = DEFAULT_NAME) -> Path:
-    """Write one normalised parameter row (size,) as a single-voice DX7 .syx file; returns the path.
-
-    The MIDI note is not part of a voice and is dropped; the transposition comes from spec.settings
-    (spec None: the default Dexed spec)."""
-    row = torch.as_tensor(params_row)
-    if row.dim() != 1:
-        raise PresetError(f"write_syx_voice takes one parameter row, got shape {tuple(row.shape)}")
-    return atomic_write(path, voice_sysex(row, spec, name))
-
-
-def read_syx_voice(path) -> dexed.Patch:
-    """Read a single-voice DX7 .syx file into a dexed.Patch (a clear PresetError for anything else)."""
-    import dexed
-
-    data = Path(path).read_bytes()
-    if data[:6] == BANK_HEADER:
-        raise PresetError(f"{path} is a 32-voice bank; read it with read_syx_bank")
-    if len(data) < len(VOICE_HEADER) + VOICE_BYTES + 2 or data[:2] != VOICE_HEADER[:2] or data[3:6] != VOICE_HEADER[3:6]:
-        raise PresetError(f"{path} is not a single-voice DX7 sysex file ({len(data)} bytes)")
-    payload, checksum, end = data[6 : 6 + VOICE_BYTES], data[6 + VOICE_BYTES], data[7 + VOICE_BYTES]
-    if end != 0xF7:
-        raise PresetError(f"{path}: single-voice message is not terminated by F7 (truncated or corrupt)")
-    if _checksum(payload) != checksum:
-        raise PresetError(f"{path}: checksum mismatch (0x{checksum:02X} stored, 0x{_checksum(payload):02X} computed)")
-    return dexed.Patch.from_sysex(payload + b"\x3f")
-
-
-def write_syx_bank(path, rows, spec: ParamSpec | None = None, names=None) -> Path:
-    """Write up to 32 normalised rows (n, size) as a 32-voice DX7 bank, padded with INIT VOICEs."""
-    import dexed
-
-    rows = rows if isinstance(rows, torch.Tensor) else torch.as_tensor(np.asarray(rows))
-    if rows.dim() == 1:
-        rows = rows[None]
-    if len(rows) > BANK_VOICES:
-        raise PresetError(f"a DX7 bank holds {BANK_VOICES} voices, got {len(rows)}; split them over several banks")
-    synth = _dexed_synth(spec)
-    voices = [synth.to_vced(row, name)[0] for row, name in zip(rows, _names(names, len(rows)))]
-    voices += [init_vced()] * (BANK_VOICES - len(voices))
-    payload = b"".join(dexed.Patch.from_sysex(bytes(v)).to_packed() for v in voices)
-    assert len(payload) == BANK_VOICES * PACKED_BYTES
-    return atomic_write(path, BANK_HEADER + payload + bytes([_checksum(payload), 0xF7]))
-
-
-def read_syx_bank(path) -> list:
-    """Read a 32-voice DX7 bank into 32 dexed.Patch objects (dexed-py's reader)."""
-    import dexed
-
-    try:
-        return dexed.Patch.load_bank(str(path))
-    except ValueError as exc:
-        raise PresetError(str(exc)) from None
-
-
-def write_native_preset(folder: Path, synth, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path | None:
-    """The synth's own preset format beside preset.json, where it has one (Dexed: preset.syx; a VST plugin:
-    the plugin's own state, preset.fxb for VST2, see PluginSynth.save_state); else None (k-osc, Faust)."""
-    if synth.name == "dexed":
-        return write_syx_voice(Path(folder) / "preset.syx", params, synth.spec, name=name)
-    if getattr(synth, "spec_dict", {}).get("host") == "vst":  # a PluginSynth hosting a VST2/VST3 plugin
-        return synth.save_state(params, Path(folder) / f"preset{synth.host.state_suffix}")
-    return None
+def write_native_preset(folder: Path, synth: Synth, params: torch.Tensor, name: str = "SYNTHINV") -> Path | None:
+    """The synth's own preset format beside preset.json, where it has one (`Synth.write_preset`: Dexed's
+    preset.syx, a VST plugin's state); else None (k-osc, Faust)."""
+    return synth.write_preset(Path(folder), params, name)

@@ -35,6 +35,8 @@ from matplotlib.ticker import NullLocator
 from synthinv.fileio import atomic_write
 from synthinv.metrics import assignment_mse, param_mse
 from synthinv.scoring import scoring
+from synthinv.synths.base import Synth
+from synthinv.synths.tokens import split_tokens
 
 SHORT_SOUND = 8192  # below this many samples draw a spectrum, at or above it a spectrogram
 DPI = 80
@@ -217,39 +219,27 @@ class _Painter:
 
 # --- parameters -----------------------------------------------------------------------------------
 
-def _interchangeable_oscillators(synth) -> bool:
-    """True for the symmetric k-osc synth, whose oscillators can be listed in any order."""
-    return getattr(synth, "name", None) == "kosc" and not getattr(synth, "asym", True)
+def _display_order(synth: Synth, params: torch.Tensor) -> torch.Tensor:
+    """(P,) -> (P,) in the order the table shows: the synth's canonical order (the symmetric k-osc synth
+    lists its interchangeable oscillators by ascending frequency, for candidate and truth alike)."""
+    return synth.canonical_order(params[None].float())[0]
 
 
-def _display_order(synth, params: torch.Tensor) -> torch.Tensor:
-    """(P,) -> (P,) in the order the table shows. The symmetric k-osc synth's oscillators are
-    interchangeable, so they are listed by ascending frequency (for candidate and truth alike);
-    every other synth keeps its own order."""
-    if _interchangeable_oscillators(synth):
-        from synthinv.synths.kosc import sort_by_frequency
-
-        return sort_by_frequency(params[None].float(), synth.k)[0]
-    return params
-
-
-def _param_error(synth, params: torch.Tensor, truth: torch.Tensor) -> float:
-    """Mean squared error to the true normalised parameters; for the symmetric k-osc synth, after the
-    best matching of oscillators (the paper's assignment MSE)."""
-    if _interchangeable_oscillators(synth):
-        from synthinv.synths.kosc import to_tokens
-
-        pred, true = to_tokens(params[None].float(), synth.k), to_tokens(truth[None].float(), synth.k)
+def _param_error(synth: Synth, params: torch.Tensor, truth: torch.Tensor) -> float:
+    """Mean squared error to the true normalised parameters; for a synth with interchangeable tokens (the
+    symmetric k-osc synth), after the best matching of tokens (the paper's assignment MSE)."""
+    if synth.symmetric and synth.n_tokens is not None:
+        pred, true = split_tokens(params[None].float(), synth.n_tokens), split_tokens(truth[None].float(), synth.n_tokens)
         return float(assignment_mse(pred, true)[0])
     return float(param_mse(params[None].float(), truth[None].float())[0])
 
 
-def _native_strings(synth, params: torch.Tensor) -> list[str]:
+def _native_strings(synth: Synth, params: torch.Tensor) -> list[str]:
     """(P,) normalised -> one printable native value per parameter (choice labels for categoricals)."""
     native = synth.spec.decode(params[None].float())[0].tolist()
     out = []
     for p, v in zip(synth.spec.params, native):
-        if p.kind == "categorical":
+        if p.choices:  # categorical
             out.append(str(p.choices[int(v)]))
         elif p.kind == "discrete":
             out.append(str(int(round(v))))
@@ -330,7 +320,7 @@ def _audio_tag(src: str) -> str:
     return f'<audio controls preload="metadata" src="{_url(src)}"></audio>'
 
 
-def _param_table(synth, params: torch.Tensor, truth: torch.Tensor | None) -> str:
+def _param_table(synth: Synth, params: torch.Tensor, truth: torch.Tensor | None) -> str:
     names = [p.name for p in synth.spec.params]
     values = _native_strings(synth, _display_order(synth, params))
     truths = _native_strings(synth, _display_order(synth, truth)) if truth is not None else None
@@ -342,7 +332,7 @@ def _param_table(synth, params: torch.Tensor, truth: torch.Tensor | None) -> str
     return "<table>" + head + "".join(rows) + "</table>"
 
 
-def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], synth, notes: list[str],
+def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], synth: Synth, notes: list[str],
                  sound_name: str, truth: torch.Tensor | None = None) -> Path:
     """Write `out_dir/report.html` (+ pictures under `out_dir/report_files/`) and return its path.
 
@@ -369,7 +359,7 @@ def write_report(out_dir: Path, target: torch.Tensor, candidates: list[dict], sy
     cand_pics = {c["rank"]: painter.candidate_pictures(_drawable(c["audio"]), c["rank"]) for c in cands}
 
     truth = None if truth is None else torch.as_tensor(truth).detach().float().cpu().reshape(-1)
-    symmetric = _interchangeable_oscillators(synth)
+    symmetric = synth.symmetric and synth.n_tokens is not None
     seconds = len(target_np) / sr
     kind = "log power spectrum" if painter.short else "log-frequency spectrogram"
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from synthinv.scoring import target_distance
+from synthinv.synths.base import Synth
 from synthinv.transpose import NOTE_PARAM
 from synthinv.workers import SynthPool
 
@@ -29,7 +30,7 @@ SIGMA0 = 0.15  # initial CMA step in encoded units ([-1, 1]): about 7 steps of a
 _TARGETS: dict = {}  # per worker: the scorer of the target it saw last (a search asks thousands of times)
 
 
-def _score_job(synth, key: str, target: torch.Tensor, params: torch.Tensor) -> np.ndarray:
+def _score_job(synth: Synth, key: str, target: torch.Tensor, params: torch.Tensor) -> np.ndarray:
     """In a worker: render params (N, P) and score them against `target` (T,) -> (N,) distances."""
     if key not in _TARGETS:
         _TARGETS.clear()

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthinv.errors import UsageError
 from synthinv.evaluation import mean_and_ci95
 from synthinv.metrics import level_db
 from synthinv.pipeline import PROPOSAL_STEPS
@@ -70,7 +71,7 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
     target_f0: dict[str, np.ndarray] = {}
     for method, budget in plan:
         if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+            raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         how = METHODS[method]
         for i, (name, sound) in enumerate(sounds):
             if (set_name, method, float(budget), name) in done:

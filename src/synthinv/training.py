@@ -30,11 +30,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from synthinv.build import build_model, uses_dataset
+from synthinv.build import build_model
 from synthinv.checkpoint import save_checkpoint
 from synthinv.data.shards import ShardDataset, finite_problem, shard_error
 from synthinv.datasets import DatasetError, check_disjoint, first_examples, open_dataset
+from synthinv.errors import UsageError
 from synthinv.evaluation import VAL_SEED, drawn_examples, lsd_of, mss_of, sample_params, split_batch
+from synthinv.synths.base import Synth
 
 TRAIN_SEED_BASE = 1_000_000
 
@@ -68,7 +70,7 @@ class InversionModule(L.LightningModule):
     """Wraps a FlowModel or RegressionModel. k-osc: the batch is generated from the step index; with
     `from_data` the batch is (params (B, P), encoder input (B, n_mels, frames)) from a DataLoader."""
 
-    def __init__(self, model, synth, config: dict, seed: int, from_data: bool = False):
+    def __init__(self, model, synth: Synth, config: dict, seed: int, from_data: bool = False):
         super().__init__()
         self.model, self.synth, self.config = model, synth, config
         self.batch_size = config["train"]["batch_size"]
@@ -102,7 +104,7 @@ class KOscValidation:
         self.n = n
         self._data: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def score(self, model, synth, device, steps: int, guidance: float) -> float:
+    def score(self, model, synth: Synth, device, steps: int, guidance: float) -> float:
         if self._data is None:
             self._data = split_batch(synth, VAL_SEED, self.n, device)
         params, audio = self._data
@@ -123,12 +125,12 @@ class RenderedValidation:
         self.n, self.val_dir = n, val_dir
         self._data: tuple | None = None
 
-    def load(self, synth):
+    def load(self, synth: Synth):
         if self.val_dir is not None:
             return first_examples(self.val_dir, synth, self.n, role="validation")[:3]
         return drawn_examples(synth, VAL_SEED, self.n)
 
-    def score(self, model, synth, device, steps: int, guidance: float) -> float:
+    def score(self, model, synth: Synth, device, steps: int, guidance: float) -> float:
         if self._data is None:
             self._data = self.load(synth)
         _, feats, audio = self._data
@@ -304,7 +306,7 @@ class ShardBatches(IterableDataset):
             yield torch.from_numpy(params_left), torch.from_numpy(mel_left.astype(np.float32))
 
 
-def dataset_loader(data_dir: Path, synth, config: dict, seed: int = 0) -> tuple[DataLoader, dict]:
+def dataset_loader(data_dir: Path, synth: Synth, config: dict, seed: int = 0) -> tuple[DataLoader, dict]:
     """A DataLoader of shuffled (params, log-mel) batches over the finished shards of `data_dir` (see
     `ShardBatches`; config train.num_workers loader processes, default 0; train.cache_gb of decompressed
     shards kept in memory, default 4), and a summary of the data."""
@@ -318,7 +320,7 @@ def dataset_loader(data_dir: Path, synth, config: dict, seed: int = 0) -> tuple[
     return loader, info
 
 
-def train(config: dict, synth, out: Path, budget_minutes: float | None = None, max_steps: int | None = None,
+def train(config: dict, synth: Synth, out: Path, budget_minutes: float | None = None, max_steps: int | None = None,
           seed: int = 0, device: str = "cpu", progress_bar: bool = True, n_validations: int = 5,
           data_dir: Path | None = None, val_dir: Path | None = None) -> dict:
     """Train `config` on `synth`; writes out/model.ckpt (best validation score) and returns its metadata.
@@ -327,10 +329,10 @@ def train(config: dict, synth, out: Path, budget_minutes: float | None = None, m
     (Dexed): `data_dir` is required (a `synthinv generate` directory for this synth), `val_dir` optional
     (default: examples drawn from the validation seed); validation MSS (meta "best_val_mss")."""
     if not budget_minutes and not max_steps:
-        raise ValueError("give a time budget (minutes > 0) or a number of steps > 0")
-    from_data = uses_dataset(synth)
+        raise UsageError("give a time budget (minutes > 0) or a number of steps > 0")
+    from_data = synth.trains_from_data
     if from_data and data_dir is None:
-        raise DatasetError(f"{synth.name} trains from a generated dataset: give data_dir (`synthinv generate --synth {synth.name}`)")
+        raise DatasetError(f"{synth.name} trains from a generated dataset: give data_dir, a dataset generated for it")
     if not from_data and (data_dir is not None or val_dir is not None):
         raise DatasetError(f"{synth.name} generates its training batches on the fly; it takes no dataset")
     L.seed_everything(seed, verbose=False)

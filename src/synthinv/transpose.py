@@ -17,6 +17,7 @@ import math
 import torch
 
 from synthinv.scoring import ranking_distance
+from synthinv.synths.base import Synth
 
 NOTE_PARAM = "note.midi"
 N_FFT = 8192  # 5.4 Hz bins at 44.1 kHz: finer than a semitone (7.7 Hz) above 130 Hz
@@ -89,7 +90,7 @@ def transpose_params(spec, params: torch.Tensor, shifts: torch.Tensor) -> tuple[
     return out, moved
 
 
-def align_to_target(synth, params: torch.Tensor, audio: torch.Tensor, targets: torch.Tensor, distance: torch.Tensor,
+def align_to_target(synth: Synth, params: torch.Tensor, audio: torch.Tensor, targets: torch.Tensor, distance: torch.Tensor,
                     tries: int = TRIES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep, per candidate, the closest of itself and its `tries` likeliest transpositions to the target.
 

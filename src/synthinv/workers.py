@@ -22,11 +22,12 @@ from typing import Any
 import torch
 
 from synthinv.errors import SynthinvError
+from synthinv.synths.base import Synth
 
 _SYNTH = None  # the worker's own synth (its engine is built on first render)
 
 
-def _init_worker(synth) -> None:
+def _init_worker(synth: Synth) -> None:
     global _SYNTH
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops the search)
     torch.set_num_threads(1)
@@ -47,7 +48,7 @@ class SynthPool:
 
     workers <= 1 runs everything in this process (tests, and machines with one core)."""
 
-    def __init__(self, synth, workers: int | None = None):
+    def __init__(self, synth: Synth, workers: int | None = None):
         self.synth = synth
         self.workers = default_workers() if workers is None else max(1, int(workers))
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -71,7 +72,7 @@ class SynthPool:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._start()
         raise SynthinvError(f"a {self.synth.name} render worker died twice on the same job (a crash in the "
-                            "synth's native code); try --budget 0 or another sound")
+                            "synth's native code); try a search budget of 0 or another sound")
 
     def close(self) -> None:
         if self._pool is not None:

@@ -25,7 +25,7 @@ def resolve_model(name_or_path: str | None, synth: str) -> Path:
     """A checkpoint path from a shipped model name, a path, or None (the synth's default model)."""
     if name_or_path is None:
         if synth not in DEFAULT_MODEL:
-            raise UsageError(f"no shipped model for synth {synth!r}; pass --model PATH to a checkpoint")
+            raise UsageError(f"no shipped model for synth {synth!r}; give a checkpoint path as the model")
         name_or_path = DEFAULT_MODEL[synth]
     models = shipped_models()
     if name_or_path in models:

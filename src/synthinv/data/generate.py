@@ -3,9 +3,9 @@
     result = generate({"name": "dexed"}, n=100_000, out_dir="data/dexed", seed=0, workers=8)
     result = generate({"name": "dexed"}, n=100_000, out_dir="data/dexed", seed=0, shards=(0, 10))  # part
 
-Example i is a pure function of (synth settings, seed, i) - `synth.draw(seed, [i])` where the synth has it
-(Dexed: the prior with near-silent redraws, audio included), else `synth.params_at` + `render` - so a
-shard's bytes do not depend on the worker count, the shard range, or whether the run was interrupted.
+Example i is a pure function of (synth settings, seed, i) - `synth.draw(seed, [i])` (Dexed: the prior with
+near-silent redraws, audio included; k-osc: `params_at` + `render`) - so a shard's bytes do not depend on
+the worker count, the shard range, or whether the run was interrupted.
 
 Each worker process builds one synth (pool initializer), renders its shard in chunks of `CHUNK` examples,
 computes the log-mel features and writes the shard file itself (`shards.write_shard`: temp file + rename);
@@ -34,9 +34,11 @@ import numpy as np
 import torch
 
 from synthinv.data import shards as sh
+from synthinv.errors import UsageError
 from synthinv.features import log_mel_spectrogram
 from synthinv.progress import progress_bar
-from synthinv.synths.base import draw_examples
+from synthinv import synths
+from synthinv.synths.base import Synth, draw_examples
 
 CHUNK = 64  # examples rendered and featurised at once inside a worker (bounds its audio memory)
 DEFAULT_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
@@ -71,10 +73,8 @@ class GenerateResult:
         return sum(c for _, c in self.timeline[1:]) / (self.timeline[-1][0] - self.timeline[0][0])
 
 
-def _build(synth_settings: dict):
-    from synthinv.build import build_synth  # imported here: build pulls in the models
-
-    return build_synth(dict(synth_settings))
+def _build(synth_settings: dict) -> Synth:
+    return synths.from_settings(dict(synth_settings))
 
 
 def _init_worker(synth_settings: dict, features: dict, in_pool: bool = True) -> None:
@@ -85,7 +85,7 @@ def _init_worker(synth_settings: dict, features: dict, in_pool: bool = True) -> 
     _WORKER["features"] = features
 
 
-def render_shard(synth, features: dict, seed: int, start: int, stop: int, on_chunk=None) -> dict[str, np.ndarray]:
+def render_shard(synth: Synth, features: dict, seed: int, start: int, stop: int, on_chunk=None) -> dict[str, np.ndarray]:
     """Examples start..stop-1 -> {"params" (n, P) float32, "mel" (n, n_mels, frames) float16, "index" (n,)}."""
     index = np.arange(start, stop, dtype=np.int64)
     params = np.empty((len(index), synth.spec.size), dtype=np.float32)
@@ -112,7 +112,7 @@ def _shard_task(out_dir: str, k: int, start: int, stop: int, seed: int, attrs: d
     return k, digest, size
 
 
-def feature_settings(synth, features: dict | None = None) -> dict:
+def feature_settings(synth: Synth, features: dict | None = None) -> dict:
     """The stored feature settings, with the frame count this synth's note length gives."""
     f = {**DEFAULT_FEATURES, **(features or {})}
     f["win_ms"], f["hop_ms"], f["n_mels"] = float(f["win_ms"]), float(f["hop_ms"]), int(f["n_mels"])
@@ -121,7 +121,7 @@ def feature_settings(synth, features: dict | None = None) -> dict:
     return f
 
 
-def plan_manifest(synth, n: int, seed: int, shard_size: int, features: dict, compression: str | None = sh.COMPRESSION) -> dict:
+def plan_manifest(synth: Synth, n: int, seed: int, shard_size: int, features: dict, compression: str | None = sh.COMPRESSION) -> dict:
     """The manifest of a fresh dataset (every shard pending)."""
     return {
         "format": sh.FORMAT,
@@ -150,7 +150,7 @@ def parse_shards(text: str) -> tuple[int, int]:
         a = int(parts[0]) if parts[0] else 0
         b = int(parts[1]) if parts[1] else -1
     except ValueError:
-        raise sh.DatasetError(f"--shards must look like a:b (shards a to b-1, e.g. 0:10), got {text!r}") from None
+        raise sh.DatasetError(f"shards must look like a:b (shards a to b-1, e.g. 0:10), got {text!r}") from None
     return a, b
 
 
@@ -161,10 +161,10 @@ def open_dataset(out_dir: Path, wanted: dict) -> dict:
             other = sorted(p.name for p in out_dir.iterdir() if p.name != sh.LOCK) if out_dir.is_dir() else []
             if other:
                 return sh.DatasetError(f"{out_dir} is not empty and holds no {sh.MANIFEST} (found {other[0]}); "
-                                       "choose an empty or new --out")
+                                       "choose an empty or new folder")
         elif sh.identity(existing) != sh.identity(wanted):
             return sh.DatasetError(f"{out_dir} holds another dataset ({sh.describe_mismatch(existing, wanted)}); "
-                                   "choose another --out or delete it")
+                                   "choose another folder or delete it")
         return None
 
     # refused before the lock file is made: a folder that is not this dataset's is left exactly as it was
@@ -188,7 +188,7 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
              compression: str | None = sh.COMPRESSION) -> GenerateResult:
     """Write (or complete) the dataset of `n` examples of split `seed` in `out_dir`; see the module doc.
 
-    synth_settings: what `build_synth` takes, e.g. {"name": "dexed"} or {"name": "kosc", "k": 4}.
+    synth_settings: what `synths.from_settings` takes, e.g. {"name": "dexed"} or {"name": "kosc", "k": 4}.
     shards: (a, b) writes only shards a..b-1 (b = -1: to the last), for spreading one dataset over jobs.
     workers: processes rendering shards in parallel (1: in this process, no pool).
     features: log-mel settings (DEFAULT_FEATURES); compression: of the stored mel ("gzip" or None).
@@ -198,11 +198,11 @@ def generate(synth_settings: dict, n: int, out_dir: Path | str, seed: int, shard
     start_time = time.perf_counter()
     out_dir = Path(out_dir)
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise UsageError(f"workers must be at least 1, got {workers}")
     synth = _build(synth_settings)
     feats = feature_settings(synth, features)
     if compression not in ("gzip", None):
-        raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
+        raise UsageError(f"compression must be 'gzip' or None, got {compression!r}")
     planned = plan_manifest(synth, n, seed, shard_size, feats, compression)
     n_shards = len(planned["shards"])  # an existing manifest must match the plan, so it has as many
     a, b = shards if shards is not None else (0, n_shards)

@@ -8,7 +8,7 @@ from torch import nn
 
 from synthinv.metrics import chamfer_distance
 from synthinv.models.encoders import Encoder
-from synthinv.synths.kosc import sort_by_frequency, to_tokens
+from synthinv.synths.tokens import sort_tokens, split_tokens
 
 LOSSES = ("mse", "chamfer", "sort")
 
@@ -54,10 +54,10 @@ class RegressionModel(nn.Module):
         pred = self.predict(audio)
         if self.loss_name == "chamfer":
             assert self.k is not None  # chamfer and sort need k-osc tokens (build_model checks)
-            return chamfer_distance(to_tokens(pred, self.k), to_tokens(params, self.k)).mean()
+            return chamfer_distance(split_tokens(pred, self.k), split_tokens(params, self.k)).mean()
         if self.loss_name == "sort":
             assert self.k is not None
-            params = sort_by_frequency(params, self.k)
+            params = sort_tokens(params, self.k)
         return (pred - params).square().mean()
 
     def penalty(self) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The synth contract: an ordered parameter spec and a deterministic renderer.
+"""The synth contract: an ordered parameter spec (`ParamSpec`), a deterministic renderer, and `Synth`,
+everything synthinv uses of a synth (with `SynthBase` giving the optional parts their defaults).
 
 Every synth works on the *normalised* encoding: a (N, size) tensor in [-1, 1]. The spec is the only place
 that knows native units, so checkpoints can carry it and refuse to load against a different synth.
@@ -17,14 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from synthinv.errors import SynthinvError
 from synthinv.features import MEL_FEATURES, log_mel_spectrogram
+from synthinv.scoring import REAL_SYNTH, Scoring
 
 KINDS = ("continuous", "discrete", "categorical")
+
+
+class SynthSettingsError(SynthinvError, ValueError):
+    """Settings a synth cannot be built with (k-osc: k < 1; Dexed: an unknown prior, a bad note range)."""
 
 
 @dataclass(frozen=True)
@@ -220,32 +228,169 @@ class ParamSpec:
         return out.float()
 
 
+@runtime_checkable
 class Synth(Protocol):
-    """What the rest of the code expects of a synth."""
+    """Everything synthinv uses of a synth; nothing is probed with hasattr, so a new synth that provides
+    these works everywhere. Subclass `SynthBase` to get the optional parts with their defaults.
 
+    A synth must pickle cheaply (worker processes get a copy; build engines on first render) and render
+    deterministically. `synths.registry()` also needs a classmethod `from_settings(settings: dict)` that
+    rebuilds the synth from `{"name": name, **spec.settings}`, as checkpoints and datasets store it.
+    """
+
+    name: str  # the registry name; checkpoints, datasets, banks and presets record it
     spec: ParamSpec
     sample_rate: int
+    length: int  # samples per note (T)
 
     def render(self, params: torch.Tensor) -> torch.Tensor:
         """params: (N, size) normalised -> audio: (N, T). Deterministic."""
         ...
 
+    # --- what the model's encoder hears ---------------------------------------------------------------
+
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """audio (N, T) -> what the model's encoder takes (k-osc: the audio; Dexed: a log-mel (N, 128, F))."""
         ...
 
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """One example's encoder input: (T,) for the audio itself (a spectrum encoder), (n_mels, frames) for
+        a log-mel (a mel encoder)."""
+        ...
+
+    @property
+    def feature_settings(self) -> dict | None:
+        """The log-mel settings a dataset must have stored to train this synth's models; None when the
+        encoder takes the audio itself (nothing stored to check)."""
+        ...
+
+    # --- random patches: example i of a split is a pure function of (seed, i) ---------------------------
+
+    def params_at(self, seed: int, indices: np.ndarray) -> torch.Tensor:
+        """(N, size) parameters of examples `indices` of split `seed`."""
+        ...
+
     def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
-        """(n, size) parameters of examples offset..offset+n-1; a pure function of (seed, index)."""
+        """(n, size) parameters of examples offset..offset+n-1."""
+        ...
+
+    def draw(self, seed: int, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(params (N, size), audio (N, T)) of examples `indices`: one render for synths whose prior
+        needs the audio (near-silent draws redrawn)."""
+        ...
+
+    # --- choices that differ between synths (defaults in SynthBase) ------------------------------------
+
+    trains_from_data: bool  # models train from a generated dataset (else batches are rendered on the fly)
+    uses_bank: bool  # invert proposes the nearest patches of a bank of rendered prior patches
+    scoring: Scoring  # how a candidate's audio is scored against a target (synthinv.scoring)
+    n_tokens: int | None  # the parameters split into this many equal blocks (synths.tokens), or None
+    symmetric: bool  # permuting those blocks leaves the sound unchanged (their order means nothing)
+
+    def canonical_order(self, params: torch.Tensor) -> torch.Tensor:
+        """(N, size) -> (N, size) in the order shown to people: the same sound, one way of writing it."""
+        ...
+
+    def over_whole_range(self) -> Synth:
+        """The synth invert plays candidates on: the same parameters over the whole range the synth plays
+        (Dexed: every note from MIDI 24 to 108, where the prior draws 48-72); rows move with `spec.convert`."""
+        ...
+
+    # --- optional operations: `capabilities` names the ones a synth has --------------------------------
+
+    capabilities: frozenset[str]  # a subset of {RETUNE, GAIN}
+
+    def retuned(self, params: torch.Tensor, cents: torch.Tensor) -> torch.Tensor:
+        """RETUNE: params (N, size), cents (N,) -> params that sound `cents` higher with the same note."""
+        ...
+
+    def with_gain(self, params: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        """GAIN: params (N, size), gain_db (N,) -> params about gain_db louder, keeping the timbre."""
+        ...
+
+    def write_preset(self, folder: Path, params: torch.Tensor, name: str) -> Path | None:
+        """One row (size,) as the synth's own preset file in `folder`; None if it has no format of its own."""
+        ...
+
+    preset_bank_size: int  # presets per native bank file (Dexed: 32-voice .syx banks); 0 if none
+
+    def write_preset_bank(self, path: Path, params: torch.Tensor, names: list[str]) -> Path:
+        """Up to `preset_bank_size` rows (n, size) as one bank file at `path` (plus the format's suffix)."""
         ...
 
 
-def draw_examples(synth, seed: int, indices) -> tuple[torch.Tensor, torch.Tensor]:
-    """(params (N, P), audio (N, T)) of examples `indices` of split `seed`: synths that redraw silent
-    patches (Dexed, plugins) draw and render in one go (`synth.draw`), others render `params_at`."""
-    if hasattr(synth, "draw"):
-        return synth.draw(seed, indices)
-    params = synth.params_at(seed, indices)
-    return params, synth.render(params)
+RETUNE = "retune"  # Synth.retuned: a fine pitch change (Dexed: operator frequency ratios)
+GAIN = "gain"  # Synth.with_gain: a level change that keeps the timbre (Dexed: carrier output levels)
+
+
+class SynthBase:
+    """The optional parts of `Synth` with their defaults, for synths to subclass.
+
+    Defaults fit a real synth: it trains from a generated dataset, invert may propose bank patches,
+    candidates are scored by MSS, parameters are not interchangeable blocks, and it offers no optional
+    operation. Optional operations are named in `capabilities` rather than answered by a None return, so
+    callers can skip the work that leads up to them (a pitch track before retuning) for synths without.
+
+        class Sine(LogMelFeatures, SynthBase):      # log-mel encoder input, every default kept
+            name, sample_rate, length = "sine", 16000, 16000
+            spec = ParamSpec("sine", (Param("freq", 20.0, 2000.0, scale="log"),))
+            def render(self, params): return torch.sin(2 * torch.pi * self.spec.decode(params) * torch.arange(16000) / 16000)
+            def params_at(self, seed, indices): return self.spec.from_uniform(hashed_uniform(seed, indices, 1))
+    """
+
+    trains_from_data: bool = True
+    uses_bank: bool = True
+    scoring: Scoring = REAL_SYNTH
+    n_tokens: int | None = None
+    symmetric: bool = False
+    capabilities: frozenset[str] = frozenset()
+    preset_bank_size: int = 0
+
+    name: str
+    spec: ParamSpec
+    length: int
+
+    def render(self, params: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def params_at(self, seed: int, indices: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
+        """(n, size) parameters of examples offset..offset+n-1 of split `seed` (see `params_at`)."""
+        return self.params_at(seed, np.arange(offset, offset + n))
+
+    def draw(self, seed: int, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """`params_at`, then one render; synths whose prior needs the audio draw both at once instead."""
+        params = self.params_at(seed, indices)
+        return params, self.render(params)
+
+    def canonical_order(self, params: torch.Tensor) -> torch.Tensor:
+        """The parameters as they are: their order is part of the sound."""
+        return params
+
+    def over_whole_range(self) -> Synth:
+        """Its spec already spans everything it plays."""
+        return self  # type: ignore[return-value]
+
+    def retuned(self, params: torch.Tensor, cents: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} cannot retune a patch (not in its capabilities)")
+
+    def with_gain(self, params: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} cannot change a patch's level (not in its capabilities)")
+
+    def write_preset(self, folder: Path, params: torch.Tensor, name: str) -> Path | None:
+        """No preset format of its own: the JSON preset every synth gets is all there is."""
+        return None
+
+    def write_preset_bank(self, path: Path, params: torch.Tensor, names: list[str]) -> Path:
+        raise NotImplementedError(f"{self.name} has no preset bank format (preset_bank_size is 0)")
+
+
+def draw_examples(synth: Synth, seed: int, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """(params (N, P), audio (N, T)) of examples `indices` of split `seed`: `synth.draw`."""
+    return synth.draw(seed, np.asarray(indices))
 
 
 class LogMelFeatures:

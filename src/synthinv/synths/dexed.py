@@ -29,7 +29,7 @@ not normalised: one full-level carrier peaks near 1.0, so a patch with six carri
 Random patches come from one of two priors, recorded as spec.settings["prior"]:
 - "patch" (default): `PATCH_PRIOR`, per-parameter mixtures that sound like DX7 patches (carriers loud and
   in ratio mode, modulator levels spread, envelopes that open, point masses such as "no LFO depth"), and
-  near-silent draws (RMS below `SILENCE_DBFS` = -55 dBFS) redrawn; see `sample_patch_native` and
+  near-silent draws (RMS below `synths.sampling.SILENCE_DBFS`) redrawn; see `sample_patch_native` and
   `DexedSynth.draw`. Measured on 200 patches (seed 1): uniform 28% near silent; patch prior 1.5% before
   redraws (0.6% over 480 patches of seeds 0 and 1), 0% after; median RMS -41 dBFS uniform, -26 dBFS prior.
 - "uniform": every value of every parameter equally likely (about a quarter of these are near silent).
@@ -37,12 +37,14 @@ Random patches come from one of two priors, recorded as spec.settings["prior"]:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from synthinv.metrics import rms_dbfs
-from synthinv.synths.base import LogMelFeatures, Param, ParamSpec
-from synthinv.synths.kosc import _splitmix64, hashed_uniform
+from synthinv.errors import DependencyError
+from synthinv.synths.base import GAIN, RETUNE, LogMelFeatures, Param, ParamSpec, SynthBase, SynthSettingsError
+from synthinv.synths.sampling import draw_until_audible, hashed_uniform, redraw_seed
 
 try:  # a declared dependency; if the wheel is missing, the rest of synthinv (k-osc) still imports
     import dexed
@@ -145,7 +147,7 @@ def dexed_spec(
 
 def _require_dexed() -> None:
     if dexed is None:
-        raise ImportError("the Dexed synth needs dexed-py: pip install 'dexed-py==0.3.0'")
+        raise DependencyError("the Dexed synth needs dexed-py: pip install 'dexed-py==0.3.0'")
 
 
 def _as_2d(params) -> torch.Tensor:
@@ -181,11 +183,16 @@ def _voice_name(name: str) -> bytes:
     return clean[:10].ljust(10).encode("ascii")
 
 
-class DexedSynth(LogMelFeatures):
-    """The DX7 through dexed-py. `render(params (N, 225)) -> audio (N, T)` float32, deterministic."""
+class DexedSynth(LogMelFeatures, SynthBase):
+    """The DX7 through dexed-py. `render(params (N, 225)) -> audio (N, T)` float32, deterministic.
+
+    Beyond SynthBase's defaults it can retune a patch and change its level (RETUNE, GAIN), and writes its
+    presets as DX7 sysex: one voice per .syx file, or 32-voice banks."""
 
     name = "dexed"
     n_operators = N_OPS
+    capabilities = frozenset({RETUNE, GAIN})
+    preset_bank_size = 32  # a DX7 bulk dump
 
     def __init__(
         self,
@@ -200,11 +207,11 @@ class DexedSynth(LogMelFeatures):
     ):
         _require_dexed()
         if prior not in PRIORS:
-            raise ValueError(f"unknown prior {prior!r}; use one of {', '.join(PRIORS)}")
+            raise SynthSettingsError(f"unknown prior {prior!r}; use one of {', '.join(PRIORS)}")
         if not (0 < velocity <= 127 and 0 <= min_note < max_note <= 127 and 0 <= transpose <= 48):
-            raise ValueError(f"bad note settings: velocity {velocity}, notes {min_note}-{max_note}, transpose {transpose}")
+            raise SynthSettingsError(f"bad note settings: velocity {velocity}, notes {min_note}-{max_note}, transpose {transpose}")
         if note_duration <= 0 or release < 0:
-            raise ValueError(f"note_duration must be > 0 and release >= 0, got {note_duration}, {release}")
+            raise SynthSettingsError(f"note_duration must be > 0 and release >= 0, got {note_duration}, {release}")
         self.spec = dexed_spec(sample_rate, note_duration, release, velocity, transpose, min_note, max_note, prior)
         self.sample_rate, self.prior = sample_rate, prior
         self.note_duration, self.release, self.velocity, self.transpose = note_duration, release, velocity, transpose
@@ -247,6 +254,18 @@ class DexedSynth(LogMelFeatures):
     def from_vced(self, vced: np.ndarray, note: int | np.ndarray = 60) -> torch.Tensor:
         """VCED voice records (N, >=155) -> normalised (N, 225)."""
         return self.spec.encode(torch.from_numpy(vced_to_native(vced, note))).float()
+
+    def write_preset(self, folder: Path, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path:
+        """folder/preset.syx: one row (225,) as a single-voice DX7 sysex file (the note is not part of it)."""
+        from synthinv.synths.dx7_sysex import write_syx_voice  # dx7_sysex builds on this module
+
+        return write_syx_voice(Path(folder) / "preset.syx", params, self.spec, name=name)
+
+    def write_preset_bank(self, path: Path, params: torch.Tensor, names: list[str]) -> Path:
+        """Up to 32 rows (n, 225) as a 32-voice DX7 bank `path`.syx, padded with INIT VOICEs."""
+        from synthinv.synths.dx7_sysex import write_syx_bank
+
+        return write_syx_bank(Path(path).with_suffix(".syx"), params, self.spec, names)
 
     def notes(self, params) -> np.ndarray:
         """The MIDI note of each row (N,) int."""
@@ -317,10 +336,6 @@ class DexedSynth(LogMelFeatures):
 
     # --- sampling -------------------------------------------------------------------------------
 
-    def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
-        """(n, 225) random patches offset..offset+n-1 of split `seed` (see `params_at`)."""
-        return self.params_at(seed, np.arange(offset, offset + n))
-
     def params_at(self, seed: int, indices: np.ndarray) -> torch.Tensor:
         """Random patches at arbitrary example indices (N, 225); row i is a pure function of (seed, i).
 
@@ -342,7 +357,7 @@ class DexedSynth(LogMelFeatures):
         """Patches of examples `indices` of split `seed` and their audio: (params (N, 225), audio (N, T)).
 
         prior="patch": draw j = 0 of example i comes from `prior_uniforms(seed, i, 0)`; every row whose
-        audio is below `SILENCE_DBFS` (`rms_dbfs`) is redrawn with j + 1, up to `MAX_REDRAWS` times (the
+        audio is below `SILENCE_DBFS` (synths.sampling) is redrawn with j + 1, up to `MAX_REDRAWS` times (the
         last draw is kept if all were silent, which measured never happens). Each row therefore depends
         only on (seed, i), never on the batch it was drawn in.
         """
@@ -377,23 +392,6 @@ def _ratio_table() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return _RATIOS
 
 
-def draw_until_audible(synth, indices: np.ndarray, propose) -> tuple[torch.Tensor, torch.Tensor]:
-    """(params (N, size), audio (N, T)) for example `indices`: `propose(j, indices)` gives draw j of those
-    examples (a pure function of the split seed, j and the index); rows quieter than SILENCE_DBFS are
-    proposed again with the next j, up to MAX_REDRAWS times, so each row depends only on (seed, index)."""
-    params = torch.empty(len(indices), synth.spec.size)
-    audio = torch.empty(len(indices), synth.length)
-    todo = np.arange(len(indices))
-    for j in range(MAX_REDRAWS + 1):
-        p = propose(j, indices[todo])
-        a = synth.render(p)
-        params[todo], audio[todo] = p, a
-        todo = todo[rms_dbfs(a).numpy() < SILENCE_DBFS]
-        if len(todo) == 0:
-            break
-    return params, audio
-
-
 # --- the "patch" prior -------------------------------------------------------------------------------
 #
 # Each native parameter gets a mixture of integer-uniform ranges, written (weight, low, high); a point mass
@@ -407,8 +405,6 @@ def draw_until_audible(synth, indices: np.ndarray, propose) -> tuple[torch.Tenso
 # pitch EG sit on their neutral value most of the time.
 
 PRIORS = ("patch", "uniform")
-SILENCE_DBFS = -55.0  # plain RMS over the whole rendered note, in dB re full scale 1.0 (no LUFS weighting)
-MAX_REDRAWS = 10
 FULL_RANGE_WEIGHT = 0.02
 PITCH_EG_FLAT = 0.7  # probability of a flat pitch EG (levels 50, rates 99) - the usual DX7 setting
 DB_PER_LEVEL_STEP = 0.75  # DX7 output level near the top of its scale
@@ -478,19 +474,10 @@ def _carrier_table() -> np.ndarray:
     return _CARRIERS
 
 
-def _redraw_seed(seed: int, j: int) -> int:
-    """The hashed_uniform seed of redraw j: the split seed itself for j = 0, a SplitMix64 of (seed, j) after."""
-    if j == 0:
-        return int(seed)
-    with np.errstate(over="ignore"):
-        z = np.array([seed], dtype=np.uint64) ^ (np.uint64(j) * np.uint64(0xD1B54A32D192ED03))
-        return int(_splitmix64(z)[0])
-
-
 def prior_uniforms(seed: int, indices: np.ndarray, j: int = 0) -> np.ndarray:
     """Uniform [0, 1) numbers (N, 146, 2) for draw j of examples `indices`: two per native parameter (one
     picks the mixture component, one the value inside it) plus one row for the pitch-EG flat switch."""
-    u = hashed_uniform(_redraw_seed(seed, j), np.asarray(indices), 2 * (len(_FIELDS) + 2))
+    u = hashed_uniform(redraw_seed(seed, j), np.asarray(indices), 2 * (len(_FIELDS) + 2))
     return ((u + 1.0) / 2.0).reshape(len(indices), len(_FIELDS) + 2, 2)
 
 

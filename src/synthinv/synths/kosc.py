@@ -14,7 +14,10 @@ import math
 import numpy as np
 import torch
 
-from synthinv.synths.base import Param, ParamSpec
+from synthinv.scoring import KOSC
+from synthinv.synths.base import Param, ParamSpec, SynthBase, SynthSettingsError
+from synthinv.synths.sampling import hashed_uniform
+from synthinv.synths.tokens import sort_tokens, split_tokens
 
 PARAMS_PER_OSC = 3
 F_MIN, F_MAX = 20.0, 4000.0
@@ -34,27 +37,6 @@ def kosc_spec(k: int, asym: bool = False, sample_rate: int = 44100, length: int 
         ]
     settings = {"k": k, "asym": asym, "sample_rate": sample_rate, "length": length}
     return ParamSpec("kosc", tuple(params), settings)
-
-
-def _splitmix64(z: np.ndarray) -> np.ndarray:
-    """A counter-based hash (SplitMix64 finaliser); uint64 arithmetic wraps by design."""
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def hashed_uniform(seed: int, indices: np.ndarray, width: int) -> np.ndarray:
-    """Uniform [-1, 1) numbers of shape (len(indices), width); row i depends only on (seed, indices[i]).
-
-    This is what makes example i a pure function of (split seed, i) while a whole batch is drawn in one
-    vectorised call (no per-example generator objects).
-    """
-    with np.errstate(over="ignore"):
-        key = _splitmix64(np.array([seed], dtype=np.uint64))
-        counters = indices.astype(np.uint64)[:, None] * np.uint64(width) + np.arange(width, dtype=np.uint64)
-        bits = _splitmix64(counters ^ key)
-    return ((bits >> np.uint64(11)).astype(np.float64) * 2.0**-53) * 2.0 - 1.0
 
 
 def _poly_blep(phase: torch.Tensor, dt: torch.Tensor) -> torch.Tensor:
@@ -86,25 +68,37 @@ def oscillator_bank(freq_hz: torch.Tensor, wave: torch.Tensor, sample_rate: int,
     return out
 
 
-class KOscSynth:
-    """k band-limited oscillators, mean-mixed. `render(params (N, 3k)) -> audio (N, 1024)`."""
+class KOscSynth(SynthBase):
+    """k band-limited oscillators, mean-mixed. `render(params (N, 3k)) -> audio (N, 1024)`.
+
+    Its per-synth choices: batches are rendered on the fly (no dataset), no patch bank (notes of 1024
+    samples are too short for the bank's embedding), the multi-resolution STFT distance scores candidates
+    (synthinv.scoring.KOSC), and the parameters are k oscillator tokens - interchangeable unless `asym`,
+    in which case they are listed by ascending frequency (`canonical_order`)."""
 
     name = "kosc"
+    trains_from_data = False
+    uses_bank = False
+    scoring = KOSC
+    feature_settings = None  # the encoder takes the audio itself
 
     def __init__(self, k: int = 4, asym: bool = False, sample_rate: int = 44100, length: int = 1024):
         if k < 1:
-            raise ValueError(f"k must be a positive number of oscillators, got {k}")
+            raise SynthSettingsError(f"k must be a positive number of oscillators, got {k}")
         self.k, self.asym, self.sample_rate, self.length = k, asym, sample_rate, length
         self.spec = kosc_spec(k, asym, sample_rate, length)
+        self.n_tokens, self.symmetric = k, not asym
 
     @classmethod
     def from_settings(cls, settings: dict) -> KOscSynth:
-        return cls(settings["k"], settings["asym"], settings["sample_rate"], settings["length"])
+        """From spec.settings (a checkpoint's) or a part of them: k (4), asym (False), sample_rate, length."""
+        return cls(int(settings.get("k", 4)), bool(settings.get("asym", False)), int(settings.get("sample_rate", 44100)),
+                   int(settings.get("length", 1024)))
 
     def render(self, params: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         # Rendered `chunk` rows at a time (default: ~256k oscillator samples per chunk, 64 rows at k=4):
-        # the (rows, k, T) temporaries then stay in cache, which measured 2-9x faster than one call over a
-        # batch of 1024 (benchmarks/bench_render.py).
+        # the (rows, k, T) temporaries then stay in cache, which is faster than one call over a large
+        # batch (benchmarks/bench_render.py).
         chunk = chunk or max(1, 2**18 // (self.k * self.length))
         native = self.spec.decode(params.float()).view(-1, self.k, PARAMS_PER_OSC)  # (N, k, 3)
         out = []
@@ -117,21 +111,24 @@ class KOscSynth:
         """The encoder input of `audio` (N, T): the audio itself (SpectrumCNN computes its spectrum)."""
         return audio
 
-    def random_params(self, n: int, seed: int, offset: int = 0) -> torch.Tensor:
-        return self.params_at(seed, np.arange(offset, offset + n))
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return (self.length,)
 
     def params_at(self, seed: int, indices: np.ndarray) -> torch.Tensor:
         """Parameters of arbitrary example indices of a split (N, P)."""
         return torch.from_numpy(hashed_uniform(seed, np.asarray(indices), self.spec.size)).float()
 
+    def canonical_order(self, params: torch.Tensor) -> torch.Tensor:
+        """(N, 3k): symmetric oscillators by ascending frequency; with `asym` each keeps its own band's place."""
+        return sort_by_frequency(params, self.k) if self.symmetric else params
+
 
 def to_tokens(params: torch.Tensor, k: int) -> torch.Tensor:
     """(N, 3k) -> (N, k, 3): one token per oscillator."""
-    return params.reshape(params.shape[0], k, PARAMS_PER_OSC)
+    return split_tokens(params, k)
 
 
 def sort_by_frequency(params: torch.Tensor, k: int) -> torch.Tensor:
     """Reorder oscillators by ascending frequency parameter: the symmetry-breaking heuristic."""
-    tokens = to_tokens(params, k)
-    order = tokens[..., 0].argsort(dim=1)  # (N, k)
-    return torch.gather(tokens, 1, order[..., None].expand_as(tokens)).reshape(params.shape)
+    return sort_tokens(params, k)

@@ -39,10 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthinv.synths.base import LogMelFeatures
-from synthinv.synths.dexed import _redraw_seed, draw_until_audible
-from synthinv.synths.kosc import hashed_uniform
+from synthinv.synths.base import LogMelFeatures, SynthBase
 from synthinv.synths.plugin_spec import NOTE_PARAM, SpecError, find_plugin, load_spec, param_spec, validate_spec
+from synthinv.synths.sampling import draw_until_audible, hashed_uniform, redraw_seed
 
 BLOCK_SIZE = 512  # DawDreamer's processing block (samples); the note timing is sample-exact regardless
 
@@ -185,8 +184,9 @@ class DawDreamerHost:
         return {name: float(proc.get_parameter(addr)) for name, addr in self.address.items()}
 
 
-class PluginSynth(LogMelFeatures):
-    """A plugin instrument as a synth on the normalised encoding (see the module doc)."""
+class PluginSynth(LogMelFeatures, SynthBase):
+    """A plugin instrument as a synth on the normalised encoding (see the module doc); its own preset
+    format is the plugin's state (VST only)."""
 
     def __init__(self, spec: dict):
         self.spec_dict = spec
@@ -273,6 +273,12 @@ class PluginSynth(LogMelFeatures):
         self.host.save_state(values, Path(path))
         return Path(path)
 
+    def write_preset(self, folder: Path, params: torch.Tensor, name: str = "") -> Path | None:
+        """A VST plugin's own state as folder/preset.fxb (VST2) or preset.state (VST3); None for Faust."""
+        if self.spec_dict["host"] != "vst":
+            return None
+        return self.save_state(params, Path(folder) / f"preset{self.host.state_suffix}")
+
     def load_state(self, path: str | Path, note: int | None = None) -> torch.Tensor:
         """A state file written by `save_state` (or by a DAW) -> one normalised row (size,)."""
         return self.params_from_host(self.host.load_state(Path(path)), note)
@@ -295,7 +301,7 @@ class PluginSynth(LogMelFeatures):
         indices = np.asarray(indices, dtype=np.int64)
 
         def propose(j: int, rows: np.ndarray) -> torch.Tensor:
-            return self.spec.from_uniform(hashed_uniform(_redraw_seed(seed, j), rows, len(self.spec.params)))
+            return self.spec.from_uniform(hashed_uniform(redraw_seed(seed, j), rows, len(self.spec.params)))
 
         return draw_until_audible(self, indices, propose)
 
