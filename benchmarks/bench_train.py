@@ -97,7 +97,7 @@ def worker_plain(method: str, steps: int, warmup: int, batch: int) -> dict:
     gen_s = _timed_loop(steps, make_batch, warmup + steps)
     ot_s = None
     if config["model"]["kind"] == "flow" and config["model"].get("ot", True):
-        from synthinv.models.flow import ot_pair_noise
+        from synthinv.flow import ot_pair_noise
 
         params = fixed[0]
         noise = torch.randn_like(params)

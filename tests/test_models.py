@@ -1,20 +1,20 @@
-"""Models: equivariance of the fixed-token transformer field, Param2Tok, regression losses, OT pairing,
-the RK4 sampler and classifier-free guidance."""
+"""Models: equivariance of the fixed-token transformer field, Param2Tok, regression losses, and FlowModel's
+use of the flow-matching parts (RK4 sampling, classifier-free guidance on a real field; the parts alone:
+test_flow.py)."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from conftest import randomise_adaln
 from synthinv.build import ConfigError, build_model, build_synth, load_config
+from synthinv.flow import guided
 from synthinv.models.fields import TransformerField
-from synthinv.models.flow import FlowModel, ot_pair_noise
+from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
 from synthinv.synths.kosc import to_tokens
@@ -232,24 +232,6 @@ def test_unknown_regression_loss_raises(kosc4):
         RegressionModel(nn.Identity(), P, K, loss="l1")
 
 
-# --- minibatch OT coupling ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5, 6])
-def test_ot_pair_noise_is_the_optimal_permutation(batch):
-    gen = torch.Generator().manual_seed(batch)
-    for _ in range(4):
-        noise, data = torch.randn(batch, P, generator=gen), torch.rand(batch, P, generator=gen) * 2 - 1
-        paired = ot_pair_noise(noise, data)
-        # a permutation of the noise rows: every paired row is exactly one noise row, each used once
-        source = [int(np.flatnonzero((noise == row).all(1).numpy())[0]) for row in paired]
-        assert sorted(source) == list(range(batch))
-        cost = ((paired - data) ** 2).sum().item()
-        brute = min(((noise[list(p)] - data) ** 2).sum().item() for p in itertools.permutations(range(batch)))
-        assert cost == pytest.approx(brute, rel=1e-5)
-        assert cost <= ((noise - data) ** 2).sum().item() + 1e-5  # never worse than the given pairing
-
-
 # --- the RK4 sampler ------------------------------------------------------------------------------
 
 
@@ -322,12 +304,15 @@ def test_guidance_one_is_the_conditional_velocity(flow_transformer):
         null = model.null_embedding.expand_as(emb)
         v_cond, v_uncond = model.field(x, t, emb), model.field(x, t, null)
         assert (v_cond - v_uncond).abs().max() > 1e-3  # the embedding matters, so the test can fail
-        torch.testing.assert_close(model.guided_velocity(x, t, emb, 1.0), v_cond, atol=1e-5, rtol=0)
+        def velocity(weight):
+            return guided(model.field, emb, model.null_embedding, weight)(x, t)
+
+        torch.testing.assert_close(velocity(1.0), v_cond, atol=1e-5, rtol=0)
         # the batched path: v_uncond + g (v_cond - v_uncond), so g = 0 is unconditional and the map is affine
-        torch.testing.assert_close(model.guided_velocity(x, t, emb, 0.0), v_uncond, atol=1e-5, rtol=0)
-        v2 = model.guided_velocity(x, t, emb, 2.0)
+        torch.testing.assert_close(velocity(0.0), v_uncond, atol=1e-5, rtol=0)
+        v2 = velocity(2.0)
         torch.testing.assert_close(v2, 2 * v_cond - v_uncond, atol=1e-4, rtol=0)
-        torch.testing.assert_close(0.5 * (v2 + v_uncond), model.guided_velocity(x, t, emb, 1.0), atol=1e-4, rtol=0)
+        torch.testing.assert_close(0.5 * (v2 + v_uncond), velocity(1.0), atol=1e-4, rtol=0)
 
 
 def test_condition_dropout_routes_gradient_to_null_embedding(kosc4):
