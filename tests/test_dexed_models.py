@@ -26,6 +26,7 @@ from synthinv.evaluation import best_of_candidates, evaluate_model, mss_of, samp
 from synthinv.experiment import assignment_group_shares, plot_assignment  # noqa: E402
 from synthinv.features import MEL_FEATURES  # noqa: E402
 from synthinv.models.encoders import MelAST, MelCNN, SpectrumCNN  # noqa: E402
+from synthinv.models.sampler import draw  # noqa: E402
 from synthinv.training import ShardBatches, train  # noqa: E402
 
 METHODS = ("flow_param2tok", "flow_mlp", "regression_mse", "vae_realnvp", "regression_mse_ast")
@@ -153,7 +154,7 @@ def test_build_each_config(name, synth):
     mel = torch.randn(3, 128, 151) * 20 - 50
     params = synth.random_params(3, seed=5)
     assert model.loss(params, mel).ndim == 0
-    out = model.sample(mel, steps=2, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    out = draw(model, mel, steps=2, guidance=2.0, generator=torch.Generator().manual_seed(0))
     assert out.shape == (3, synth.spec.size) == (3, 225) and torch.isfinite(out).all()
 
 

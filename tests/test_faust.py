@@ -95,11 +95,12 @@ def test_a_dsp_that_does_not_compile_is_a_clear_error(synth):
 @pytest.mark.parametrize("method", ["flow_param2tok", "flow_mlp", "regression_mse"])
 def test_shipped_configs_build_models_that_sample_parameters(synth, method):
     from synthinv.build import build_model, load_config
+    from synthinv.models.sampler import draw
 
     model = build_model(load_config(method, "subtractive3"), synth).eval()
     mel = torch.randn(2, *synth.feature_shape) * 20 - 50  # (2, 128, 151) dB
     with torch.no_grad():
-        params = model.sample(mel, steps=2, guidance=1.0)
+        params = draw(model, mel, steps=2, guidance=1.0)
     assert params.shape == (2, synth.spec.size)
 
 

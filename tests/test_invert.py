@@ -83,6 +83,15 @@ def test_regression_model_gives_one_candidate_and_says_so(tiny_models, tmp_path)
     assert len(list(csv.DictReader(open(out / "ranking.csv")))) == 1
 
 
+def test_regression_model_refuses_guidance(tiny_models, tmp_path):
+    out = tmp_path / "inv"
+    result = invoke("invert", "--budget", 0, EXAMPLE, "--model", tiny_models["regression_mse"], "--guidance", 3,
+                    "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "guidance is a flow's sampler setting" in result.output and "regression" in result.output
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "make, args, message",
     [

@@ -16,6 +16,7 @@ from synthinv.flow import guided
 from synthinv.models.fields import TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
+from synthinv.models.sampler import draw, takes_ode_settings
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
 from synthinv.synths.kosc import to_tokens
 
@@ -219,12 +220,37 @@ def test_sort_loss_is_mse_against_frequency_sorted_targets(kosc4, regression_bat
         torch.testing.assert_close(model.loss(shuffled, audio), expected)  # invariant to the given order
 
 
-def test_regression_sample_is_clamped_prediction(kosc4, regression_batch):
+def test_regression_sample_is_clamped_prediction_repeated(kosc4, regression_batch):
     _, _, audio = regression_batch
     model = regression(kosc4, "mse")
     with torch.no_grad():
         model.head.out[1].bias.fill_(5.0)  # push predictions out of range
-        torch.testing.assert_close(model.sample(audio, steps=3, guidance=2.0), model.predict(audio).clamp(-1, 1))
+        expected = model.predict(audio).clamp(-1, 1)  # (16, P)
+        torch.testing.assert_close(model.sample(audio), expected)
+        torch.testing.assert_close(model.sample(audio, repeats=2), expected.repeat_interleave(2, 0))  # copies
+    assert not model.stochastic and model.n_params == P
+
+
+def test_only_a_flow_takes_ode_settings(kosc4, regression_batch):
+    """draw() gives steps and guidance to a flow, where they change the samples; a regression model has none
+    (its sample() refuses them) and draw() samples it without them."""
+    _, _, audio = regression_batch
+    model = regression(kosc4, "mse")
+    with pytest.raises(TypeError, match="steps"):
+        model.sample(audio, steps=3)
+    assert not takes_ode_settings(model)
+    torch.testing.assert_close(draw(model, audio[:2], steps=3, guidance=5.0), model.sample(audio[:2]))
+    torch.manual_seed(0)
+    flow = build_model(load_config("flow_mlp"), kosc4).eval()
+    randomise_adaln(flow)
+    assert takes_ode_settings(flow) and flow.stochastic
+
+    def flow_draw(steps, guidance):
+        return draw(flow, audio[:2], steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(0))
+
+    torch.testing.assert_close(flow_draw(3, 2.0), flow.sample(audio[:2], steps=3, guidance=2.0,
+                                                              generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(flow_draw(3, 2.0), flow_draw(3, 0.5)) and not torch.equal(flow_draw(3, 2.0), flow_draw(1, 2.0))
 
 
 def test_unknown_regression_loss_raises(kosc4):
@@ -351,7 +377,7 @@ def test_every_shipped_config_builds_and_samples(name, kosc4):
     torch.manual_seed(0)
     model = build_model(load_config(name), kosc4).eval()
     audio = kosc4.render(kosc4.random_params(2, seed=0))
-    out = model.sample(audio, steps=1, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    out = draw(model, audio, steps=1, guidance=2.0, generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, P) and torch.isfinite(out).all()
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from synthinv.build import ConfigError, build_model, build_synth, load_config
 from synthinv.checkpoint import load_checkpoint, save_checkpoint
 from synthinv.models.encoders import MelCNN, SpectrumCNN
+from synthinv.models.sampler import draw
 from synthinv.models.vae_flow import ConditionalRealNVP, MLPDecoder, VAEFlowModel
 
 
@@ -123,15 +124,31 @@ def test_kl_warm_up_counts_training_steps_only():
     assert model.beta_now() == 0.5
 
 
-def test_sample_ignores_steps_and_guidance_and_follows_the_generator():
+def test_sample_follows_the_generator_and_has_no_ode_settings():
     torch.manual_seed(0)
     model = tiny_model().eval()
     randomise_couplings(model.flow)
     cond = torch.randn(5, 12)
-    a = model.sample(cond, steps=1, guidance=1.0, generator=torch.Generator().manual_seed(3))
-    b = model.sample(cond, steps=100, guidance=4.0, generator=torch.Generator().manual_seed(3))
+    a = model.sample(cond, generator=torch.Generator().manual_seed(3))
+    b = model.sample(cond, generator=torch.Generator().manual_seed(3))
     c = model.sample(cond, generator=torch.Generator().manual_seed(4))
     assert a.shape == (5, 6) and torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(TypeError, match="guidance"):  # the RealNVP is inverted exactly: nothing to guide
+        model.sample(cond, guidance=2.0)
+    # draw() samples it without the flow's settings, the same as asking it directly
+    assert torch.equal(draw(model, cond, steps=7, guidance=3.0, generator=torch.Generator().manual_seed(3)), a)
+
+
+def test_repeats_are_consecutive_draws_for_each_sound():
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    randomise_couplings(model.flow)
+    cond = torch.randn(2, 12)
+    out = model.sample(cond, repeats=3, generator=torch.Generator().manual_seed(0))  # (2 * 3, 6)
+    assert out.shape == (6, 6) and not torch.equal(out[0], out[1])
+    model.temperature = 0.0  # every draw the mode: rows of one sound agree, the two sounds differ
+    out = model.sample(cond, repeats=3)
+    assert torch.equal(out[0], out[2]) and torch.equal(out[3], out[5]) and not torch.equal(out[0], out[3])
 
 
 def test_temperature_scales_the_base_noise():
@@ -172,7 +189,7 @@ def test_dexed_config_builds_a_mel_vae_of_the_right_size(dexed_synth):
     assert model.decoder(torch.zeros(3, model.latent)).shape == (3, 128, 151)
     loss = model.loss(dexed_synth.random_params(3, seed=5), mel)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    out = model.eval().sample(mel, steps=2, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    out = model.eval().sample(mel, generator=torch.Generator().manual_seed(0))
     assert out.shape == (3, 225) and torch.isfinite(out).all()
 
 

@@ -89,8 +89,11 @@ def build_encoder(config: dict, synth) -> Encoder:
         raise ConfigError(f"bad encoder settings for {synth.name} ({encoders[kind].__name__}): {exc}") from None
 
 
-def build_model(config: dict, synth) -> nn.Module:
-    """FlowModel or RegressionModel for `synth`, sized by config["model"] and config["encoder"]."""
+Model = FlowModel | RegressionModel | VAEFlowModel  # each a synthinv.models.sampler.Sampler
+
+
+def build_model(config: dict, synth) -> Model:
+    """FlowModel, RegressionModel or VAEFlowModel for `synth`, sized by config["model"] and config["encoder"]."""
     m, n_params = config["model"], synth.spec.size
     encoder = build_encoder(config, synth)
     if m["kind"] == "regression":
@@ -131,7 +134,7 @@ VAE_FLOW_KEYS = {"kind", "latent", "flow_layers", "flow_hidden", "scale_limit", 
                  "temperature", "decoder_hidden"}
 
 
-def build_vae_flow(m: dict, encoder: Encoder, synth) -> nn.Module:
+def build_vae_flow(m: dict, encoder: Encoder, synth) -> VAEFlowModel:
     """The FlowSynth-style baseline (models/vae_flow.py): VAE on the encoder input + conditional RealNVP."""
     unknown = sorted(set(m) - VAE_FLOW_KEYS)
     if unknown:

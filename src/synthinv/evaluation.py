@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, mss_distance, param_mse
+from synthinv.models.sampler import Sampler, draw
 from synthinv.synths.base import draw_examples
 from synthinv.synths.kosc import to_tokens
 
@@ -29,10 +30,12 @@ def split_batch(synth, seed: int, n: int, device: str | torch.device = "cpu"):
 
 
 @torch.no_grad()
-def sample_params(model, audio: torch.Tensor, steps: int, guidance: float, seed: int, batch: int = 256) -> torch.Tensor:
-    """One parameter estimate per sound (N, P), sampled in chunks with a seeded generator."""
+def sample_params(model: Sampler, cond: torch.Tensor, steps: int, guidance: float, seed: int,
+                  batch: int = 256) -> torch.Tensor:
+    """One parameter estimate per sound (N, P) from the encoder input cond (N, ...), sampled in chunks with
+    a seeded generator; `steps` and `guidance` are a flow's (synthinv.models.sampler.draw)."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.cat([model.sample(a, steps=steps, guidance=guidance, generator=gen) for a in audio.split(batch)])
+    return torch.cat([draw(model, c, generator=gen, steps=steps, guidance=guidance) for c in cond.split(batch)])
 
 
 def mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
@@ -118,7 +121,7 @@ def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
+def evaluate_rendered(model: Sampler, synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                       split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                       candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64,
                       transpose: bool = True) -> dict:
@@ -177,7 +180,7 @@ def evaluate_rendered(model, synth, n: int = 256, steps: int = 100, guidance: fl
 
 
 @torch.no_grad()
-def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
+def best_of_candidates(model: Sampler, synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16,
                        transpose: bool = True, true_f0=None) -> dict:
     """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
@@ -188,12 +191,11 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
     of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
     from synthinv.audio_metrics import mfcc_distance
-    from synthinv.models.regression import RegressionModel
     from synthinv.progress import progress_bar
     from synthinv.scoring import ranking_distance
     from synthinv.transpose import align_to_target
 
-    if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer
+    if candidates <= 1 or not model.stochastic:  # a regressor is deterministic: one answer
         return {}
     n, c = len(audio), candidates
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
@@ -226,7 +228,7 @@ def best_of_candidates(model, synth, feats: torch.Tensor, audio: torch.Tensor, p
 
 
 @torch.no_grad()
-def evaluate_model(model, synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
+def evaluate_model(model: Sampler, synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                    split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                    candidates: int = 1, transpose: bool = True) -> dict:
     """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD.

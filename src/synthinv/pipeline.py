@@ -39,6 +39,7 @@ from synthinv.checkpoint import load_checkpoint
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import UsageError
 from synthinv.metrics import level_db
+from synthinv.models.sampler import Sampler, draw, takes_ode_settings
 from synthinv.pitch import median_f0, move_to_pitch
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.progress import search_progress
@@ -220,6 +221,7 @@ class Inverter:
         if synth_name is None and model is None:
             synth_name = DEFAULT_SYNTH
         self.checkpoint = resolve_model(model, synth_name or DEFAULT_SYNTH)  # a given model names its own synth
+        self.net: Sampler
         self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
                                                           expect_synth={"name": synth_name} if synth_name else None)
         self.pool = SynthPool(self.synth, workers)
@@ -228,7 +230,6 @@ class Inverter:
         self.say, self.show_progress = say, show_progress
         self._bank = None
         self._rms_range: tuple[float, float] | None = None
-        self.is_flow = self.blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
 
     def close(self) -> None:
         self.pool.close()
@@ -272,11 +273,11 @@ class Inverter:
         found, labels = [], []
         if "model" in sources:
             cond = self.synth.features(target.audio[None])  # what the encoder hears
-            n = counts["model"] if self.is_flow else 1  # a regressor has one answer
+            n = counts["model"] if self.net.stochastic else 1  # a regressor has one answer
             gen = torch.Generator().manual_seed(seed)
-            params = self.net.sample(cond, steps=steps, guidance=guidance, generator=gen, repeats=n)  # (n, P)
+            params = draw(self.net, cond, repeats=n, generator=gen, steps=steps, guidance=guidance)  # (n, P)
             found.append(params.clamp(-1, 1))
-            labels += ["flow sample" if self.is_flow else "regression"] * n
+            labels += ["flow sample" if self.net.stochastic else "regression"] * n
         if "bank" in sources:
             idx, _ = self.bank.nearest(target.audio, self.synth.sample_rate, counts["bank"])
             found.append(self.bank.params[idx])
@@ -299,8 +300,13 @@ class Inverter:
 
         budget 0: no search, and by default only `candidates` model samples (the fast path).
         sources: which proposals (default: model and bank when searching, model alone at budget 0).
-        counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0)."""
+        counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0).
+        steps, guidance: how a flow solves its ODE (guidance default: the model's config); a model without
+        them (regression, VAE) samples without, and refuses a guidance given."""
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
+        if guidance is not None and not takes_ode_settings(self.net):
+            raise UsageError(f"guidance is a flow's sampler setting; {self.checkpoint.name} is a "
+                             f"{self.blob['config']['model']['kind']} model, which has none")
         clock = Stopwatch()
         synth = self.synth
         true_params = read_json_preset(Path(truth), synth) if truth else None  # checked before seconds of work

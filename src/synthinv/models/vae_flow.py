@@ -17,8 +17,8 @@ Unlike FlowSynth's deterministic latent -> parameter flow (which needs dim z = P
 Also simpler than FlowSynth (PAPER.md): the posterior is a plain diagonal Gaussian (no normalising flow on
 the latent), and the parameter loss is that one likelihood, not cross-entropy per one-hot block plus MSE.
 Sampling encodes the sound to the posterior *mean* of z (no latent noise: the sound is given) and draws
-the diversity from the RealNVP's base noise; `steps` and `guidance` are accepted for the shared sampler
-interface and ignored (the flow is inverted exactly in one pass, and there is no unconditional branch).
+the diversity from the RealNVP's base noise. It has no `steps` or `guidance`, unlike FlowModel: the RealNVP
+is inverted exactly in one pass, and there is no unconditional branch.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class MLPDecoder(nn.Module):
 
 
 class VAEFlowModel(nn.Module):
-    """VAE on the encoder input + conditional RealNVP p(params | z); same interface as FlowModel.
+    """VAE on the encoder input + conditional RealNVP p(params | z); a synthinv.models.sampler.Sampler.
 
     Usage:
         model = VAEFlowModel(MelCNN(), MelDecoder(...), MelTarget(-50, 25), n_params=225)
@@ -197,6 +197,7 @@ class VAEFlowModel(nn.Module):
     """
 
     steps_seen: torch.Tensor  # a buffer
+    stochastic = True  # Sampler: every sample is a new draw of the RealNVP's base noise
 
     def __init__(self, encoder: Encoder, decoder: nn.Module, target: nn.Module, n_params: int, latent: int = 64,
                  flow_layers: int = 6, flow_hidden: int = 256, scale_limit: float = 2.0, beta: float = 1.0,
@@ -240,12 +241,11 @@ class VAEFlowModel(nn.Module):
         return self.to_latent.weight.new_zeros(())
 
     @torch.no_grad()
-    def sample(self, audio: torch.Tensor, steps: int | None = None, guidance: float | None = None,
-               generator: torch.Generator | None = None, repeats: int = 1) -> torch.Tensor:
-        """audio: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P).
+    def sample(self, cond: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """cond: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P).
 
         z is the posterior mean; base noise (times `temperature`) is drawn from `generator` and mapped
-        through the inverse RealNVP. `steps` and `guidance` are ignored (see the module docstring)."""
-        mu = self.encode(audio)[0].repeat_interleave(repeats, 0)  # (N * repeats, latent)
-        u = torch.randn(mu.shape[0], self.n_params, generator=generator).to(audio.device) * self.temperature
+        through the inverse RealNVP."""
+        mu = self.encode(cond)[0].repeat_interleave(repeats, 0)  # (N * repeats, latent)
+        u = torch.randn(mu.shape[0], self.n_params, generator=generator).to(cond.device) * self.temperature
         return self.flow.inverse(u, mu)
