@@ -192,8 +192,7 @@ def best_of_candidates(model: Sampler, synth, feats: torch.Tensor, audio: torch.
     of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
     from synthinv.audio_metrics import mfcc_distance
     from synthinv.progress import progress_bar
-    from synthinv.scoring import ranking_distance
-    from synthinv.transpose import align_to_target
+    from synthinv.ranking import rank
 
     if candidates <= 1 or not model.stochastic:  # a regressor is deterministic: one answer
         return {}
@@ -204,19 +203,14 @@ def best_of_candidates(model: Sampler, synth, feats: torch.Tensor, audio: torch.
     with progress_bar(n, f"best of {c}", unit="sounds") as advance:
         for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
             j = min(n, i + chunk)
-            cands = pred[i * c : j * c]  # ((j - i) * c, P)
-            rendered = synth.render(cands)  # ((j - i) * c, T)
             target = audio[i:j].cpu()  # (j - i, T)
-            targets = target.repeat_interleave(c, 0)  # ((j - i) * c, T)
-            ranking = ranking_distance(synth, rendered, targets)
-            if transpose:
-                cands, rendered, ranking, shift = align_to_target(synth, cands, rendered, targets, ranking)
-                transposed += int((shift != 0).sum())
-            rows = torch.arange(j - i) * c + ranking.reshape(j - i, c).argmin(1)  # the first of each sound's ranking
-            chosen.append(cands[rows])
-            chosen_audio.append(rendered[rows])
-            mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
-            wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
+            ranked = rank(synth, pred[i * c : j * c], target.repeat_interleave(c, 0), transpose=transpose)  # (j - i) * c rows
+            transposed += int((ranked.shift != 0).sum())
+            rows = ranked.best(per_target=c)  # (j - i,): the first of each sound's ranking
+            chosen.append(ranked.params[rows])
+            chosen_audio.append(ranked.audio[rows])
+            mss.append(mss_distance(ranked.audio[rows], target, synth.sample_rate))
+            wmfcc.append(mfcc_distance(ranked.audio[rows], target, synth.sample_rate))
             advance(j - i)
     best = torch.cat(chosen)  # (n, P)
     pitch = {}

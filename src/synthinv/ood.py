@@ -66,15 +66,11 @@ def random_patches(synth, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tens
 def best_random(synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
     """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,);
     with `transpose`, each patch is also tried at the target's pitch, as invert does with its candidates."""
-    from synthinv.scoring import ranking_distance
-    from synthinv.transpose import align_to_target
+    from synthinv.ranking import rank
 
     params, audio = random_patches(synth, np.arange(file_index * count, (file_index + 1) * count))  # (count, T)
-    targets = target.expand_as(audio)
-    distance = ranking_distance(synth, audio, targets)
-    if transpose:
-        _, audio, distance, _ = align_to_target(synth, params, audio, targets, distance)
-    return audio[int(distance.argmin())]
+    ranked = rank(synth, params, target.expand_as(audio), audio=audio, transpose=transpose)
+    return ranked.audio[int(ranked.best(per_target=count)[0])]
 
 
 def checkpoint_budget(blob: dict) -> dict:

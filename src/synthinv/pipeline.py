@@ -43,6 +43,7 @@ from synthinv.models.sampler import Sampler, draw, takes_ode_settings
 from synthinv.pitch import median_f0, move_to_pitch
 from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
 from synthinv.progress import search_progress
+from synthinv.ranking import closest_distinct, rank
 from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.search import Objective, search
 from synthinv.synths.base import draw_examples
@@ -144,16 +145,11 @@ def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 
 
-def distances(synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see synthinv.scoring."""
-    targets = target.expand_as(audio)
-    return ranking_distance(synth, audio, targets), check_distance(synth, audio, targets)
-
-
 def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """params (N, P) -> (audio (N, T), distance (N,), check metric (N,)) against target (T,)."""
-    audio = synth.render(params.clamp(-1, 1))
-    return (audio, *distances(synth, audio, target))
+    """params (N, P) -> (audio (N, T), ranking distance (N,), check metric (N,)) against target (T,), see
+    synthinv.scoring."""
+    ranked = rank(synth, params, target.expand(len(params), -1))
+    return ranked.audio, ranked.distance, check_distance(synth, ranked.audio, target.expand_as(ranked.audio))
 
 
 def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
@@ -191,15 +187,8 @@ def _categorical_signature(spec, params: torch.Tensor) -> tuple:
 def pick_starts(spec, params: torch.Tensor, distance: torch.Tensor, count: int) -> list[tuple[torch.Tensor, float]]:
     """The `count` closest patches whose categorical choices differ (closest first), so that the CMA-ES
     runs explore different algorithms; filled with the next closest when too few differ."""
-    order = distance.argsort()
-    chosen, seen = [], set()
-    for i in order.tolist():
-        sig = _categorical_signature(spec, params[i])
-        if sig not in seen:
-            seen.add(sig)
-            chosen.append(i)
-        if len(chosen) == count:
-            break
+    order = distance.argsort(stable=True)
+    chosen = closest_distinct(distance, [_categorical_signature(spec, p) for p in params], count)
     for i in order.tolist():
         if len(chosen) == count:
             break
@@ -424,16 +413,9 @@ class Inverter:
 
     def _finish(self, target: LoadedSound, pool: list, candidates: int, retune: bool = True) -> list[Candidate]:
         """The best `candidates` distinct patches of everything scored, re-rendered here, best first."""
-        pool = sorted(pool, key=lambda t: t[1])
-        chosen, seen = [], set()
-        for params, dist, label in pool:
-            key = tuple(torch.round(params * 1e4).int().tolist())
-            if key in seen:
-                continue
-            seen.add(key)
-            chosen.append((params, dist, label))
-            if len(chosen) == candidates:
-                break
+        keys = [tuple(torch.round(params * 1e4).int().tolist()) for params, _, _ in pool]  # equal to 1e-4
+        picked = closest_distinct(torch.tensor([dist for _, dist, _ in pool], dtype=torch.float64), keys, candidates)
+        chosen = [pool[i] for i in picked]
         params = torch.stack([c[0] for c in chosen])  # (C, P)
         labels = [c[2] for c in chosen]
         audio, dist, check = score(self.synth, params, target.audio)
