@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from synthinv.build import build_synth, load_config
-from synthinv.checkpoint import load_checkpoint
+from synthinv.build import build_synth
+from synthinv.checkpoint import load_checkpoint, stored_config
+from synthinv.config import load_config
 from synthinv.evaluation import evaluate_model
 from synthinv.experiment import plot_assignment
 from synthinv.fileio import write_json_atomic
@@ -76,7 +77,7 @@ def main() -> None:
         model, synth, blob = load_checkpoint(runs / name / "model.ckpt")
         meta = blob["meta"]
         metrics = evaluate_model(model, synth, n=args.eval_examples, steps=args.eval_steps,
-                                 guidance=blob["config"]["sample"]["guidance"], data_dir=args.data / "dexed_test",
+                                 guidance=stored_config(blob).sample.guidance, data_dir=args.data / "dexed_test",
                                  train_seed=(meta.get("data") or {}).get("seed"), candidates=args.candidates)
         row = {"method": name, **metrics, **{k: meta[k] for k in ("steps", "train_seconds", "examples_per_second")},
                "budget_minutes": meta.get("budget_minutes"), "max_steps": meta.get("max_steps"),

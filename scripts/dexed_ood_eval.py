@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from synthinv.audio_metrics import BETTER
-from synthinv.checkpoint import load_checkpoint
+from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import evaluate_rendered
 from synthinv.fileio import atomic_write, write_json_atomic
 from synthinv.ood import DECIMALS, checkpoint_budget, evaluate_audio_dir, write_ood_tables
@@ -121,9 +121,9 @@ def main() -> None:
             print(f"{name}: done ({done}), reusing", flush=True)
             continue
         model, synth, blob = load_checkpoint(path, expect_synth={"name": "dexed"})
-        budget = {**checkpoint_budget(blob), "batch_size": blob["config"]["train"].get("batch_size")}
+        budget = {**checkpoint_budget(blob), "batch_size": stored_config(blob, path).train.batch_size}
         ident = {"model": name, **budget}
-        inside = evaluate_rendered(model, synth, n=args.n, steps=args.steps, guidance=blob["config"]["sample"]["guidance"],
+        inside = evaluate_rendered(model, synth, n=args.n, steps=args.steps, guidance=stored_config(blob, path).sample.guidance,
                                    data_dir=args.test_data, train_seed=budget["train_seed"], f0_examples=args.f0_examples)
         n_in, f0_in = inside["n"], inside["f0_examples"]
         rows.append({"setting": "in distribution", **ident, **pick(inside)})

@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 from synthinv.build import uses_dataset
-from synthinv.checkpoint import load_checkpoint
+from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import evaluate_model
 from synthinv.zoo import SHIPPED_DIR
 
 
 def training_line(blob: dict, metric: str) -> str:
-    meta, batch = blob["meta"], blob["config"]["train"]["batch_size"]
+    meta, batch = blob["meta"], stored_config(blob).train.batch_size
     return (f"{meta['steps']:,} steps at batch {batch} ({meta['steps'] * batch:,} examples) in {meta['train_seconds']:.0f} s "
             f"with {meta['torch_threads']} torch thread(s), on {platform.machine()} CPU ({platform.processor() or 'unknown'}), "
             f"torch {torch.__version__}; best validation {metric.upper()} {meta[f'best_val_{metric}']:.2f} dB")
@@ -102,7 +102,7 @@ def main() -> None:
 
     ckpt = args.run_dir / "model.ckpt"
     model, synth, blob = load_checkpoint(ckpt)
-    guidance = blob["config"]["sample"]["guidance"]
+    guidance = stored_config(blob, ckpt).sample.guidance
     data_dir = args.test_data if uses_dataset(synth) else None
     train_seed = (blob["meta"].get("data") or {}).get("seed")
     metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=guidance, data_dir=data_dir,

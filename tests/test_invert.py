@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from synthinv.build import build_synth, load_config
+from synthinv.build import build_synth
 from synthinv.cli import app
+from synthinv.config import load_config
 from synthinv.presets import read_json_preset
 from synthinv.training import train
 
@@ -26,8 +27,8 @@ def tiny_models(tmp_path_factory):
     paths = {}
     for name in ("flow_mlp", "regression_mse"):
         config = load_config(name)
-        config["train"]["batch_size"] = 32
-        config["sample"].update(val_examples=16, val_steps=2)
+        config.train.batch_size = 32
+        config.sample.val_examples, config.sample.val_steps = 16, 2
         train(config, synth, root / name, max_steps=3, progress_bar=False, n_validations=1)
         paths[name] = root / name / "model.ckpt"
     return paths

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from conftest import randomise_adaln
-from synthinv.build import ConfigError, build_model, build_synth, load_config
+from synthinv.build import build_model, build_synth
+from synthinv.config import ConfigError, load_config, parse_config
 from synthinv.flow import guided
 from synthinv.models.fields import TransformerField
 from synthinv.models.flow import FlowModel
@@ -97,7 +98,7 @@ def block_assignment(n_tokens: int = K, width: int = 3) -> torch.Tensor:
 
 def test_param2tok_shapes_and_penalty():
     torch.manual_seed(0)
-    tok = Param2Tok(P, K, 16)
+    tok = Param2Tok(P, K, 16, init_noise=1e-4)
     x = torch.randn(5, P)
     assert tok.encode(x).shape == (5, K, 16)
     assert tok.decode(torch.randn(5, K, 16)).shape == (5, P)
@@ -126,7 +127,7 @@ def test_param2tok_init_noise_comes_from_the_config(kosc4):
     spread = {}
     for noise in (None, 0.1):
         if noise is not None:
-            config["model"]["init_noise"] = noise
+            config.model.init_noise = noise
         tok = build_model(config, kosc4).field.tokeniser
         spread[noise] = (tok.assign.std().item(), tok.z_in.std(dim=0).mean().item())
     assert spread[None][0] == pytest.approx(1e-4, rel=0.3) and spread[None][1] == pytest.approx(1e-4, rel=0.3)
@@ -137,7 +138,7 @@ def tied_param2tok(seed: int = 0) -> Param2Tok:
     """Param2Tok with a hard oscillator assignment and per-role (freq/amp/wave) vectors shared across
     oscillators: it then computes exactly what a fixed split does, so it must be equivariant."""
     torch.manual_seed(seed)
-    tok = Param2Tok(P, K, 16)
+    tok = Param2Tok(P, K, 16, init_noise=1e-4)
     with torch.no_grad():
         tok.assign.copy_(block_assignment())
         tok.z_in.copy_(torch.randn(3, 16).repeat(K, 1))
@@ -255,7 +256,7 @@ def test_only_a_flow_takes_ode_settings(kosc4, regression_batch):
 
 def test_unknown_regression_loss_raises(kosc4):
     with pytest.raises(ValueError, match="unknown regression loss"):
-        RegressionModel(nn.Identity(), P, K, loss="l1")
+        RegressionModel(nn.Identity(), P, K, loss="l1", hidden=32, layers=1)
 
 
 # --- the RK4 sampler ------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ class FunctionField(nn.Module):
 def sample_with(fn, steps: int, guidance: float = 2.0, n: int = 3, n_params: int = 6):
     """-> (starting noise (n, n_params), RK4 result (n, n_params), the field)."""
     field = FunctionField(fn)
-    model = FlowModel(TinyEncoder(), field, n_params)
+    model = FlowModel(TinyEncoder(), field, n_params, cond_drop=0.1, ot_coupling=True)
     audio = torch.randn(n, 16)
     noise = torch.randn(n, n_params, generator=torch.Generator().manual_seed(5))
     out = model.sample(audio, steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(5))
@@ -388,9 +389,8 @@ def test_bad_configs_raise_config_error(kosc4):
         load_config("/nonexistent/config.yaml")
     with pytest.raises(ConfigError, match="unknown synth"):
         build_synth({"name": "moog", "k": 4})
-    base = load_config("flow_transformer")
-    for key, value, message in (("kind", "gan", "unknown model kind"), ("field", "rnn", "unknown field"),
-                                ("tokeniser", "bpe", "unknown tokeniser")):
-        config = {**base, "model": {**base["model"], key: value}}
+    base = load_config("flow_transformer").to_dict()
+    for key, value, message in (("kind", "gan", "unknown model kind"), ("field", "rnn", "unknown model field"),
+                                ("tokeniser", "bpe", "unknown model tokeniser 'bpe'; use fixed, param2tok")):
         with pytest.raises(ConfigError, match=message):
-            build_model(config, kosc4)
+            parse_config({**base, "model": {**base["model"], key: value}}, "kosc")

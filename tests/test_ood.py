@@ -96,8 +96,9 @@ def two_sounds(tmp_path_factory):
 def dexed_checkpoint(tmp_path_factory):
     """An untrained Dexed flow (the pipeline, not the quality, is under test)."""
     pytest.importorskip("dexed")
-    from synthinv.build import build_model, build_synth, load_config
+    from synthinv.build import build_model, build_synth
     from synthinv.checkpoint import save_checkpoint
+    from synthinv.config import load_config
 
     torch.manual_seed(0)
     synth = build_synth({"name": "dexed"})

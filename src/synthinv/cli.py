@@ -91,7 +91,7 @@ def train(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
 ):
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
-    from synthinv.build import SYNTHS, ConfigError, build_synth, load_config
+    from synthinv.build import SYNTHS, ConfigError, build_synth
     from synthinv.checks import (
         MAX_BATCH_SIZE,
         check_count,
@@ -101,6 +101,7 @@ def train(
         check_seed,
         check_threads,
     )
+    from synthinv.config import load_config
     from synthinv.errors import UsageError
     from synthinv.fileio import building_folder
     from synthinv.training import train as run_training
@@ -139,23 +140,23 @@ def train(
         else:
             check_disjoint(manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
     if batch_size is not None:
-        config["train"]["batch_size"] = batch_size
+        config.train.batch_size = batch_size
     if lr is not None:
-        config["train"]["lr"] = lr
+        config.train.lr = lr
     set_threads(threads)
     with building_folder(out) as run:  # the run folder appears only when training has finished
         if synth == "kosc":
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
-            (run / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
+            (run / "train.json").write_text(json.dumps({"method": config.name, "k": k, "asym": asym, **meta}, indent=2))
         else:
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
                                 data_dir=data, val_dir=val_data)
-            (run / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
+            (run / "train.json").write_text(json.dumps({"method": config.name, "synth": synth, **meta}, indent=2))
     if synth == "kosc":
-        typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
+        typer.echo(f"trained {config.name} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
                    f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
     else:
-        typer.echo(f"trained {config['name']} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
+        typer.echo(f"trained {config.name} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
                    f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB")
     typer.echo(f"checkpoint: {out / 'model.ckpt'}")
 
@@ -189,7 +190,7 @@ def evaluate(
     assignment MSE. Dexed: MSS, wMFCC, spectral OT, RMS-envelope cosine, f0 error (each with random patches as
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
     from synthinv.build import uses_dataset
-    from synthinv.checkpoint import load_checkpoint
+    from synthinv.checkpoint import load_checkpoint, stored_config
     from synthinv.checks import (
         MAX_EVAL_EXAMPLES,
         check_count,
@@ -222,7 +223,7 @@ def evaluate(
         raise DatasetError(f"test dataset not found: {data} is not a directory")
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
-    g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
+    g = guidance if guidance is not None else stored_config(blob, checkpoint).sample.guidance
     if data is not None and not uses_dataset(synth):
         raise UsageError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
     train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
@@ -230,7 +231,7 @@ def evaluate(
         raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
                              candidates=candidates, transpose=transpose)
-    metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
+    metrics = {"checkpoint": str(checkpoint), "method": stored_config(blob, checkpoint).name, "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)
     if not uses_dataset(synth):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from synthinv.audio_io import AudioError
+from synthinv.checkpoint import stored_config
 from synthinv.fileio import atomic_write
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3"}
@@ -78,7 +79,7 @@ def checkpoint_budget(blob: dict) -> dict:
     meta = blob.get("meta", {})
     data = meta.get("data") or {}
     seconds = meta.get("train_seconds")
-    return {"method": blob["config"].get("name"), "train_minutes": round(seconds / 60, 1) if seconds else None,
+    return {"method": stored_config(blob).name, "train_minutes": round(seconds / 60, 1) if seconds else None,
             "train_steps": meta.get("steps"), "train_examples": data.get("examples"), "train_seed": data.get("seed")}
 
 
@@ -130,7 +131,7 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     summary = {"checkpoint": str(checkpoint), "audio_dir": str(audio_dir), "files": len(files), "synth": synth.name,
                **checkpoint_budget(blob), "candidates": candidates, "model_candidates": model_candidates,
                "random_candidates": candidates, "sample_steps": steps, "transpose": transpose,
-               "guidance": blob["config"]["sample"]["guidance"] if guidance is None else guidance, "seed": seed,
+               "guidance": stored_config(blob).sample.guidance if guidance is None else guidance, "seed": seed,
                "budget": budget, "lookup_candidates": BANK_N if lookup else None,
                **summarise(scores), **summarise(random_scores, "_random"), **summarise(lookup_scores, "_lookup")}
     return OODResult(rows, summary)

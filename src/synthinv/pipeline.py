@@ -35,7 +35,7 @@ from scipy.optimize import minimize
 
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.bank import BANK_SEED, get_bank
-from synthinv.checkpoint import load_checkpoint
+from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import UsageError
 from synthinv.metrics import level_db
@@ -213,6 +213,7 @@ class Inverter:
         self.net: Sampler
         self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
                                                           expect_synth={"name": synth_name} if synth_name else None)
+        self.config = stored_config(self.blob, self.checkpoint)
         self.pool = SynthPool(self.synth, workers)
         self.bank_size = bank_size  # None: bank.default_bank_size()
         self.bank_seed = BANK_SEED
@@ -295,12 +296,12 @@ class Inverter:
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
         if guidance is not None and not takes_ode_settings(self.net):
             raise UsageError(f"guidance is a flow's sampler setting; {self.checkpoint.name} is a "
-                             f"{self.blob['config']['model']['kind']} model, which has none")
+                             f"{self.config.model.kind} model, which has none")
         clock = Stopwatch()
         synth = self.synth
         true_params = read_json_preset(Path(truth), synth) if truth else None  # checked before seconds of work
         target = self.prepare(sound)
-        guidance = self.blob["config"]["sample"]["guidance"] if guidance is None else guidance
+        guidance = self.config.sample.guidance if guidance is None else guidance
         searching = budget > 0
         uses_bank = scoring(synth).label.startswith("MSS")  # real synths; k-osc notes are too short to embed
         sources = sources or (("model", "bank") if searching and uses_bank else ("model",))
@@ -359,7 +360,7 @@ class Inverter:
             found.sort(key=lambda c: c.distance)
             clock.lap("refine")
         settings = {"sound": str(sound) if isinstance(sound, (str, Path)) else "audio",
-                    "model": str(self.checkpoint), "model_kind": self.blob["config"]["model"]["kind"],
+                    "model": str(self.checkpoint), "model_kind": self.config.model.kind,
                     "synth": synth.name, "candidates": candidates, "budget": budget, "sources": list(sources),
                     "proposals": len(params), "renders": renders, "interrupted": interrupted,
                     "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,

@@ -25,16 +25,17 @@ class FlowModel(nn.Module):
     The conditioning argument of `loss` and `sample` is the encoder's input, `synth.features(audio)`: the
     audio itself for k-osc (N, T), a log-mel (N, 128, frames) for Dexed.
 
-    Usage:
-        model = FlowModel(SpectrumCNN(), MLPField(n_params=12), n_params=12)
+    Usage (synthinv.build.build_model makes one from a config):
+        field = MLPField(n_params=12, cond_dim=encoder.dim, width=192, layers=7)
+        model = FlowModel(encoder, field, n_params=12, cond_drop=0.1, ot_coupling=True)
         loss = model.loss(params, audio)                        # training
         samples = model.sample(audio, steps=50, guidance=2.0)   # (N, P)
     """
 
     stochastic = True  # synthinv.models.sampler.Sampler: every sample is a new draw
 
-    def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float = 0.1,
-                 ot_coupling: bool = True, path: ProbabilityPath | None = None):
+    def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float,
+                 ot_coupling: bool, path: ProbabilityPath | None = None):
         super().__init__()
         self.n_params = n_params
         self.encoder, self.field = encoder, field

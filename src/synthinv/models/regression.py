@@ -16,7 +16,7 @@ LOSSES = ("mse", "chamfer", "sort")
 class ResidualMLP(nn.Module):
     """(N, dim) -> (N, out): Linear, `layers` x pre-norm residual blocks, Linear."""
 
-    def __init__(self, dim: int, out: int, hidden: int = 384, layers: int = 3):
+    def __init__(self, dim: int, out: int, hidden: int, layers: int):
         super().__init__()
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(
@@ -41,8 +41,7 @@ class RegressionModel(nn.Module):
 
     stochastic = False  # synthinv.models.sampler.Sampler: one answer per sound
 
-    def __init__(self, encoder: Encoder, n_params: int, k: int | None, loss: str = "mse", hidden: int = 384,
-                 layers: int = 3):
+    def __init__(self, encoder: Encoder, n_params: int, k: int | None, loss: str, hidden: int, layers: int):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"unknown regression loss {loss!r}; choose from {', '.join(LOSSES)}")
