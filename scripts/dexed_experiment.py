@@ -26,6 +26,7 @@ from synthinv.config import load_config
 from synthinv.evaluation import evaluate_model
 from synthinv.experiment import plot_assignment
 from synthinv.fileio import write_json_atomic
+from synthinv.tables import markdown_table
 from synthinv.training import train
 
 SHOWN = ["mss", "mss_best_of", "mss_random", "wmfcc", "wmfcc_random", "sot", "sot_random", "rms_cos", "rms_cos_random", "param_mse", "param_mse_random", "categorical_accuracy", "categorical_accuracy_random"]
@@ -90,12 +91,10 @@ def main() -> None:
                   key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
     budget_text = (f"{args.steps} optimiser steps" if args.steps else f"{args.budget} min") if not (args.eval_only or args.table_only) else (
         f"{rows[0]['max_steps']} optimiser steps" if rows and rows[0].get("max_steps") else f"{rows[0]['budget_minutes'] if rows else '?'} min")
+    cells = [[r["method"], *(fmt(r, c) for c in SHOWN), r["steps"], f"{r['examples_per_second']:.0f}", f"{r['weights']:,}"]
+             for r in rows]
     lines = ["# Dexed (DX7): flow vs regression", "",
-             "| method | " + " | ".join(SHOWN) + " | steps | examples/s | weights |",
-             "|---|" + "---|" * (len(SHOWN) + 3)]
-    for r in rows:
-        lines.append(f"| {r['method']} | " + " | ".join(fmt(r, c) for c in SHOWN)
-                     + f" | {r['steps']} | {r['examples_per_second']:.0f} | {r['weights']:,} |")
+             markdown_table(["method", *SHOWN, "steps", "examples/s", "weights"], cells, compact_rule=True)]
     lines += ["", f"Test set: the first {rows[0]['n'] if rows else '?'} examples of data/dexed_test (seed 3, patch prior); "
               f"{args.eval_steps} RK4 steps. mss: one sample per sound (the paper's protocol); mss_best_of: the best of "
               f"{args.candidates} samples per sound ranked by `synthinv invert`'s distance: the MSS of what invert returns "

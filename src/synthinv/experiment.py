@@ -7,13 +7,13 @@ experiment can be stopped at any point. Several processes can split the methods 
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from synthinv import tables
 from synthinv.build import build_synth
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.config import load_config
@@ -84,10 +84,8 @@ def collect(results_dir: Path) -> list[dict]:
 
 
 def write_tables(rows: list[dict], csv_path: Path, md_path: Path, title: str) -> None:
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    csv_path.write_text(tables.csv_text(rows, COLUMNS, ignore_extra=True), newline="")
+
     def fmt(row: dict, col: str) -> str:
         value = row.get(col, "")
         if col in ("lsd", "lsd_random") and f"{col}_ci95" in row:
@@ -95,8 +93,7 @@ def write_tables(rows: list[dict], csv_path: Path, md_path: Path, title: str) ->
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
     shown = ["method", "task", "lsd", "lsd_random", "chamfer", "assignment_mse", "param_mse", "steps", "train_seconds"]
-    lines = [f"# {title}", "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += ["| " + " | ".join(fmt(r, c) for c in shown) + " |" for r in rows]
+    lines = [f"# {title}", "", tables.markdown_table(shown, [[fmt(r, c) for c in shown] for r in rows], compact_rule=True)]
     n = rows[0].get("n") if rows else None
     lines += ["", f"LSD in dB (lower is better), mean ± 95% interval over {n} test sounds; lsd_random: random",
               "parameters scored on the same sounds. param_mse is meaningful only on the asym task, where",

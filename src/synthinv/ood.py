@@ -14,8 +14,6 @@ metrics.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synthinv import tables
 from synthinv.audio_io import AudioError
 from synthinv.checkpoint import stored_config
 from synthinv.fileio import atomic_write
@@ -182,13 +181,10 @@ def markdown_table(result: OODResult) -> str:
              + (", each also tried moved to the target's pitch" if s.get("transpose") else "")
              + f"; {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
              "MSS, wMFCC, SOT, f0 error (cents): lower is better; RMS cosine: higher is better. "
-             "Each cell: model / " + " / ".join(x.strip("_") for x in extra) + ".", "",
-             "| file | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
-    for r in result.rows:
-        lines.append(f"| {r['file']} | " + " | ".join(" / ".join(fmt(r[m + x], m) for x in ["", *extra]) for m in metrics)
-                     + " |")
-    lines.append("| **mean ± 95%** | " + " | ".join(" / ".join(fmt_ci(s, m + x) for x in ["", *extra]) for m in metrics)
-                 + " |")
+             "Each cell: model / " + " / ".join(x.strip("_") for x in extra) + ".", ""]
+    rows = [[r["file"], *(" / ".join(fmt(r[m + x], m) for x in ["", *extra]) for m in metrics)] for r in result.rows]
+    rows.append(["**mean ± 95%**", *(" / ".join(fmt_ci(s, m + x) for x in ["", *extra]) for m in metrics)])
+    lines.append(tables.markdown_table(["file", *metrics], rows))
     if "f0_cents_n" in s:
         lines += ["", f"f0 is defined (voiced on both sides) for {s['f0_cents_n']} of {s['files']} files with the model, "
                       f"{s['f0_cents_random_n']} with random patches."]
@@ -196,11 +192,7 @@ def markdown_table(result: OODResult) -> str:
 
 
 def csv_text(result: OODResult) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
-    writer.writeheader()
-    writer.writerows(result.rows)
-    return buf.getvalue()
+    return tables.csv_text(result.rows, list(result.rows[0]))
 
 
 def ood_out_dir(checkpoint: str | Path, audio_dir: str | Path, out: str | Path | None, force: bool) -> Path:

@@ -18,7 +18,6 @@ Output folder layout (written to a hidden temporary folder, renamed into place o
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from synthinv import tables
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.bank import BANK_SEED, get_bank
 from synthinv.checkpoint import load_checkpoint, stored_config
@@ -514,10 +514,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
             report_items.append({"rank": rank, "folder": folder, "audio": cand.audio, "params": cand.params,
                                  "distance": cand.distance, "check": cand.check, "level_db": level,
                                  "source": cand.source})
-        with open(tmp / "ranking.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        (tmp / "ranking.csv").write_text(tables.csv_text(rows, list(rows[0])), newline="")
         summary = {**result.settings, "notes": result.target.notes + result.messages, "refine_gain": result.refine_gain,
                    "ranking": rows}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
