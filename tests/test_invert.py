@@ -91,6 +91,9 @@ def test_regression_model_refuses_guidance(tiny_models, tmp_path):
     assert result.exit_code == 2, result.output
     assert "guidance is a flow's sampler setting" in result.output and "regression" in result.output
     assert not out.exists()
+    scored = invoke("evaluate", tiny_models["regression_mse"], "--n", 4, "--guidance", 3, "--out", tmp_path / "m.json")
+    assert scored.exit_code == 2 and "--guidance is for flow models" in scored.output
+    assert not (tmp_path / "m.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,7 @@ def evaluate(
     from synthinv.errors import UsageError
     from synthinv.evaluation import evaluate_model
     from synthinv.fileio import write_json_atomic
+    from synthinv.models.sampler import takes_ode_settings
 
     check_sampling(candidates, steps, guidance)
     check_threads(threads)
@@ -223,6 +224,9 @@ def evaluate(
         raise DatasetError(f"test dataset not found: {data} is not a directory")
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
+    if guidance is not None and not takes_ode_settings(model):
+        raise UsageError(f"--guidance is for flow models; {checkpoint} is a {stored_config(blob, checkpoint).model.kind} "
+                         "model, which has none")
     g = guidance if guidance is not None else stored_config(blob, checkpoint).sample.guidance
     if data is not None and not uses_dataset(synth):
         raise UsageError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")

@@ -36,6 +36,7 @@ from synthinv.config import Config
 from synthinv.data.shards import ShardDataset, finite_problem, shard_error
 from synthinv.datasets import DatasetError, check_disjoint, first_examples, open_dataset
 from synthinv.evaluation import VAL_SEED, drawn_examples, lsd_of, mss_of, sample_params, split_batch
+from synthinv.models.sampler import Sampler
 
 TRAIN_SEED_BASE = 1_000_000
 
@@ -103,7 +104,7 @@ class KOscValidation:
         self.n = n
         self._data: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def score(self, model, synth, device, steps: int, guidance: float) -> float:
+    def score(self, model: Sampler, synth, device, steps: int, guidance: float) -> float:
         if self._data is None:
             self._data = split_batch(synth, VAL_SEED, self.n, device)
         params, audio = self._data
@@ -129,7 +130,7 @@ class RenderedValidation:
             return first_examples(self.val_dir, synth, self.n, role="validation")[:3]
         return drawn_examples(synth, VAL_SEED, self.n)
 
-    def score(self, model, synth, device, steps: int, guidance: float) -> float:
+    def score(self, model: Sampler, synth, device, steps: int, guidance: float) -> float:
         if self._data is None:
             self._data = self.load(synth)
         _, feats, audio = self._data
