@@ -148,8 +148,9 @@ def synth_rms_range(synth, n: int = 256, seed: int = 7) -> tuple[float, float]:
 def score(synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """params (N, P) -> (audio (N, T), ranking distance (N,), check metric (N,)) against target (T,), see
     synthinv.scoring."""
-    ranked = rank(synth, params, target.expand(len(params), -1))
-    return ranked.audio, ranked.distance, check_distance(synth, ranked.audio, target.expand_as(ranked.audio))
+    targets = target.expand(len(params), -1)  # (N, T)
+    ranked = rank(synth, params, targets)
+    return ranked.audio, ranked.distance, check_distance(synth, ranked.audio, targets)
 
 
 def refine(synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
@@ -187,13 +188,8 @@ def _categorical_signature(spec, params: torch.Tensor) -> tuple:
 def pick_starts(spec, params: torch.Tensor, distance: torch.Tensor, count: int) -> list[tuple[torch.Tensor, float]]:
     """The `count` closest patches whose categorical choices differ (closest first), so that the CMA-ES
     runs explore different algorithms; filled with the next closest when too few differ."""
-    order = distance.argsort(stable=True)
     chosen = closest_distinct(distance, [_categorical_signature(spec, p) for p in params], count)
-    for i in order.tolist():
-        if len(chosen) == count:
-            break
-        if i not in chosen:
-            chosen.append(i)
+    chosen += [i for i in distance.argsort(stable=True).tolist() if i not in chosen][: count - len(chosen)]
     return [(params[i].clone(), float(distance[i])) for i in chosen]
 
 
