@@ -263,7 +263,7 @@ def _model(raw: Mapping) -> ModelConfig:
 
 def _encoder(raw: Any, synth: str) -> EncoderConfig:
     if spectrum_input(synth):
-        return _section(SpectrumCNNConfig, raw, f"encoder (SpectrumCNN, for {synth})")
+        return _section(SpectrumCNNConfig, raw, "encoder")
     kind = raw.get("kind", "cnn") if isinstance(raw, Mapping) else "cnn"
     kinds: dict[str, type[MelCNNConfig] | type[MelASTConfig]] = {"cnn": MelCNNConfig, "ast": MelASTConfig}
     if kind not in kinds:
@@ -284,7 +284,7 @@ def _section(cls: type, raw: Any, where: str):
     values = {}
     for f in dataclasses.fields(cls):
         if f.name in raw:
-            values[f.name] = _typed(raw[f.name], hints[f.name], f"{where.split(' (')[0]} {f.name}")
+            values[f.name] = _typed(raw[f.name], hints[f.name], f"{where} {f.name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where} needs {f.name}")
     return cls(**values)
