@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     apply_threads(args.threads)
 
     from synthinv import synths
-    from synthinv.build import build_model, load_config
+    from synthinv.build import build_model
+    from synthinv.config import load_config
     from synthinv.evaluation import VAL_SEED, split_batch
 
     started = time.perf_counter()
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     for method in args.methods + [REGRESSION_METHOD]:
         torch.manual_seed(0)
         model = build_model(load_config(method), synth).eval()
-        is_flow = load_config(method)["model"]["kind"] == "flow"
+        is_flow = load_config(method).model.kind == "flow"
         for n in args.sizes:
             a = audio[:n]
             with torch.no_grad():

@@ -47,17 +47,18 @@ def _setup(method: str, batch: int):
     import torch
 
     from synthinv import synths
-    from synthinv.build import build_model, load_config
+    from synthinv.build import build_model
+    from synthinv.config import load_config
 
     config = load_config(method)
-    config["train"]["batch_size"] = batch
+    config.train.batch_size = batch
     synth = synths.from_settings({"name": "kosc", "k": K})
     torch.manual_seed(0)
     model = build_model(config, synth).train()
-    t = config["train"]
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t.get("weight_decay", 0.0))
-    clip = t.get("grad_clip")
-    l1 = config["model"].get("l1_weight", 0.0)
+    t = config.train
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    clip = t.grad_clip
+    l1 = config.model.l1_weight
 
     def make_batch(step: int):  # exactly InversionModule.make_batch (device is CPU)
         idx = np.arange(step * batch, (step + 1) * batch)
@@ -97,8 +98,8 @@ def worker_plain(method: str, steps: int, warmup: int, batch: int) -> dict:
     train_s = _timed_loop(steps, lambda s: train_step(*fixed))
     gen_s = _timed_loop(steps, make_batch, warmup + steps)
     ot_s = None
-    if config["model"]["kind"] == "flow" and config["model"].get("ot", True):
-        from synthinv.models.flow import ot_pair_noise
+    if config.model.kind == "flow" and config.model.ot:
+        from synthinv.flow import ot_pair_noise
 
         params = fixed[0]
         noise = torch.randn_like(params)
@@ -165,7 +166,7 @@ def run_child(argv: list[str]) -> tuple[dict | None, int, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from synthinv.build import builtin_configs
+    from synthinv.config import builtin_configs
 
     methods_all = list(builtin_configs("kosc"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

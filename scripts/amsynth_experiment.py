@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthinv.tables import markdown_table
+
 HELDOUT_SEED = 5_000_011
 METHODS = (("flow_param2tok", "flow, Param2Tok transformer"), ("flow_mlp", "flow, MLP field"),
            ("regression_mse", "regression, MSE"))
@@ -36,13 +38,13 @@ def heldout(out: Path) -> None:
     print(f"wrote {out / 'heldout_0.wav'} (+ .json, .fxb)")
 
 
-def _audio(m: dict, suffix: str = "") -> str:
-    """wMFCC | SOT | RMS cosine cells (synthinv.audio_metrics, written by `synthinv evaluate`), or dashes."""
+def _audio(m: dict, suffix: str = "") -> list[str]:
+    """wMFCC, SOT, RMS cosine cells (synthinv.audio_metrics, written by `synthinv evaluate`), or dashes."""
     cells = []
     for key, fmt in (("wmfcc", ".2f"), ("sot", ".4f"), ("rms_cos", ".3f")):
         v = m.get(key + suffix)
         cells.append("-" if v is None else f"{v:{fmt}} ± {m[key + suffix + '_ci95']:{fmt}}")
-    return " | ".join(cells)
+    return cells
 
 
 def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path | None) -> None:
@@ -54,8 +56,8 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
         m = json.loads(path.read_text())
         t = json.loads((runs / method / "train.json").read_text())
         metrics[method] = m
-        rows.append(f"| {label} | {m['mss']:.2f} ± {m['mss_ci95']:.2f} | {_audio(m)} | {m['param_mse']:.3f} | "
-                    f"{m['categorical_accuracy']:.3f} | {t['steps']} |")
+        rows.append([label, f"{m['mss']:.2f} ± {m['mss_ci95']:.2f}", *_audio(m), f"{m['param_mse']:.3f}",
+                     f"{m['categorical_accuracy']:.3f}", t["steps"]])
     if not metrics:
         raise SystemExit(f"no metrics.json under {runs}")
     first = next(iter(metrics.values()))
@@ -70,11 +72,11 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
         "RMS-envelope cosine as `synthinv evaluate` computes them (synthinv.audio_metrics); parameter MSE on the "
         "44 normalised columns; categorical accuracy over the 6 one-hot parameters.",
         "",
-        "| method | MSS (dB) | wMFCC | SOT | RMS cos (higher better) | parameter MSE | categorical accuracy | training steps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        f"| random patches (same prior) | {first['mss_random']:.2f} ± {first['mss_random_ci95']:.2f} | "
-        f"{_audio(first, '_random')} | {first['param_mse_random']:.3f} | {first['categorical_accuracy_random']:.3f} | - |",
-        *rows,
+        markdown_table(["method", "MSS (dB)", "wMFCC", "SOT", "RMS cos (higher better)", "parameter MSE",
+                        "categorical accuracy", "training steps"],
+                       [["random patches (same prior)", f"{first['mss_random']:.2f} ± {first['mss_random_ci95']:.2f}",
+                         *_audio(first, "_random"), f"{first['param_mse_random']:.3f}",
+                         f"{first['categorical_accuracy_random']:.3f}", "-"], *rows]),
     ]
     if inversion is not None and (inversion / "summary.json").exists():
         s = json.loads((inversion / "summary.json").read_text())

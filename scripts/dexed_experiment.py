@@ -21,11 +21,12 @@ from pathlib import Path
 import torch
 
 from synthinv import synths
-from synthinv.build import load_config
-from synthinv.checkpoint import load_checkpoint
+from synthinv.checkpoint import load_checkpoint, stored_config
+from synthinv.config import load_config
 from synthinv.evaluation import evaluate_model
 from synthinv.experiment import plot_assignment
 from synthinv.fileio import write_json_atomic
+from synthinv.tables import markdown_table
 from synthinv.training import train
 
 SHOWN = ["mss", "mss_best_of", "mss_random", "wmfcc", "wmfcc_random", "sot", "sot_random", "rms_cos", "rms_cos_random", "param_mse", "param_mse_random", "categorical_accuracy", "categorical_accuracy_random"]
@@ -77,7 +78,7 @@ def main() -> None:
         model, synth, blob = load_checkpoint(runs / name / "model.ckpt")
         meta = blob["meta"]
         metrics = evaluate_model(model, synth, n=args.eval_examples, steps=args.eval_steps,
-                                 guidance=blob["config"]["sample"]["guidance"], data_dir=args.data / "dexed_test",
+                                 guidance=stored_config(blob).sample.guidance, data_dir=args.data / "dexed_test",
                                  train_seed=(meta.get("data") or {}).get("seed"), candidates=args.candidates)
         row = {"method": name, **metrics, **{k: meta[k] for k in ("steps", "train_seconds", "examples_per_second")},
                "budget_minutes": meta.get("budget_minutes"), "max_steps": meta.get("max_steps"),
@@ -90,12 +91,10 @@ def main() -> None:
                   key=lambda r: order.index(r["method"]) if r["method"] in order else len(order))
     budget_text = (f"{args.steps} optimiser steps" if args.steps else f"{args.budget} min") if not (args.eval_only or args.table_only) else (
         f"{rows[0]['max_steps']} optimiser steps" if rows and rows[0].get("max_steps") else f"{rows[0]['budget_minutes'] if rows else '?'} min")
+    cells = [[r["method"], *(fmt(r, c) for c in SHOWN), r["steps"], f"{r['examples_per_second']:.0f}", f"{r['weights']:,}"]
+             for r in rows]
     lines = ["# Dexed (DX7): flow vs regression", "",
-             "| method | " + " | ".join(SHOWN) + " | steps | examples/s | weights |",
-             "|---|" + "---|" * (len(SHOWN) + 3)]
-    for r in rows:
-        lines.append(f"| {r['method']} | " + " | ".join(fmt(r, c) for c in SHOWN)
-                     + f" | {r['steps']} | {r['examples_per_second']:.0f} | {r['weights']:,} |")
+             markdown_table(["method", *SHOWN, "steps", "examples/s", "weights"], cells, compact_rule=True)]
     lines += ["", f"Test set: the first {rows[0]['n'] if rows else '?'} examples of data/dexed_test (seed 3, patch prior); "
               f"{args.eval_steps} RK4 steps. mss: one sample per sound (the paper's protocol); mss_best_of: the best of "
               f"{args.candidates} samples per sound ranked by `synthinv invert`'s distance: the MSS of what invert returns "

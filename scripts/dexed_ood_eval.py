@@ -15,7 +15,6 @@ to <out>/<name>/ood.{md,csv,json}; <out>/<name>/rows.json makes a finished model
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 from pathlib import Path
@@ -23,10 +22,11 @@ from pathlib import Path
 import torch
 
 from synthinv.audio_metrics import BETTER
-from synthinv.checkpoint import load_checkpoint
+from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import evaluate_rendered
 from synthinv.fileio import atomic_write, write_json_atomic
 from synthinv.ood import DECIMALS, checkpoint_budget, evaluate_audio_dir, write_ood_tables
+from synthinv.tables import csv_text, markdown_table
 
 METRICS = ("mss", "wmfcc", "sot", "rms_cos", "f0_cents")
 NAMES = {"mss": "MSS (dB)", "wmfcc": "wMFCC", "sot": "SOT", "rms_cos": "RMS cos", "f0_cents": "f0 error (cents)"}
@@ -67,11 +67,9 @@ def budget_text(row: dict) -> str:
 
 
 def markdown(rows: list[dict], args, n_in: int, f0_in: int, files: int) -> str:
-    head = "| setting | model | method | budget | " + " | ".join(NAMES[m] for m in METRICS) + " |"
-    lines = ["# Dexed in and out of distribution", "", head, "|---" * (4 + len(METRICS)) + "|"]
-    for r in rows:
-        lines.append(f"| {r['setting']} | {r['model']} | {r['method']} | {budget_text(r)} | "
-                     + " | ".join(cell(r, m) for m in METRICS) + " |")
+    header = ["setting", "model", "method", "budget", *(NAMES[m] for m in METRICS)]
+    cells = [[r["setting"], r["model"], r["method"], budget_text(r), *(cell(r, m) for m in METRICS)] for r in rows]
+    lines = ["# Dexed in and out of distribution", "", markdown_table(header, cells, compact_rule=True)]
     better = ", ".join(f"{NAMES[m]} {BETTER[m]}" for m in METRICS)
     lines += ["", f"Mean ± 95% interval of the mean; which way is better: {better}.",
               f"In distribution: the first {n_in} examples of {args.test_data} (f0 on the first {f0_in}; in brackets how "
@@ -121,9 +119,9 @@ def main() -> None:
             print(f"{name}: done ({done}), reusing", flush=True)
             continue
         model, synth, blob = load_checkpoint(path, expect_synth={"name": "dexed"})
-        budget = {**checkpoint_budget(blob), "batch_size": blob["config"]["train"].get("batch_size")}
+        budget = {**checkpoint_budget(blob), "batch_size": stored_config(blob, path).train.batch_size}
         ident = {"model": name, **budget}
-        inside = evaluate_rendered(model, synth, n=args.n, steps=args.steps, guidance=blob["config"]["sample"]["guidance"],
+        inside = evaluate_rendered(model, synth, n=args.n, steps=args.steps, guidance=stored_config(blob, path).sample.guidance,
                                    data_dir=args.test_data, train_seed=budget["train_seed"], f0_examples=args.f0_examples)
         n_in, f0_in = inside["n"], inside["f0_examples"]
         rows.append({"setting": "in distribution", **ident, **pick(inside)})
@@ -144,11 +142,7 @@ def main() -> None:
     atomic_write(args.out.with_suffix(".md"), markdown(ordered, args, n_in, f0_in, files))
     first = ["setting", "model", "method"]
     fields = first + sorted({k for r in ordered for k in r} - set(first))
-    with open(args.out.with_suffix(".csv.tmp"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(ordered)
-    args.out.with_suffix(".csv.tmp").replace(args.out.with_suffix(".csv"))
+    atomic_write(args.out.with_suffix(".csv"), csv_text(ordered, fields))
     write_json_atomic(args.out / "settings.json", {k: str(v) for k, v in vars(args).items()})
     print(f"wrote {args.out.with_suffix('.md')}, {args.out.with_suffix('.csv')}, {args.out}/")
 

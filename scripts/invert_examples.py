@@ -17,6 +17,7 @@ from synthinv.metrics import assignment_mse
 from synthinv.pipeline import invert
 from synthinv.presets import read_json_preset
 from synthinv.synths.kosc import to_tokens
+from synthinv.tables import markdown_table
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SOUNDS = ["kosc4_heldout_0.wav", "kosc4_heldout_1.wav", "kosc4_heldout_2.wav", "pluck_karplus_strong_220hz.wav",
@@ -40,9 +41,10 @@ def main() -> None:
              f"`python scripts/invert_examples.py --candidates {args.candidates} --refine {args.refine}` "
              "(model kosc4-flow-transformer, 50 RK4 steps, guidance 2, seed 0). Distance: multi-resolution "
              "spectral distance used for ranking; LSD in dB; param. error: assignment MSE to the true preset "
-             "(held-out notes only).", "",
-             "| sound | best sample: distance / LSD / param. error | refined: distance / LSD / param. error "
-             "| sample s | refine s |", "|---|---|---|---|---|"]
+             "(held-out notes only).", ""]
+    header = ["sound", "best sample: distance / LSD / param. error", "refined: distance / LSD / param. error",
+              "sample s", "refine s"]
+    rows = []
     for name in SOUNDS:
         result = invert(EXAMPLES / name, synth_name="kosc", candidates=args.candidates, refine_budget=args.refine)
         synth = result.synth
@@ -53,9 +55,10 @@ def main() -> None:
         sec = result.settings["seconds"]
         refined_cell = ("-" if refined is None else
                         f"{refined.distance:.3f} / {refined.check:.2f} / {param_error(synth, refined.params, truth)}")
-        lines.append(f"| {name} | {best.distance:.3f} / {best.check:.2f} / {param_error(synth, best.params, truth)} "
-                     f"| {refined_cell} | {sec['sample']:.2f} | {sec.get('refine', 0):.2f} |")
-        print(lines[-1])
+        rows.append([name, f"{best.distance:.3f} / {best.check:.2f} / {param_error(synth, best.params, truth)}",
+                     refined_cell, f"{sec['sample']:.2f}", f"{sec.get('refine', 0):.2f}"])
+        print(" | ".join(rows[-1]))
+    lines.append(markdown_table(header, rows, compact_rule=True))
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from synthinv.checkpoint import read_checkpoint
 from synthinv.fileio import atomic_write
+from synthinv.tables import markdown_table
 
 OUT = Path("results/dexed_p2t_init")
 SYNTHINV = [sys.executable, "-m", "synthinv.cli"]
@@ -54,13 +55,15 @@ def main() -> None:
              "`model.init_noise`: the noise added to the constant A and the repeated z rows at initialisation (the paper: "
              f"1e-4, maximal symmetry that training breaks). {args.steps} steps each, batch 64, seed 0, data/dexed_train_big; "
              "256 test sounds, 50 RK4 steps; best of 8 ranked by MSS without pitch moving (as results/dexed_20k.md). "
-             "Validation MSS: 64 validation sounds, 20 RK4 steps, at every fifth of the run (the best weights are kept).", "",
-             "| init_noise | MSS, 1 sample | MSS, best of 8 | wMFCC | RMS cos | validation MSS by step |", "|---|---|---|---|---|---|"]
+             "Validation MSS: 64 validation sounds, 20 RK4 steps, at every fifth of the run (the best weights are kept).", ""]
+    rows = []
     for label, (ckpt, scores) in runs.items():
         m = json.loads(scores.read_text())
         val = ", ".join(f"{s // 1000}k {v:.2f}" for s, v in history(ckpt))
-        lines.append(f"| {label} | {m['mss']:.2f} ± {m['mss_ci95']:.2f} | {m['mss_best_of']:.2f} ± {m['mss_best_of_ci95']:.2f} "
-                     f"| {m['wmfcc']:.2f} | {m['rms_cos']:.3f} | {val} |")
+        rows.append([label, f"{m['mss']:.2f} ± {m['mss_ci95']:.2f}", f"{m['mss_best_of']:.2f} ± {m['mss_best_of_ci95']:.2f}",
+                     f"{m['wmfcc']:.2f}", f"{m['rms_cos']:.3f}", val])
+    header = ["init_noise", "MSS, 1 sample", "MSS, best of 8", "wMFCC", "RMS cos", "validation MSS by step"]
+    lines.append(markdown_table(header, rows, compact_rule=True))
     lines += ["", f"Made by `python scripts/p2t_init_experiment.py --steps {args.steps} --noise {' '.join(args.noise)}`."]
     atomic_write(OUT.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
-from synthinv.checkpoint import load_checkpoint
+from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import evaluate_model
+from synthinv.tables import markdown_table
 from synthinv.zoo import SHIPPED_DIR
 
 
 def training_line(blob: dict, metric: str) -> str:
-    meta, batch = blob["meta"], blob["config"]["train"]["batch_size"]
+    meta, batch = blob["meta"], stored_config(blob).train.batch_size
     return (f"{meta['steps']:,} steps at batch {batch} ({meta['steps'] * batch:,} examples) in {meta['train_seconds']:.0f} s "
             f"with {meta['torch_threads']} torch thread(s), on {platform.machine()} CPU ({platform.processor() or 'unknown'}), "
             f"torch {torch.__version__}; best validation {metric.upper()} {meta[f'best_val_{metric}']:.2f} dB")
@@ -31,6 +32,13 @@ def training_line(blob: dict, metric: str) -> str:
 def kosc_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     meta, settings = blob["meta"], blob["synth"]
     task = "symmetry-broken (asym)" if settings.get("asym") else "symmetric"
+    table = markdown_table(["metric", "value"], [
+        ["LSD (dB)", f"{metrics['lsd']:.3f}"],
+        ["LSD of random parameters (dB)", f"{metrics['lsd_random']:.3f}"],
+        ["Chamfer (oscillator tokens)", f"{metrics['chamfer']:.4f}"],
+        ["assignment MSE", f"{metrics['assignment_mse']:.4f}"],
+        ["parameter MSE (order-sensitive)", f"{metrics['param_mse']:.4f}"],
+    ])
     return f"""# {args.name}
 
 k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['lsd']:.2f} dB (random parameters {metrics['lsd_random']:.2f} dB).
@@ -43,13 +51,7 @@ k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['l
 
 ## Test split ({metrics['n']} examples, {metrics['sample_steps']} RK4 steps, guidance {metrics['guidance']})
 
-| metric | value |
-| --- | --- |
-| LSD (dB) | {metrics['lsd']:.3f} |
-| LSD of random parameters (dB) | {metrics['lsd_random']:.3f} |
-| Chamfer (oscillator tokens) | {metrics['chamfer']:.4f} |
-| assignment MSE | {metrics['assignment_mse']:.4f} |
-| parameter MSE (order-sensitive) | {metrics['param_mse']:.4f} |
+{table}
 """
 
 
@@ -57,13 +59,21 @@ def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     meta, settings, data = blob["meta"], blob["synth"], blob["meta"]["data"]
     best = metrics.get("mss_best_of")
     moved = " (each also tried at the target's pitch, as invert does)" if metrics.get("transpose") else ""
-    best_row = (f"| MSS, best of {metrics['candidates']} samples{moved}: the one `invert` ranks first | "
-                f"{best:.3f} ± {metrics['mss_best_of_ci95']:.3f} |\n") if best is not None else ""
+    best_rows = [[f"MSS, best of {metrics['candidates']} samples{moved}: the one `invert` ranks first",
+                  f"{best:.3f} ± {metrics['mss_best_of_ci95']:.3f}"]] if best is not None else []
     within = metrics.get("f0_cents_best_of_within_50")
     if within is not None:
-        best_row += (f"| f0 within 50 cents of the target's, for what `invert` ranks first | {within:.0%} of "
-                     f"{metrics['f0_cents_best_of_n']} sounds with a pitch (one sample: "
-                     f"{metrics['f0_cents_within_50']:.0%}) |\n")
+        best_rows.append(["f0 within 50 cents of the target's, for what `invert` ranks first",
+                          f"{within:.0%} of {metrics['f0_cents_best_of_n']} sounds with a pitch (one sample: "
+                          f"{metrics['f0_cents_within_50']:.0%})"])
+    table = markdown_table(["metric", "value"], [
+        ["MSS, one sample per sound (dB)", f"{metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f}"],
+        *best_rows,
+        ["MSS of random patches (dB)", f"{metrics['mss_random']:.3f} ± {metrics['mss_random_ci95']:.3f}"],
+        ["parameter MSE (random patches)", f"{metrics['param_mse']:.4f} ({metrics['param_mse_random']:.4f})"],
+        ["categorical accuracy (random patches)",
+         f"{metrics['categorical_accuracy']:.3f} ({metrics['categorical_accuracy_random']:.3f})"],
+    ])
     headline = f"best of {metrics['candidates']} {best:.2f} dB, " if best is not None else ""
     return f"""# {args.name}
 
@@ -79,12 +89,7 @@ Dexed (DX7) {blob['config']['name']}: test MSS {headline}one sample {metrics['ms
 
 MSS: the multi-scale log-mel distance in dB (lower is better); random patches are drawn from the same prior.
 
-| metric | value |
-| --- | --- |
-| MSS, one sample per sound (dB) | {metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f} |
-{best_row}| MSS of random patches (dB) | {metrics['mss_random']:.3f} ± {metrics['mss_random_ci95']:.3f} |
-| parameter MSE (random patches) | {metrics['param_mse']:.4f} ({metrics['param_mse_random']:.4f}) |
-| categorical accuracy (random patches) | {metrics['categorical_accuracy']:.3f} ({metrics['categorical_accuracy_random']:.3f}) |
+{table}
 """
 
 
@@ -101,7 +106,7 @@ def main() -> None:
 
     ckpt = args.run_dir / "model.ckpt"
     model, synth, blob = load_checkpoint(ckpt)
-    guidance = blob["config"]["sample"]["guidance"]
+    guidance = stored_config(blob, ckpt).sample.guidance
     data_dir = args.test_data if synth.trains_from_data else None
     train_seed = (blob["meta"].get("data") or {}).get("seed")
     metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=guidance, data_dir=data_dir,

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from synthinv.fileio import atomic_write
+from synthinv.tables import markdown_table
 
 SETTINGS = (("8, not transposed", 8, False), ("8, transposed", 8, True), ("32, not transposed", 32, False),
             ("32, transposed", 32, True))
@@ -46,15 +47,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/dexed_transpose"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = ["| candidates | MSS of invert's first (dB) | wMFCC | f0 error (cents) | f0 within 50 cents | candidates moved |",
-            "|---|---|---|---|---|---|"]
+    rows = []
     for label, candidates, transpose in SETTINGS:
         m = run_setting(args, candidates, transpose)
         within = m.get("f0_cents_best_of_within_50")
         within_text = "-" if within is None else f"{within:.0%} of {m['f0_cents_best_of_n']}"
         moved = f"{m['transposed']:.0%}" if transpose else "-"
-        rows.append(f"| {label} | {fmt(m, 'mss_best_of')} | {fmt(m, 'wmfcc_best_of')} | {fmt(m, 'f0_cents_best_of', 0)} "
-                    f"| {within_text} | {moved} |")
+        rows.append([label, fmt(m, "mss_best_of"), fmt(m, "wmfcc_best_of"), fmt(m, "f0_cents_best_of", 0), within_text,
+                     moved])
+    header = ["candidates", "MSS of invert's first (dB)", "wMFCC", "f0 error (cents)", "f0 within 50 cents",
+              "candidates moved"]
     one = m  # every setting scores the same single sample too
     text = "\n".join([
         "# Dexed: moving candidates to the target's pitch", "",
@@ -62,7 +64,8 @@ def main() -> None:
         "candidate `synthinv invert` ranks first (by MSS) among N flow samples, with or without trying each sample "
         "at its three likeliest transpositions to the target's pitch (`synthinv.transpose`). f0: pYIN on the first "
         f"{one['f0_examples']} sounds, median |cents| per sound over frames voiced in both (mean ± 95% interval), and "
-        "the share of sounds with a pitch on both sides that are within 50 cents.", "", *rows, "",
+        "the share of sounds with a pitch on both sides that are within 50 cents.", "",
+        markdown_table(header, rows, compact_rule=True), "",
         f"For reference, one sample per sound (the paper's protocol): MSS {fmt(one, 'mss')}, f0 within 50 cents for "
         f"{one['f0_cents_within_50']:.0%} of {one['f0_cents_n']}; a random patch from the prior: MSS {fmt(one, 'mss_random')}, "
         f"f0 within 50 cents for {one['f0_cents_random_within_50']:.0%}.",

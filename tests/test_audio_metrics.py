@@ -153,14 +153,16 @@ def test_nan_mean_and_ci95_skips_undefined_examples():
 
 
 class NoteOfTruth(torch.nn.Module):
-    """A stand-in model that 'samples' fixed parameters whatever it hears: (N, ...) -> (N, P)."""
+    """A stand-in Sampler that 'samples' fixed parameters whatever it hears: (N, ...) -> (N, P)."""
+
+    stochastic = False
 
     def __init__(self, params: torch.Tensor):
         super().__init__()
-        self.params = params
+        self.params, self.n_params = params, params.shape[1]
 
-    def sample(self, cond, steps, guidance, generator=None):
-        return self.params[: len(cond)]
+    def sample(self, cond, *, repeats=1, generator=None):
+        return self.params[: len(cond)].repeat_interleave(repeats, 0)
 
 
 def test_evaluate_rendered_reports_audio_metrics_next_to_random():

@@ -94,18 +94,21 @@ def test_a_dsp_that_does_not_compile_is_a_clear_error(synth):
 
 @pytest.mark.parametrize("method", ["flow_param2tok", "flow_mlp", "regression_mse"])
 def test_shipped_configs_build_models_that_sample_parameters(synth, method):
-    from synthinv.build import build_model, load_config
+    from synthinv.build import build_model
+    from synthinv.config import load_config
+    from synthinv.models.sampler import draw
 
     model = build_model(load_config(method, "subtractive3"), synth).eval()
     mel = torch.randn(2, *synth.feature_shape) * 20 - 50  # (2, 128, 151) dB
     with torch.no_grad():
-        params = model.sample(mel, steps=2, guidance=1.0)
+        params = draw(model, mel, steps=2, guidance=1.0)
     assert params.shape == (2, synth.spec.size)
 
 
 def test_a_checkpoint_for_another_synth_is_refused(synth, tmp_path):
-    from synthinv.build import build_model, load_config
+    from synthinv.build import build_model
     from synthinv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from synthinv.config import load_config
 
     config = load_config("flow_mlp", "subtractive3")
     path = save_checkpoint(tmp_path / "model.ckpt", build_model(config, synth), synth, config, {})

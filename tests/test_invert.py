@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from synthinv import synths
-from synthinv.build import load_config
 from synthinv.cli import app
+from synthinv.config import load_config
 from synthinv.presets import read_json_preset
 from synthinv.training import train
 
@@ -27,8 +27,8 @@ def tiny_models(tmp_path_factory):
     paths = {}
     for name in ("flow_mlp", "regression_mse"):
         config = load_config(name)
-        config["train"]["batch_size"] = 32
-        config["sample"].update(val_examples=16, val_steps=2)
+        config.train.batch_size = 32
+        config.sample.val_examples, config.sample.val_steps = 16, 2
         train(config, synth, root / name, max_steps=3, progress_bar=False, n_validations=1)
         paths[name] = root / name / "model.ckpt"
     return paths
@@ -82,6 +82,18 @@ def test_regression_model_gives_one_candidate_and_says_so(tiny_models, tmp_path)
     assert result.exit_code == 0, result.output
     assert "one answer" in result.output
     assert len(list(csv.DictReader(open(out / "ranking.csv")))) == 1
+
+
+def test_regression_model_refuses_guidance(tiny_models, tmp_path):
+    out = tmp_path / "inv"
+    result = invoke("invert", "--budget", 0, EXAMPLE, "--model", tiny_models["regression_mse"], "--guidance", 3,
+                    "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "guidance is a flow's sampler setting" in result.output and "regression" in result.output
+    assert not out.exists()
+    scored = invoke("evaluate", tiny_models["regression_mse"], "--n", 4, "--guidance", 3, "--out", tmp_path / "m.json")
+    assert scored.exit_code == 2 and "--guidance is for flow models" in scored.output
+    assert not (tmp_path / "m.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,24 @@
-"""Models: equivariance of the fixed-token transformer field, Param2Tok, regression losses, OT pairing,
-the RK4 sampler and classifier-free guidance."""
+"""Models: equivariance of the fixed-token transformer field, Param2Tok, regression losses, and FlowModel's
+use of the flow-matching parts (RK4 sampling, classifier-free guidance on a real field; the parts alone:
+test_flow.py)."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from conftest import randomise_adaln
 from synthinv import synths
-from synthinv.build import ConfigError, build_model, load_config
+from synthinv.build import build_model
+from synthinv.config import ConfigError, load_config, parse_config
+from synthinv.flow import guided
 from synthinv.models.fields import TransformerField
-from synthinv.models.flow import FlowModel, ot_pair_noise
+from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
+from synthinv.models.sampler import draw, takes_ode_settings
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
 from synthinv.synths import UnknownSynthError
 from synthinv.synths.kosc import to_tokens
@@ -98,7 +100,7 @@ def block_assignment(n_tokens: int = K, width: int = 3) -> torch.Tensor:
 
 def test_param2tok_shapes_and_penalty():
     torch.manual_seed(0)
-    tok = Param2Tok(P, K, 16)
+    tok = Param2Tok(P, K, 16, init_noise=1e-4)
     x = torch.randn(5, P)
     assert tok.encode(x).shape == (5, K, 16)
     assert tok.decode(torch.randn(5, K, 16)).shape == (5, P)
@@ -127,7 +129,7 @@ def test_param2tok_init_noise_comes_from_the_config(kosc4):
     spread = {}
     for noise in (None, 0.1):
         if noise is not None:
-            config["model"]["init_noise"] = noise
+            config.model.init_noise = noise
         tok = build_model(config, kosc4).field.tokeniser
         spread[noise] = (tok.assign.std().item(), tok.z_in.std(dim=0).mean().item())
     assert spread[None][0] == pytest.approx(1e-4, rel=0.3) and spread[None][1] == pytest.approx(1e-4, rel=0.3)
@@ -138,7 +140,7 @@ def tied_param2tok(seed: int = 0) -> Param2Tok:
     """Param2Tok with a hard oscillator assignment and per-role (freq/amp/wave) vectors shared across
     oscillators: it then computes exactly what a fixed split does, so it must be equivariant."""
     torch.manual_seed(seed)
-    tok = Param2Tok(P, K, 16)
+    tok = Param2Tok(P, K, 16, init_noise=1e-4)
     with torch.no_grad():
         tok.assign.copy_(block_assignment())
         tok.z_in.copy_(torch.randn(3, 16).repeat(K, 1))
@@ -221,35 +223,42 @@ def test_sort_loss_is_mse_against_frequency_sorted_targets(kosc4, regression_bat
         torch.testing.assert_close(model.loss(shuffled, audio), expected)  # invariant to the given order
 
 
-def test_regression_sample_is_clamped_prediction(kosc4, regression_batch):
+def test_regression_sample_is_clamped_prediction_repeated(kosc4, regression_batch):
     _, _, audio = regression_batch
     model = regression(kosc4, "mse")
     with torch.no_grad():
         model.head.out[1].bias.fill_(5.0)  # push predictions out of range
-        torch.testing.assert_close(model.sample(audio, steps=3, guidance=2.0), model.predict(audio).clamp(-1, 1))
+        expected = model.predict(audio).clamp(-1, 1)  # (16, P)
+        torch.testing.assert_close(model.sample(audio), expected)
+        torch.testing.assert_close(model.sample(audio, repeats=2), expected.repeat_interleave(2, 0))  # copies
+    assert not model.stochastic and model.n_params == P
+
+
+def test_only_a_flow_takes_ode_settings(kosc4, regression_batch):
+    """draw() gives steps and guidance to a flow, where they change the samples; a regression model has none
+    (its sample() refuses them) and draw() samples it without them."""
+    _, _, audio = regression_batch
+    model = regression(kosc4, "mse")
+    with pytest.raises(TypeError, match="steps"):
+        model.sample(audio, steps=3)
+    assert not takes_ode_settings(model)
+    torch.testing.assert_close(draw(model, audio[:2], steps=3, guidance=5.0), model.sample(audio[:2]))
+    torch.manual_seed(0)
+    flow = build_model(load_config("flow_mlp"), kosc4).eval()
+    randomise_adaln(flow)
+    assert takes_ode_settings(flow) and flow.stochastic
+
+    def flow_draw(steps, guidance):
+        return draw(flow, audio[:2], steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(0))
+
+    torch.testing.assert_close(flow_draw(3, 2.0), flow.sample(audio[:2], steps=3, guidance=2.0,
+                                                              generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(flow_draw(3, 2.0), flow_draw(3, 0.5)) and not torch.equal(flow_draw(3, 2.0), flow_draw(1, 2.0))
 
 
 def test_unknown_regression_loss_raises(kosc4):
     with pytest.raises(ValueError, match="unknown regression loss"):
-        RegressionModel(nn.Identity(), P, K, loss="l1")
-
-
-# --- minibatch OT coupling ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5, 6])
-def test_ot_pair_noise_is_the_optimal_permutation(batch):
-    gen = torch.Generator().manual_seed(batch)
-    for _ in range(4):
-        noise, data = torch.randn(batch, P, generator=gen), torch.rand(batch, P, generator=gen) * 2 - 1
-        paired = ot_pair_noise(noise, data)
-        # a permutation of the noise rows: every paired row is exactly one noise row, each used once
-        source = [int(np.flatnonzero((noise == row).all(1).numpy())[0]) for row in paired]
-        assert sorted(source) == list(range(batch))
-        cost = ((paired - data) ** 2).sum().item()
-        brute = min(((noise[list(p)] - data) ** 2).sum().item() for p in itertools.permutations(range(batch)))
-        assert cost == pytest.approx(brute, rel=1e-5)
-        assert cost <= ((noise - data) ** 2).sum().item() + 1e-5  # never worse than the given pairing
+        RegressionModel(nn.Identity(), P, K, loss="l1", hidden=32, layers=1)
 
 
 # --- the RK4 sampler ------------------------------------------------------------------------------
@@ -282,7 +291,7 @@ class FunctionField(nn.Module):
 def sample_with(fn, steps: int, guidance: float = 2.0, n: int = 3, n_params: int = 6):
     """-> (starting noise (n, n_params), RK4 result (n, n_params), the field)."""
     field = FunctionField(fn)
-    model = FlowModel(TinyEncoder(), field, n_params)
+    model = FlowModel(TinyEncoder(), field, n_params, cond_drop=0.1, ot_coupling=True)
     audio = torch.randn(n, 16)
     noise = torch.randn(n, n_params, generator=torch.Generator().manual_seed(5))
     out = model.sample(audio, steps=steps, guidance=guidance, generator=torch.Generator().manual_seed(5))
@@ -324,12 +333,15 @@ def test_guidance_one_is_the_conditional_velocity(flow_transformer):
         null = model.null_embedding.expand_as(emb)
         v_cond, v_uncond = model.field(x, t, emb), model.field(x, t, null)
         assert (v_cond - v_uncond).abs().max() > 1e-3  # the embedding matters, so the test can fail
-        torch.testing.assert_close(model.guided_velocity(x, t, emb, 1.0), v_cond, atol=1e-5, rtol=0)
+        def velocity(weight):
+            return guided(model.field, emb, model.null_embedding, weight)(x, t)
+
+        torch.testing.assert_close(velocity(1.0), v_cond, atol=1e-5, rtol=0)
         # the batched path: v_uncond + g (v_cond - v_uncond), so g = 0 is unconditional and the map is affine
-        torch.testing.assert_close(model.guided_velocity(x, t, emb, 0.0), v_uncond, atol=1e-5, rtol=0)
-        v2 = model.guided_velocity(x, t, emb, 2.0)
+        torch.testing.assert_close(velocity(0.0), v_uncond, atol=1e-5, rtol=0)
+        v2 = velocity(2.0)
         torch.testing.assert_close(v2, 2 * v_cond - v_uncond, atol=1e-4, rtol=0)
-        torch.testing.assert_close(0.5 * (v2 + v_uncond), model.guided_velocity(x, t, emb, 1.0), atol=1e-4, rtol=0)
+        torch.testing.assert_close(0.5 * (v2 + v_uncond), velocity(1.0), atol=1e-4, rtol=0)
 
 
 def test_condition_dropout_routes_gradient_to_null_embedding(kosc4):
@@ -368,7 +380,7 @@ def test_every_shipped_config_builds_and_samples(name, kosc4):
     torch.manual_seed(0)
     model = build_model(load_config(name), kosc4).eval()
     audio = kosc4.render(kosc4.random_params(2, seed=0))
-    out = model.sample(audio, steps=1, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    out = draw(model, audio, steps=1, guidance=2.0, generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, P) and torch.isfinite(out).all()
 
 
@@ -379,9 +391,8 @@ def test_bad_configs_raise_config_error(kosc4):
         load_config("/nonexistent/config.yaml")
     with pytest.raises(UnknownSynthError, match="unknown synth"):
         synths.from_settings({"name": "moog", "k": 4})
-    base = load_config("flow_transformer")
-    for key, value, message in (("kind", "gan", "unknown model kind"), ("field", "rnn", "unknown field"),
-                                ("tokeniser", "bpe", "unknown tokeniser")):
-        config = {**base, "model": {**base["model"], key: value}}
+    base = load_config("flow_transformer").to_dict()
+    for key, value, message in (("kind", "gan", "unknown model kind"), ("field", "rnn", "unknown model field"),
+                                ("tokeniser", "bpe", "unknown model tokeniser 'bpe'; use fixed, param2tok")):
         with pytest.raises(ConfigError, match=message):
-            build_model(config, kosc4)
+            parse_config({**base, "model": {**base["model"], key: value}}, "kosc")

@@ -97,8 +97,9 @@ def dexed_checkpoint(tmp_path_factory):
     """An untrained Dexed flow (the pipeline, not the quality, is under test)."""
     pytest.importorskip("dexed")
     from synthinv import synths
-    from synthinv.build import build_model, load_config
+    from synthinv.build import build_model
     from synthinv.checkpoint import save_checkpoint
+    from synthinv.config import load_config
 
     torch.manual_seed(0)
     synth = synths.from_settings({"name": "dexed"})

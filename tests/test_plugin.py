@@ -59,10 +59,10 @@ def test_shipped_specs_build_param_specs():
 
 @pytest.mark.parametrize("synth", ["amsynth", "subtractive3", "surge_xt_simple", "surge_xt_full"])
 def test_every_plugin_synth_ships_the_three_configs(synth):
-    from synthinv.build import builtin_configs, load_config
+    from synthinv.config import builtin_configs, load_config
 
     assert set(builtin_configs(synth)) == {"flow_param2tok", "flow_mlp", "regression_mse"}
-    assert load_config("flow_param2tok", synth)["model"]["tokeniser"] == "param2tok"
+    assert load_config("flow_param2tok", synth).model.tokeniser == "param2tok"
 
 
 def test_vst_grid_values_default_to_even_steps_over_0_1():

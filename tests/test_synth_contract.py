@@ -142,7 +142,8 @@ def test_a_new_synth_writes_its_own_presets_and_banks(toy, tmp_path):
 
 def test_a_registered_synth_makes_datasets_and_models(toy, registered, tmp_path):
     pytest.importorskip("h5py")
-    from synthinv.build import build_model, load_config
+    from synthinv.build import build_model
+    from synthinv.config import load_config
     from synthinv.data.generate import generate
     from synthinv.datasets import open_dataset, synth_of_dataset
     from synthinv.models.encoders import MelCNN

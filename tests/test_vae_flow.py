@@ -12,9 +12,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from synthinv import synths
-from synthinv.build import ConfigError, build_model, load_config
+from synthinv.build import build_model
 from synthinv.checkpoint import load_checkpoint, save_checkpoint
+from synthinv.config import ConfigError, VAERealNVPConfig, load_config, parse_config
 from synthinv.models.encoders import MelCNN, SpectrumCNN
+from synthinv.models.sampler import draw
 from synthinv.models.vae_flow import ConditionalRealNVP, MLPDecoder, VAEFlowModel
 
 
@@ -33,7 +35,7 @@ def randomise_couplings(flow: ConditionalRealNVP, std: float = 0.3, seed: int = 
 
 def test_realnvp_is_invertible_and_not_the_identity():
     torch.manual_seed(0)
-    flow = ConditionalRealNVP(n_params=11, context=5, layers=6, hidden=32)
+    flow = ConditionalRealNVP(n_params=11, context=5, layers=6, hidden=32, scale_limit=2.0)
     randomise_couplings(flow)
     x, c = torch.randn(64, 11), torch.randn(64, 5)
     u, _ = flow(x, c)
@@ -43,7 +45,7 @@ def test_realnvp_is_invertible_and_not_the_identity():
 
 
 def test_every_column_is_transformed_by_each_pair_of_couplings():
-    flow = ConditionalRealNVP(n_params=9, context=2, layers=4, hidden=8)
+    flow = ConditionalRealNVP(n_params=9, context=2, layers=4, hidden=8, scale_limit=2.0)
     for a, b in zip(flow.couplings[0::2], flow.couplings[1::2]):
         assert sorted(torch.cat([a.free, b.free]).tolist()) == list(range(9))
     assert not torch.equal(flow.couplings[0].free, flow.couplings[2].free)  # pairs split differently
@@ -51,7 +53,7 @@ def test_every_column_is_transformed_by_each_pair_of_couplings():
 
 def test_realnvp_log_det_matches_autograd_jacobian():
     torch.manual_seed(1)
-    flow = ConditionalRealNVP(n_params=5, context=3, layers=4, hidden=16).double()
+    flow = ConditionalRealNVP(n_params=5, context=3, layers=4, hidden=16, scale_limit=2.0).double()
     randomise_couplings(flow, std=0.5, seed=1)
     x, c = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
     _, logdet = flow(x, c)
@@ -63,7 +65,7 @@ def test_realnvp_log_det_matches_autograd_jacobian():
 def test_realnvp_log_prob_is_a_density():
     """Under a 1-D flow, exp(log p) integrates to 1 (trapezoid over a wide grid)."""
     torch.manual_seed(2)
-    flow = ConditionalRealNVP(n_params=2, context=1, layers=2, hidden=8).double()
+    flow = ConditionalRealNVP(n_params=2, context=1, layers=2, hidden=8, scale_limit=2.0).double()
     randomise_couplings(flow, std=0.5, seed=2)
     grid = torch.linspace(-12, 12, 401, dtype=torch.float64)
     xs = torch.cartesian_prod(grid, grid)  # (401^2, 2)
@@ -85,8 +87,11 @@ class TinyEncoder(nn.Module):
 
 
 def tiny_model(n_params: int = 6, inp: int = 12, **kw) -> VAEFlowModel:
-    return VAEFlowModel(TinyEncoder(inp), MLPDecoder(4, inp, hidden=32), nn.Identity(), n_params, latent=4,
-                        flow_layers=4, flow_hidden=32, **kw)
+    """The config's defaults, but a latent of 4 and small couplings; `kw` changes more of them."""
+    c = VAERealNVPConfig(latent=4, flow_layers=4, flow_hidden=32, **kw)
+    return VAEFlowModel(TinyEncoder(inp), MLPDecoder(c.latent, inp, hidden=32), nn.Identity(), n_params, latent=c.latent,
+                        flow_layers=c.flow_layers, flow_hidden=c.flow_hidden, scale_limit=c.scale_limit, beta=c.beta,
+                        kl_warmup_steps=c.kl_warmup_steps, dequant=c.dequant, temperature=c.temperature)
 
 
 def test_loss_is_finite_and_falls_on_a_tiny_problem():
@@ -124,15 +129,31 @@ def test_kl_warm_up_counts_training_steps_only():
     assert model.beta_now() == 0.5
 
 
-def test_sample_ignores_steps_and_guidance_and_follows_the_generator():
+def test_sample_follows_the_generator_and_has_no_ode_settings():
     torch.manual_seed(0)
     model = tiny_model().eval()
     randomise_couplings(model.flow)
     cond = torch.randn(5, 12)
-    a = model.sample(cond, steps=1, guidance=1.0, generator=torch.Generator().manual_seed(3))
-    b = model.sample(cond, steps=100, guidance=4.0, generator=torch.Generator().manual_seed(3))
+    a = model.sample(cond, generator=torch.Generator().manual_seed(3))
+    b = model.sample(cond, generator=torch.Generator().manual_seed(3))
     c = model.sample(cond, generator=torch.Generator().manual_seed(4))
     assert a.shape == (5, 6) and torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(TypeError, match="guidance"):  # the RealNVP is inverted exactly: nothing to guide
+        model.sample(cond, guidance=2.0)
+    # draw() samples it without the flow's settings, the same as asking it directly
+    assert torch.equal(draw(model, cond, steps=7, guidance=3.0, generator=torch.Generator().manual_seed(3)), a)
+
+
+def test_repeats_are_consecutive_draws_for_each_sound():
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    randomise_couplings(model.flow)
+    cond = torch.randn(2, 12)
+    out = model.sample(cond, repeats=3, generator=torch.Generator().manual_seed(0))  # (2 * 3, 6)
+    assert out.shape == (6, 6) and not torch.equal(out[0], out[1])
+    model.temperature = 0.0  # every draw the mode: rows of one sound agree, the two sounds differ
+    out = model.sample(cond, repeats=3)
+    assert torch.equal(out[0], out[2]) and torch.equal(out[3], out[5]) and not torch.equal(out[0], out[3])
 
 
 def test_temperature_scales_the_base_noise():
@@ -167,19 +188,19 @@ def test_dexed_config_builds_a_mel_vae_of_the_right_size(dexed_synth):
     config = load_config("vae_realnvp", "dexed")
     model = build_model(config, dexed_synth)
     assert isinstance(model.encoder, MelCNN) and model.encoder.input_shape == (128, 151)
-    assert config["encoder"] == load_config("flow_mlp", "dexed")["encoder"]  # the same encoder as our flows
+    assert config.encoder == load_config("flow_mlp", "dexed").encoder  # the same encoder as our flows
     assert 1_000_000 <= sum(p.numel() for p in model.parameters()) <= 2_000_000
     mel = torch.randn(3, 128, 151) * 20 - 50
     assert model.decoder(torch.zeros(3, model.latent)).shape == (3, 128, 151)
     loss = model.loss(dexed_synth.random_params(3, seed=5), mel)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    out = model.eval().sample(mel, steps=2, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    out = model.eval().sample(mel, generator=torch.Generator().manual_seed(0))
     assert out.shape == (3, 225) and torch.isfinite(out).all()
 
 
 def test_kosc_gets_a_spectrum_vae(kosc4):
     config = load_config("flow_mlp")
-    config["model"] = {"kind": "vae_realnvp", "latent": 8, "flow_layers": 2, "flow_hidden": 32}
+    config.model = VAERealNVPConfig(latent=8, flow_layers=2, flow_hidden=32)
     model = build_model(config, kosc4)
     assert isinstance(model.encoder, SpectrumCNN)
     params = kosc4.params_at(0, np.arange(4))
@@ -192,14 +213,13 @@ def test_kosc_gets_a_spectrum_vae(kosc4):
     ({"flow_layers": 3}, "even flow_layers"),
     ({"latent": 0}, "latent >= 1"),
     ({"beta": -1}, "beta must be >= 0"),
-    ({"hidden": 64}, "unknown vae_realnvp setting"),
+    ({"hidden": 64}, "unknown vae_realnvp model setting.s. hidden"),
 ])
-def test_config_errors_are_one_line(dexed_synth, change, message):
-    config = load_config("vae_realnvp", "dexed")
-    config["model"].update(change)
+def test_config_errors_are_one_line(change, message):
+    raw = load_config("vae_realnvp", "dexed").to_dict()
     with pytest.raises(ConfigError, match=message) as err:
-        build_model(config, dexed_synth)
-    assert "\n" not in str(err.value)
+        parse_config({**raw, "model": {**raw["model"], **change}}, "dexed", source="my.yaml")
+    assert "\n" not in str(err.value) and str(err.value).startswith("my.yaml: ")
 
 
 def test_checkpoint_round_trip_gives_identical_samples(dexed_synth, tmp_path):
@@ -210,7 +230,7 @@ def test_checkpoint_round_trip_gives_identical_samples(dexed_synth, tmp_path):
     model.steps_seen.fill_(123)
     path = save_checkpoint(tmp_path / "model.ckpt", model.eval(), dexed_synth, config, {"note": "test"})
     loaded, _, blob = load_checkpoint(path, expect_synth={"name": "dexed"})
-    assert blob["config"]["model"]["kind"] == "vae_realnvp" and int(loaded.steps_seen) == 123
+    assert blob["config"]["model"]["kind"] == "vae_realnvp" and int(loaded.steps_seen) == 123  # stored as plain values
     mel = torch.randn(2, 128, 151) * 20 - 50
     a = model.sample(mel, generator=torch.Generator().manual_seed(1))
     b = loaded.sample(mel, generator=torch.Generator().manual_seed(1))

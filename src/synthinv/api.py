@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from synthinv.checkpoint import load_checkpoint
+from synthinv.models.sampler import Sampler
 from synthinv.pipeline import DEFAULT_BUDGET, Inversion
 from synthinv.pipeline import invert as _invert
 from synthinv.synths.base import Synth
@@ -35,7 +34,8 @@ def invert(sound: str | Path, *, synth: str | None = None, model: str | Path | N
                    show_progress=progress, say=(print if progress else lambda _: None))
 
 
-def load_model(model: str | Path | None = None, synth: str = "dexed") -> tuple[torch.nn.Module, Synth]:
-    """-> (model in eval mode, its synth) from a shipped name or a checkpoint path (read weights-only)."""
+def load_model(model: str | Path | None = None, synth: str = "dexed") -> tuple[Sampler, Synth]:
+    """-> (model in eval mode, its synth) from a shipped name or a checkpoint path (read weights-only); the
+    model's `sample(synth.features(audio))` proposes parameters (synthinv.models.sampler.Sampler)."""
     net, the_synth, _ = load_checkpoint(resolve_model(None if model is None else str(model), synth))
     return net, the_synth

@@ -12,14 +12,13 @@ A file that cannot be inverted (not audio, silent, ...) is reported and skipped;
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from synthinv import tables
 from synthinv.errors import SynthinvError
 from synthinv.fileio import atomic_write
 from synthinv.ood import AUDIO_SUFFIXES, audio_files_in
@@ -79,11 +78,7 @@ def invert_folder(inverter, folder: Path, out: Path, say=print, **invert_setting
 
 def write_table(out: Path, rows: list[dict]) -> None:
     """out/batch.csv: one row per file, in order."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["file", "status", "distance", "folder"])
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out / "batch.csv", buf.getvalue())
+    atomic_write(out / "batch.csv", tables.csv_text(rows, ["file", "status", "distance", "folder"]))
 
 
 def write_banks(synth: Synth, out: Path, rows: list[dict]) -> list[Path]:

@@ -1,53 +1,29 @@
-"""Turn a config dict (see configs/) into a synth and a model. The only place that knows the wiring."""
+"""Turn a config (synthinv.config) into a model, and synth settings into a synth. The only place that
+knows the wiring."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from synthinv.errors import SynthinvError
-from synthinv.fileio import read_yaml
+from synthinv.config import (
+    Config,
+    ConfigError,
+    MelASTConfig,
+    MLPFlowConfig,
+    RegressionConfig,
+    SpectrumCNNConfig,
+    TransformerFlowConfig,
+    VAERealNVPConfig,
+)
 from synthinv.models.encoders import Encoder, MelAST, MelCNN, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
 from synthinv.models.tokenisers import FixedSplit, Param2Tok
 from synthinv.models.vae_flow import MelDecoder, MelTarget, MLPDecoder, SpectrumTarget, VAEFlowModel
-from synthinv.synths import Synth, registry
+from synthinv.synths import Synth
 from synthinv.synths import from_settings as build_synth  # noqa: F401 - the old name, kept for scripts
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-class ConfigError(SynthinvError, ValueError):
-    """A config names something that does not exist or does not fit together."""
-
-
-def builtin_configs(synth: str = "kosc") -> dict[str, Path]:
-    """Shipped configs by method name, e.g. {"flow_param2tok": .../configs/kosc/flow_param2tok.yaml}."""
-    return {p.stem: p for p in sorted((CONFIG_DIR / synth).glob("*.yaml"))}
-
-
-def load_config(name_or_path: str, synth: str = "kosc") -> dict:
-    """A config from a shipped method name (looked up in configs/<synth>/) or a YAML path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        if synth not in registry():
-            raise ConfigError(f"unknown synth {synth!r}; available: {', '.join(registry())}")
-        configs = builtin_configs(synth)
-        if name_or_path not in configs:
-            raise ConfigError(f"unknown method {name_or_path!r} for {synth}; choose from {', '.join(configs)} or give a .yaml path")
-        path = configs[name_or_path]
-    config = read_yaml(path, ConfigError)
-    missing = [key for key in ("model", "train", "sample") if not isinstance(config, dict) or key not in config]
-    if missing or "kind" not in config["model"]:
-        raise ConfigError(f"{path} is not a method config: it needs model (with kind), train and sample sections")
-    if config["model"]["kind"] == "flow" and "field" not in config["model"]:
-        raise ConfigError(f"{path}: a flow model needs model.field (mlp or transformer)")
-    config.setdefault("name", path.stem)
-    return config
 
 
 def uses_dataset(synth: Synth) -> bool:
@@ -55,89 +31,72 @@ def uses_dataset(synth: Synth) -> bool:
     return synth.trains_from_data
 
 
-def build_encoder(config: dict, synth: Synth) -> Encoder:
+def build_encoder(config: Config, synth: Synth) -> Encoder:
     """By what `synth.features` gives: the audio itself (k-osc) -> SpectrumCNN over its spectrum; a log-mel
     (Dexed, plugins) -> MelCNN or MelAST."""
-    settings = dict(config.get("encoder", {}))
-    if len(synth.feature_shape) == 1:
-        return SpectrumCNN(n_samples=synth.feature_shape[0], **settings)
+    enc = config.encoder
+    if isinstance(enc, SpectrumCNNConfig) != (len(synth.feature_shape) == 1):
+        raise ConfigError(f"config {config.name} was read for another synth: its encoder does not fit {synth.name}")
+    if isinstance(enc, SpectrumCNNConfig):
+        return SpectrumCNN(n_samples=synth.length, channels=enc.channels, blocks=enc.blocks, kernel=enc.kernel,
+                           dim=enc.dim, stem_stride=enc.stem_stride)
     n_mels, frames = synth.feature_shape
-    kind = settings.pop("kind", "cnn")
-    encoders = {"cnn": MelCNN, "ast": MelAST}
-    if kind not in encoders:
-        raise ConfigError(f"unknown encoder kind {kind!r}; use 'cnn' or 'ast'")
-    try:
-        return encoders[kind](n_mels=n_mels, frames=frames, **settings)
-    except TypeError as exc:
-        raise ConfigError(f"bad encoder settings for {synth.name} ({encoders[kind].__name__}): {exc}") from None
+    if isinstance(enc, MelASTConfig):
+        return MelAST(n_mels=n_mels, frames=frames, patch=enc.patch, d_model=enc.d_model, layers=enc.layers,
+                      heads=enc.heads, ff=enc.ff, dim=enc.dim, offset=enc.offset, scale=enc.scale)
+    return MelCNN(n_mels=n_mels, frames=frames, channels=enc.channels, stem_channels=enc.stem_channels, stem=enc.stem,
+                  dim=enc.dim, offset=enc.offset, scale=enc.scale)
 
 
-def build_model(config: dict, synth: Synth) -> nn.Module:
-    """FlowModel or RegressionModel for `synth`, sized by config["model"] and config["encoder"]."""
-    m, n_params = config["model"], synth.spec.size
+Model = FlowModel | RegressionModel | VAEFlowModel  # each a synthinv.models.sampler.Sampler
+
+
+def build_model(config: Config, synth: Synth) -> Model:
+    """FlowModel, RegressionModel or VAEFlowModel for `synth`, sized by config.model and config.encoder."""
+    m, n_params = config.model, synth.spec.size
     encoder = build_encoder(config, synth)
-    if m["kind"] == "regression":
-        loss = m.get("loss", "mse")
-        if synth.n_tokens is None and loss != "mse":
-            raise ConfigError(f"regression loss {loss!r} needs parameter tokens (k-osc oscillators); for {synth.name} use loss: mse")
-        return RegressionModel(encoder, n_params, synth.n_tokens, loss=loss,
-                               hidden=m.get("hidden", 384), layers=m.get("layers", 3))
-    if m["kind"] == "vae_realnvp":
+    if isinstance(m, RegressionConfig):
+        if synth.n_tokens is None and m.loss != "mse":
+            raise ConfigError(f"regression loss {m.loss!r} needs parameter tokens (k-osc oscillators); for {synth.name} use loss: mse")
+        return RegressionModel(encoder, n_params, synth.n_tokens, loss=m.loss, hidden=m.hidden, layers=m.layers)
+    if isinstance(m, VAERealNVPConfig):
         return build_vae_flow(m, encoder, synth)
-    if m["kind"] != "flow":
-        raise ConfigError(f"unknown model kind {m['kind']!r}; use 'flow', 'regression' or 'vae_realnvp'")
     field: MLPField | TransformerField
-    tokeniser: FixedSplit | Param2Tok
-    if m["field"] == "mlp":
-        field = MLPField(n_params, encoder.dim, width=m.get("width", 192), layers=m.get("layers", 7))
-    elif m["field"] == "transformer":
-        d = m.get("d_model", 128)
-        tok = m.get("tokeniser", "fixed")
-        if tok == "fixed":
-            if synth.n_tokens is None:
-                raise ConfigError(f"the fixed tokeniser splits k-osc oscillators; for {synth.name} use tokeniser: param2tok")
-            tokeniser = FixedSplit(n_params, n_params // synth.n_tokens, d)
-        elif tok == "param2tok":
-            n_tokens = m.get("n_tokens") or synth.n_tokens
-            if not n_tokens:
-                raise ConfigError(f"Param2Tok for {synth.name} needs model.n_tokens in the config")
-            tokeniser = Param2Tok(n_params, n_tokens, d, init_noise=float(m.get("init_noise", 1e-4)))  # paper: 1e-4
-        else:
-            raise ConfigError(f"unknown tokeniser {tok!r}; use 'fixed' or 'param2tok'")
-        field = TransformerField(tokeniser, encoder.dim, d, m.get("layers", 5), m.get("heads", 4), m.get("ff", 256))
+    if isinstance(m, MLPFlowConfig):
+        field = MLPField(n_params, encoder.dim, width=m.width, layers=m.layers)
     else:
-        raise ConfigError(f"unknown field {m['field']!r}; use 'mlp' or 'transformer'")
-    return FlowModel(encoder, field, n_params, cond_drop=m.get("cond_drop", 0.1), ot_coupling=m.get("ot", True))
+        field = TransformerField(build_tokeniser(m, synth), encoder.dim, d_model=m.d_model, layers=m.layers,
+                                 heads=m.heads, ff=m.ff)
+    return FlowModel(encoder, field, n_params, cond_drop=m.cond_drop, ot_coupling=m.ot)
 
 
-VAE_FLOW_KEYS = {"kind", "latent", "flow_layers", "flow_hidden", "scale_limit", "beta", "kl_warmup_steps", "dequant",
-                 "temperature", "decoder_hidden"}
+def build_tokeniser(m: TransformerFlowConfig, synth: Synth) -> FixedSplit | Param2Tok:
+    """The transformer field's tokeniser: the synth's own parameter tokens (k-osc: one per oscillator), or
+    Param2Tok's learned assignment."""
+    if m.tokeniser == "fixed":
+        if synth.n_tokens is None:
+            raise ConfigError(f"the fixed tokeniser splits k-osc oscillators; for {synth.name} use tokeniser: param2tok")
+        return FixedSplit(synth.spec.size, synth.spec.size // synth.n_tokens, m.d_model)
+    n_tokens = m.n_tokens or synth.n_tokens
+    if not n_tokens:
+        raise ConfigError(f"Param2Tok for {synth.name} needs model.n_tokens in the config")
+    return Param2Tok(synth.spec.size, n_tokens, m.d_model, init_noise=m.init_noise)
 
 
-def build_vae_flow(m: dict, encoder: Encoder, synth: Synth) -> nn.Module:
+def build_vae_flow(m: VAERealNVPConfig, encoder: Encoder, synth: Synth) -> VAEFlowModel:
     """The FlowSynth-style baseline (models/vae_flow.py): VAE on the encoder input + conditional RealNVP."""
-    unknown = sorted(set(m) - VAE_FLOW_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown vae_realnvp setting(s) {', '.join(unknown)}; use {', '.join(sorted(VAE_FLOW_KEYS - {'kind'}))}")
-    latent, layers = int(m.get("latent", 64)), int(m.get("flow_layers", 6))
-    if latent < 1 or layers < 2 or layers % 2:
-        raise ConfigError(f"vae_realnvp needs latent >= 1 and an even flow_layers >= 2, got latent {latent}, flow_layers {layers}")
-    for key in ("beta", "dequant", "kl_warmup_steps"):
-        if float(m.get(key, 0)) < 0:
-            raise ConfigError(f"vae_realnvp {key} must be >= 0, got {m[key]}")
     decoder: nn.Module
     target: nn.Module
     if isinstance(encoder, MelCNN):
         with torch.no_grad():
             feature_shape = tuple(encoder.net(torch.zeros(1, 1, *encoder.input_shape)).shape[1:])  # (C, H, W)
         convs = [layer for layer in encoder.net if isinstance(layer, nn.Conv2d)]  # stem, then one per stage
-        decoder = MelDecoder(latent, feature_shape, tuple(c.out_channels for c in convs[1:]), convs[0].out_channels,
+        decoder = MelDecoder(m.latent, feature_shape, tuple(c.out_channels for c in convs[1:]), convs[0].out_channels,
                              convs[0].stride[0], encoder.input_shape)
         target = MelTarget(encoder.offset, encoder.scale)
     else:  # k-osc: reconstruct the scaled log power spectrum the SpectrumCNN sees
-        decoder = MLPDecoder(latent, synth.length // 2 + 1, int(m.get("decoder_hidden", 256)))
+        decoder = MLPDecoder(m.latent, synth.length // 2 + 1, m.decoder_hidden)
         target = SpectrumTarget()
-    return VAEFlowModel(encoder, decoder, target, synth.spec.size, latent=latent, flow_layers=layers,
-                        flow_hidden=int(m.get("flow_hidden", 256)), scale_limit=float(m.get("scale_limit", 2.0)),
-                        beta=float(m.get("beta", 1.0)), kl_warmup_steps=int(m.get("kl_warmup_steps", 2000)),
-                        dequant=float(m.get("dequant", 0.05)), temperature=float(m.get("temperature", 1.0)))
+    return VAEFlowModel(encoder, decoder, target, synth.spec.size, latent=m.latent, flow_layers=m.flow_layers,
+                        flow_hidden=m.flow_hidden, scale_limit=m.scale_limit, beta=m.beta,
+                        kl_warmup_steps=m.kl_warmup_steps, dequant=m.dequant, temperature=m.temperature)

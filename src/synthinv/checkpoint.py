@@ -10,6 +10,7 @@ import torch
 
 from synthinv import synths
 from synthinv.build import build_model
+from synthinv.config import Config, parse_config
 from synthinv.errors import SynthinvError
 from synthinv.synths import Synth
 
@@ -20,8 +21,9 @@ class CheckpointError(SynthinvError, ValueError):
     """A checkpoint that is missing, not ours, or made for a different synth."""
 
 
-def save_checkpoint(path: Path, model, synth: Synth, config: dict, meta: dict, state_dict: dict | None = None) -> Path:
-    """Write atomically (temp file + rename) so an interrupted save never leaves a half file."""
+def save_checkpoint(path: Path, model, synth: Synth, config: Config, meta: dict, state_dict: dict | None = None) -> Path:
+    """Write atomically (temp file + rename) so an interrupted save never leaves a half file. The config is
+    stored as plain values (Config.to_dict), read back by `stored_config`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
@@ -29,7 +31,7 @@ def save_checkpoint(path: Path, model, synth: Synth, config: dict, meta: dict, s
         "synth": {"name": synth.name, **synth.spec.settings},
         "spec": synth.spec.to_dict(),
         "spec_hash": synth.spec.hash(),
-        "config": config,
+        "config": config.to_dict(),
         "meta": meta,
         "state_dict": state_dict if state_dict is not None else model.state_dict(),
     }
@@ -63,6 +65,11 @@ def read_checkpoint(path: str | Path) -> dict:
     return blob
 
 
+def stored_config(blob: dict, path: str | Path = "checkpoint") -> Config:
+    """The typed config a checkpoint's blob stores (errors name `path`)."""
+    return parse_config(blob["config"], blob["synth"].get("name", "kosc"), source=str(path))
+
+
 def load_checkpoint(path: str | Path, expect_synth: dict | None = None):
     """-> (model in eval mode, synth, blob). `expect_synth` (e.g. {"name": "kosc", "k": 4}) must match."""
     path = Path(path)
@@ -77,6 +84,6 @@ def load_checkpoint(path: str | Path, expect_synth: dict | None = None):
         raise CheckpointError(f"{path}: cannot build its synth {blob['synth'].get('name')!r} ({exc})") from None
     if synth.spec.hash() != blob["spec_hash"]:
         raise CheckpointError(f"{path} has parameter spec {blob['spec_hash']}, this synth has {synth.spec.hash()}")
-    model = build_model(blob["config"], synth)
+    model = build_model(stored_config(blob, path), synth)
     model.load_state_dict(blob["state_dict"])
     return model.eval(), synth, blob

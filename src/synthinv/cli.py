@@ -84,7 +84,6 @@ def train(
 ):
     """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
     from synthinv import synths
-    from synthinv.build import load_config
     from synthinv.checks import (
         MAX_BATCH_SIZE,
         check_count,
@@ -94,6 +93,7 @@ def train(
         check_seed,
         check_threads,
     )
+    from synthinv.config import load_config
     from synthinv.errors import UsageError
     from synthinv.fileio import building_folder
     from synthinv.training import train as run_training
@@ -132,23 +132,23 @@ def train(
         else:
             check_disjoint(manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
     if batch_size is not None:
-        config["train"]["batch_size"] = batch_size
+        config.train.batch_size = batch_size
     if lr is not None:
-        config["train"]["lr"] = lr
+        config.train.lr = lr
     set_threads(threads)
     with building_folder(out) as run:  # the run folder appears only when training has finished
         if on_the_fly:
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
-            (run / "train.json").write_text(json.dumps({"method": config["name"], "k": k, "asym": asym, **meta}, indent=2))
+            (run / "train.json").write_text(json.dumps({"method": config.name, "k": k, "asym": asym, **meta}, indent=2))
         else:
             meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
                                 data_dir=data, val_dir=val_data)
-            (run / "train.json").write_text(json.dumps({"method": config["name"], "synth": synth, **meta}, indent=2))
+            (run / "train.json").write_text(json.dumps({"method": config.name, "synth": synth, **meta}, indent=2))
     if on_the_fly:
-        typer.echo(f"trained {config['name']} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
+        typer.echo(f"trained {config.name} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
                    f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
     else:
-        typer.echo(f"trained {config['name']} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
+        typer.echo(f"trained {config.name} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
                    f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB")
     typer.echo(f"checkpoint: {out / 'model.ckpt'}")
 
@@ -181,7 +181,7 @@ def evaluate(
     """Score a checkpoint on the fixed test split. k-osc: LSD (with the random-parameter baseline), Chamfer,
     assignment MSE. Dexed: MSS, wMFCC, spectral OT, RMS-envelope cosine, f0 error (each with random patches as
     the baseline), parameter MSE, categorical accuracy. With --audio-dir: the audio metrics on your sounds."""
-    from synthinv.checkpoint import load_checkpoint
+    from synthinv.checkpoint import load_checkpoint, stored_config
     from synthinv.checks import (
         MAX_EVAL_EXAMPLES,
         check_count,
@@ -194,6 +194,7 @@ def evaluate(
     from synthinv.errors import UsageError
     from synthinv.evaluation import evaluate_model
     from synthinv.fileio import write_json_atomic
+    from synthinv.models.sampler import takes_ode_settings
 
     check_sampling(candidates, steps, guidance)
     check_threads(threads)
@@ -214,7 +215,10 @@ def evaluate(
         raise DatasetError(f"test dataset not found: {data} is not a directory")
     set_threads(threads)
     model, synth, blob = load_checkpoint(checkpoint)
-    g = guidance if guidance is not None else blob["config"]["sample"]["guidance"]
+    if guidance is not None and not takes_ode_settings(model):
+        raise UsageError(f"--guidance is for flow models; {checkpoint} is a {stored_config(blob, checkpoint).model.kind} "
+                         "model, which has none")
+    g = guidance if guidance is not None else stored_config(blob, checkpoint).sample.guidance
     if data is not None and not synth.trains_from_data:
         raise UsageError(f"--data is for dataset-backed synths (dexed); {checkpoint} is a {synth.name} model")
     train_seed = (blob["meta"].get("data") or {}).get("seed")  # None for on-the-fly k-osc models
@@ -222,7 +226,7 @@ def evaluate(
         raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
                              candidates=candidates, transpose=transpose)
-    metrics = {"checkpoint": str(checkpoint), "method": blob["config"].get("name"), "synth": blob["synth"], **metrics}
+    metrics = {"checkpoint": str(checkpoint), "method": stored_config(blob, checkpoint).name, "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)
     if not synth.trains_from_data:

@@ -16,6 +16,7 @@ import torch
 
 from synthinv.errors import UsageError
 from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, mss_distance, param_mse
+from synthinv.models.sampler import Sampler, draw
 from synthinv.synths.base import Synth, draw_examples
 from synthinv.synths.tokens import split_tokens
 
@@ -30,10 +31,12 @@ def split_batch(synth: Synth, seed: int, n: int, device: str | torch.device = "c
 
 
 @torch.no_grad()
-def sample_params(model, audio: torch.Tensor, steps: int, guidance: float, seed: int, batch: int = 256) -> torch.Tensor:
-    """One parameter estimate per sound (N, P), sampled in chunks with a seeded generator."""
+def sample_params(model: Sampler, cond: torch.Tensor, steps: int, guidance: float, seed: int,
+                  batch: int = 256) -> torch.Tensor:
+    """One parameter estimate per sound (N, P) from the encoder input cond (N, ...), sampled in chunks with
+    a seeded generator; `steps` and `guidance` are a flow's (synthinv.models.sampler.draw)."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.cat([model.sample(a, steps=steps, guidance=guidance, generator=gen) for a in audio.split(batch)])
+    return torch.cat([draw(model, c, generator=gen, steps=steps, guidance=guidance) for c in cond.split(batch)])
 
 
 def mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
@@ -119,7 +122,7 @@ def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def evaluate_rendered(model, synth: Synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
+def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                       split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                       candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64,
                       transpose: bool = True) -> dict:
@@ -178,7 +181,7 @@ def evaluate_rendered(model, synth: Synth, n: int = 256, steps: int = 100, guida
 
 
 @torch.no_grad()
-def best_of_candidates(model, synth: Synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
+def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16,
                        transpose: bool = True, true_f0=None) -> dict:
     """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
@@ -189,12 +192,10 @@ def best_of_candidates(model, synth: Synth, feats: torch.Tensor, audio: torch.Te
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
     of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
     from synthinv.audio_metrics import mfcc_distance
-    from synthinv.models.regression import RegressionModel
     from synthinv.progress import progress_bar
-    from synthinv.scoring import ranking_distance
-    from synthinv.transpose import align_to_target
+    from synthinv.ranking import rank
 
-    if candidates <= 1 or isinstance(model, RegressionModel):  # a regressor is deterministic: one answer
+    if candidates <= 1 or not model.stochastic:  # a regressor is deterministic: one answer
         return {}
     n, c = len(audio), candidates
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
@@ -203,19 +204,14 @@ def best_of_candidates(model, synth: Synth, feats: torch.Tensor, audio: torch.Te
     with progress_bar(n, f"best of {c}", unit="sounds") as advance:
         for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
             j = min(n, i + chunk)
-            cands = pred[i * c : j * c]  # ((j - i) * c, P)
-            rendered = synth.render(cands)  # ((j - i) * c, T)
             target = audio[i:j].cpu()  # (j - i, T)
-            targets = target.repeat_interleave(c, 0)  # ((j - i) * c, T)
-            ranking = ranking_distance(synth, rendered, targets)
-            if transpose:
-                cands, rendered, ranking, shift = align_to_target(synth, cands, rendered, targets, ranking)
-                transposed += int((shift != 0).sum())
-            rows = torch.arange(j - i) * c + ranking.reshape(j - i, c).argmin(1)  # the first of each sound's ranking
-            chosen.append(cands[rows])
-            chosen_audio.append(rendered[rows])
-            mss.append(mss_distance(rendered[rows], target, synth.sample_rate))
-            wmfcc.append(mfcc_distance(rendered[rows], target, synth.sample_rate))
+            ranked = rank(synth, pred[i * c : j * c], target.repeat_interleave(c, 0), transpose=transpose)  # (j - i) * c rows
+            transposed += int((ranked.shift != 0).sum())
+            rows = ranked.best(per_target=c)  # (j - i,): the first of each sound's ranking
+            chosen.append(ranked.params[rows])
+            chosen_audio.append(ranked.audio[rows])
+            mss.append(mss_distance(ranked.audio[rows], target, synth.sample_rate))
+            wmfcc.append(mfcc_distance(ranked.audio[rows], target, synth.sample_rate))
             advance(j - i)
     best = torch.cat(chosen)  # (n, P)
     pitch = {}
@@ -227,7 +223,7 @@ def best_of_candidates(model, synth: Synth, feats: torch.Tensor, audio: torch.Te
 
 
 @torch.no_grad()
-def evaluate_model(model, synth: Synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
+def evaluate_model(model: Sampler, synth: Synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                    split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                    candidates: int = 1, transpose: bool = True) -> dict:
     """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD.

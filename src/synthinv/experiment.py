@@ -7,16 +7,15 @@ experiment can be stopped at any point. Several processes can split the methods 
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from synthinv import synths
-from synthinv.build import load_config
-from synthinv.checkpoint import load_checkpoint
+from synthinv import synths, tables
+from synthinv.checkpoint import load_checkpoint, stored_config
+from synthinv.config import load_config
 from synthinv.errors import InputNotFoundError, UsageError
 from synthinv.evaluation import evaluate_model
 from synthinv.fileio import write_json_atomic
@@ -56,7 +55,7 @@ def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path,
     run_dir = runs_dir / method.name
     meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar)
     model, synth, _ = load_checkpoint(run_dir / "model.ckpt")
-    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=config["sample"]["guidance"])
+    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=config.sample.guidance)
     row = {"method": method.name, "task": "asym" if method.asym else "sym", "k": k, **metrics,
            **{key: meta[key] for key in ("steps", "train_seconds", "examples_per_second", "best_val_lsd",
                                          "budget_minutes", "torch_threads", "history")},
@@ -72,7 +71,7 @@ def reevaluate_method(method: Method, results_dir: Path, runs_dir: Path, eval_ex
     if not done.is_file() or not ckpt.is_file():
         raise InputNotFoundError(f"{method.name} has no finished run to re-evaluate ({done} and {ckpt} are needed)")
     model, synth, blob = load_checkpoint(ckpt)
-    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=blob["config"]["sample"]["guidance"])
+    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=stored_config(blob, ckpt).sample.guidance)
     row = {**json.loads(done.read_text()), **metrics}
     write_json_atomic(done, row)
     return row
@@ -85,10 +84,8 @@ def collect(results_dir: Path) -> list[dict]:
 
 
 def write_tables(rows: list[dict], csv_path: Path, md_path: Path, title: str) -> None:
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    csv_path.write_text(tables.csv_text(rows, COLUMNS, ignore_extra=True), newline="")
+
     def fmt(row: dict, col: str) -> str:
         value = row.get(col, "")
         if col in ("lsd", "lsd_random") and f"{col}_ci95" in row:
@@ -96,8 +93,7 @@ def write_tables(rows: list[dict], csv_path: Path, md_path: Path, title: str) ->
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
     shown = ["method", "task", "lsd", "lsd_random", "chamfer", "assignment_mse", "param_mse", "steps", "train_seconds"]
-    lines = [f"# {title}", "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += ["| " + " | ".join(fmt(r, c) for c in shown) + " |" for r in rows]
+    lines = [f"# {title}", "", tables.markdown_table(shown, [[fmt(r, c) for c in shown] for r in rows], compact_rule=True)]
     n = rows[0].get("n") if rows else None
     lines += ["", f"LSD in dB (lower is better), mean ± 95% interval over {n} test sounds; lsd_random: random",
               "parameters scored on the same sounds. param_mse is meaningful only on the asym task, where",

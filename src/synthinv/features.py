@@ -76,10 +76,11 @@ def _sparse_filterbank(sample_rate: int, n_mels: int, win_ms: float, hop_ms: flo
         return _mel_setup(sample_rate, n_mels, win_ms, hop_ms)[4].to_sparse_csr()
 
 
-def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = 128, win_ms: float = 25.0,
-                        hop_ms: float = 10.0, floor_db: float = LOG_MEL_FLOOR_DB,
-                        sparse_filters: bool = False) -> torch.Tensor:
-    """audio (N, T) -> log-mel power in dB (N, n_mels, frames), frames = 1 + T // hop.
+def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = MEL_FEATURES["n_mels"],
+                        win_ms: float = MEL_FEATURES["win_ms"], hop_ms: float = MEL_FEATURES["hop_ms"],
+                        floor_db: float = LOG_MEL_FLOOR_DB, sparse_filters: bool = False) -> torch.Tensor:
+    """audio (N, T) -> log-mel power in dB (N, n_mels, frames), frames = 1 + T // hop; by default with the
+    settings of MEL_FEATURES (the encoder input and what dataset shards store).
 
     A Hann window of `win_ms`, hop `hop_ms`, frames centred on t = k * hop (zero padding at both ends),
     power |STFT|^2 / (sum of window)^2 (a full-scale sine's peak bin reads about -6 dB), then HTK-mel

@@ -14,8 +14,6 @@ metrics.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -24,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synthinv import tables
 from synthinv.audio_io import AudioError
+from synthinv.checkpoint import stored_config
 from synthinv.errors import OutputExistsError, UsageError
 from synthinv.fileio import atomic_write
 from synthinv.synths.base import Synth
@@ -68,15 +68,11 @@ def random_patches(synth: Synth, indices: np.ndarray) -> tuple[torch.Tensor, tor
 def best_random(synth: Synth, target: torch.Tensor, count: int, file_index: int, transpose: bool = True) -> torch.Tensor:
     """The closest (by invert's ranking distance) of `count` random patches to target (T,) -> audio (T,);
     with `transpose`, each patch is also tried at the target's pitch, as invert does with its candidates."""
-    from synthinv.scoring import ranking_distance
-    from synthinv.transpose import align_to_target
+    from synthinv.ranking import rank
 
     params, audio = random_patches(synth, np.arange(file_index * count, (file_index + 1) * count))  # (count, T)
-    targets = target.expand_as(audio)
-    distance = ranking_distance(synth, audio, targets)
-    if transpose:
-        _, audio, distance, _ = align_to_target(synth, params, audio, targets, distance)
-    return audio[int(distance.argmin())]
+    ranked = rank(synth, params, target.expand_as(audio), audio=audio, transpose=transpose)
+    return ranked.audio[int(ranked.best(per_target=count)[0])]
 
 
 def checkpoint_budget(blob: dict) -> dict:
@@ -84,7 +80,7 @@ def checkpoint_budget(blob: dict) -> dict:
     meta = blob.get("meta", {})
     data = meta.get("data") or {}
     seconds = meta.get("train_seconds")
-    return {"method": blob["config"].get("name"), "train_minutes": round(seconds / 60, 1) if seconds else None,
+    return {"method": stored_config(blob).name, "train_minutes": round(seconds / 60, 1) if seconds else None,
             "train_steps": meta.get("steps"), "train_examples": data.get("examples"), "train_seed": data.get("seed")}
 
 
@@ -136,7 +132,7 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     summary = {"checkpoint": str(checkpoint), "audio_dir": str(audio_dir), "files": len(files), "synth": synth.name,
                **checkpoint_budget(blob), "candidates": candidates, "model_candidates": model_candidates,
                "random_candidates": candidates, "sample_steps": steps, "transpose": transpose,
-               "guidance": blob["config"]["sample"]["guidance"] if guidance is None else guidance, "seed": seed,
+               "guidance": stored_config(blob).sample.guidance if guidance is None else guidance, "seed": seed,
                "budget": budget, "lookup_candidates": BANK_N if lookup else None,
                **summarise(scores), **summarise(random_scores, "_random"), **summarise(lookup_scores, "_lookup")}
     return OODResult(rows, summary)
@@ -187,13 +183,10 @@ def markdown_table(result: OODResult) -> str:
              + (", each also tried moved to the target's pitch" if s.get("transpose") else "")
              + f"; {s['sample_steps']} sampler steps, guidance {s['guidance']}. "
              "MSS, wMFCC, SOT, f0 error (cents): lower is better; RMS cosine: higher is better. "
-             "Each cell: model / " + " / ".join(x.strip("_") for x in extra) + ".", "",
-             "| file | " + " | ".join(metrics) + " |", "| --- |" + " --- |" * len(metrics)]
-    for r in result.rows:
-        lines.append(f"| {r['file']} | " + " | ".join(" / ".join(fmt(r[m + x], m) for x in ["", *extra]) for m in metrics)
-                     + " |")
-    lines.append("| **mean ± 95%** | " + " | ".join(" / ".join(fmt_ci(s, m + x) for x in ["", *extra]) for m in metrics)
-                 + " |")
+             "Each cell: model / " + " / ".join(x.strip("_") for x in extra) + ".", ""]
+    rows = [[r["file"], *(" / ".join(fmt(r[m + x], m) for x in ["", *extra]) for m in metrics)] for r in result.rows]
+    rows.append(["**mean ± 95%**", *(" / ".join(fmt_ci(s, m + x) for x in ["", *extra]) for m in metrics)])
+    lines.append(tables.markdown_table(["file", *metrics], rows))
     if "f0_cents_n" in s:
         lines += ["", f"f0 is defined (voiced on both sides) for {s['f0_cents_n']} of {s['files']} files with the model, "
                       f"{s['f0_cents_random_n']} with random patches."]
@@ -201,11 +194,7 @@ def markdown_table(result: OODResult) -> str:
 
 
 def csv_text(result: OODResult) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(result.rows[0]))
-    writer.writeheader()
-    writer.writerows(result.rows)
-    return buf.getvalue()
+    return tables.csv_text(result.rows, list(result.rows[0]))
 
 
 def ood_out_dir(checkpoint: str | Path, audio_dir: str | Path, out: str | Path | None, force: bool) -> Path:

@@ -18,7 +18,6 @@ Output folder layout (written to a hidden temporary folder, renamed into place o
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -33,15 +32,18 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from synthinv import tables
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
 from synthinv.bank import BANK_SEED, get_bank
-from synthinv.checkpoint import load_checkpoint
+from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import OutputExistsError, UsageError
 from synthinv.metrics import level_db
+from synthinv.models.sampler import Sampler, draw, takes_ode_settings
 from synthinv.pitch import IN_TUNE_CENTS, move_to_pitch, steady_pitch, track_medians
-from synthinv.presets import read_json_preset, write_json_preset, write_native_preset
+from synthinv.presets import preset_values, read_json_preset, write_json_preset, write_native_preset
 from synthinv.progress import search_progress
+from synthinv.ranking import closest_distinct, rank
 from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.search import Objective, search
 from synthinv.synths.base import GAIN, RETUNE, Synth, draw_examples
@@ -143,16 +145,12 @@ def synth_rms_range(synth: Synth, n: int = 256, seed: int = 7) -> tuple[float, f
     return float(np.percentile(rms, 5)), float(np.percentile(rms, 95))
 
 
-def distances(synth: Synth, audio: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """audio (N, T) vs target (T,) -> (ranking distance (N,), check metric (N,)), see synthinv.scoring."""
-    targets = target.expand_as(audio)
-    return ranking_distance(synth, audio, targets), check_distance(synth, audio, targets)
-
-
 def score(synth: Synth, params: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """params (N, P) -> (audio (N, T), distance (N,), check metric (N,)) against target (T,)."""
-    audio = synth.render(params.clamp(-1, 1))
-    return (audio, *distances(synth, audio, target))
+    """params (N, P) -> (audio (N, T), ranking distance (N,), check metric (N,)) against target (T,), see
+    synthinv.scoring."""
+    targets = target.expand(len(params), -1)  # (N, T)
+    ranked = rank(synth, params, targets)
+    return ranked.audio, ranked.distance, check_distance(synth, ranked.audio, targets)
 
 
 def refine(synth: Synth, start: torch.Tensor, target: torch.Tensor, budget: int) -> torch.Tensor:
@@ -195,20 +193,8 @@ def _categorical_signature(spec, params: torch.Tensor) -> tuple:
 def pick_starts(spec, params: torch.Tensor, distance: torch.Tensor, count: int) -> list[tuple[torch.Tensor, float]]:
     """The `count` closest patches whose categorical choices differ (closest first), so that the CMA-ES
     runs explore different algorithms; filled with the next closest when too few differ."""
-    order = distance.argsort()
-    chosen, seen = [], set()
-    for i in order.tolist():
-        sig = _categorical_signature(spec, params[i])
-        if sig not in seen:
-            seen.add(sig)
-            chosen.append(i)
-        if len(chosen) == count:
-            break
-    for i in order.tolist():
-        if len(chosen) == count:
-            break
-        if i not in chosen:
-            chosen.append(i)
+    chosen = closest_distinct(distance, [_categorical_signature(spec, p) for p in params], count)
+    chosen += [i for i in distance.argsort(stable=True).tolist() if i not in chosen][: count - len(chosen)]
     return [(params[i].clone(), float(distance[i])) for i in chosen]
 
 
@@ -225,8 +211,10 @@ class Inverter:
         if synth_name is None and model is None:
             synth_name = DEFAULT_SYNTH
         self.checkpoint = resolve_model(model, synth_name or DEFAULT_SYNTH)  # a given model names its own synth
+        self.net: Sampler
         self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
                                                           expect_synth={"name": synth_name} if synth_name else None)
+        self.config = stored_config(self.blob, self.checkpoint)
         # candidates live here (whole_range=False: the model's own note range); proposals are converted to it
         self.search_synth = playing_synth(self.synth) if whole_range else self.synth
         self.pool = SynthPool(self.search_synth, workers)
@@ -235,7 +223,6 @@ class Inverter:
         self.say, self.show_progress = say, show_progress
         self._bank = None
         self._rms_range: tuple[float, float] | None = None
-        self.is_flow = self.blob["config"]["model"]["kind"] != "regression"  # flow or VAE + RealNVP: both sample
 
     def close(self) -> None:
         self.pool.close()
@@ -279,11 +266,11 @@ class Inverter:
         found, labels = [], []
         if "model" in sources:
             cond = self.synth.features(target.audio[None])  # what the encoder hears
-            n = counts["model"] if self.is_flow else 1  # a regressor has one answer
+            n = counts["model"] if self.net.stochastic else 1  # a regressor has one answer
             gen = torch.Generator().manual_seed(seed)
-            params = self.net.sample(cond, steps=steps, guidance=guidance, generator=gen, repeats=n)  # (n, P)
+            params = draw(self.net, cond, repeats=n, generator=gen, steps=steps, guidance=guidance)  # (n, P)
             found.append(params.clamp(-1, 1))
-            labels += ["flow sample" if self.is_flow else "regression"] * n
+            labels += ["flow sample" if self.net.stochastic else "regression"] * n
         if "bank" in sources:
             idx, _ = self.bank.nearest(target.audio, self.synth.sample_rate, counts["bank"])
             found.append(self.bank.params[idx])
@@ -306,13 +293,18 @@ class Inverter:
 
         budget 0: no search, and by default only `candidates` model samples (the fast path).
         sources: which proposals (default: model and bank when searching, model alone at budget 0).
-        counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0)."""
+        counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0).
+        steps, guidance: how a flow solves its ODE (guidance default: the model's config); a model without
+        them (regression, VAE) samples without, and refuses a guidance given."""
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
+        if guidance is not None and not takes_ode_settings(self.net):
+            raise UsageError(f"guidance is a flow's sampler setting; {self.checkpoint.name} is a "
+                             f"{self.config.model.kind} model, which has none")
         clock = Stopwatch()
         synth = self.search_synth
-        true_params = read_json_preset(Path(truth), synth) if truth else None  # checked before seconds of work
+        true_params = self._read_truth(Path(truth)) if truth else None  # checked before seconds of work
         target = self.prepare(sound)
-        guidance = self.blob["config"]["sample"]["guidance"] if guidance is None else guidance
+        guidance = self.config.sample.guidance if guidance is None else guidance
         searching = budget > 0
         sources = sources or (("model", "bank") if searching and synth.uses_bank else ("model",))
         unknown = set(sources) - set(SOURCES)
@@ -370,12 +362,17 @@ class Inverter:
             found.sort(key=lambda c: c.distance)
             clock.lap("refine")
         settings = {"sound": str(sound) if isinstance(sound, (str, Path)) else "audio",
-                    "model": str(self.checkpoint), "model_kind": self.blob["config"]["model"]["kind"],
+                    "model": str(self.checkpoint), "model_kind": self.config.model.kind,
                     "synth": synth.name, "candidates": candidates, "budget": budget, "sources": list(sources),
                     "proposals": len(params), "renders": renders, "interrupted": interrupted,
                     "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
                     "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps}
         return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
+
+    def _read_truth(self, path: Path) -> torch.Tensor:
+        """The true preset (P,) in the search synth's spec, from a preset of the model's spec or of invert's."""
+        written_for = self.synth if preset_values(path)[0].get("spec_hash") == self.synth.spec.hash() else self.search_synth
+        return written_for.spec.convert(read_json_preset(path, written_for)[None], self.search_synth.spec)[0]
 
     def _transposed(self, target: LoadedSound, params: torch.Tensor, distance: torch.Tensor, objective: Objective):
         """synthinv.transpose's likeliest semitone shifts of each proposal (N, P), scored on the pool; each
@@ -436,16 +433,9 @@ class Inverter:
 
     def _finish(self, target: LoadedSound, pool: list, candidates: int, retune: bool = True) -> list[Candidate]:
         """The best `candidates` distinct patches of everything scored, re-rendered here, best first."""
-        pool = sorted(pool, key=lambda t: t[1])
-        chosen, seen = [], set()
-        for params, dist, label in pool:
-            key = tuple(torch.round(params * 1e4).int().tolist())
-            if key in seen:
-                continue
-            seen.add(key)
-            chosen.append((params, dist, label))
-            if len(chosen) == candidates:
-                break
+        keys = [tuple(torch.round(params * 1e4).int().tolist()) for params, _, _ in pool]  # equal to 1e-4
+        picked = closest_distinct(torch.tensor([dist for _, dist, _ in pool], dtype=torch.float64), keys, candidates)
+        chosen = [pool[i] for i in picked]
         params = torch.stack([c[0] for c in chosen])  # (C, P)
         labels = [c[2] for c in chosen]
         audio, dist, check = score(self.search_synth, params, target.audio)
@@ -590,10 +580,7 @@ def write_inversion(result: Inversion, out: Path, force: bool = False, truth: to
             report_items.append({"rank": rank, "folder": folder, "audio": cand.audio, "params": cand.params,
                                  "distance": cand.distance, "check": cand.check, "level_db": level,
                                  "source": cand.source})
-        with open(tmp / "ranking.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        (tmp / "ranking.csv").write_text(tables.csv_text(rows, list(rows[0])), newline="")
         summary = {**result.settings, "notes": result.target.notes + result.messages, "refine_gain": result.refine_gain,
                    "ranking": rows}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))

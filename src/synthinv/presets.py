@@ -85,8 +85,10 @@ def _from_other_range(path: Path, data: dict, values: list[float], synth: Synth)
         theirs = synths.get(synth.name, **{k: v for k, v in data["settings"].items() if k != "name"}).spec
     except (ValueError, TypeError):
         raise refused from None
-    if theirs.hash() != data.get("spec_hash") or theirs.names != synth.spec.names or len(values) != theirs.size:
+    if theirs.hash() != data.get("spec_hash") or theirs.names != synth.spec.names:
         raise refused
+    if len(values) != theirs.size:
+        raise PresetError(f"{path} has {len(values)} normalised values, {synth.name} presets have {theirs.size}")
     row = torch.tensor(values, dtype=torch.float64)[None]
     mine = theirs.convert(row, synth.spec)
     if not torch.allclose(synth.spec.decode(mine), theirs.decode(row), atol=1e-6):

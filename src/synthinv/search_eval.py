@@ -13,8 +13,6 @@ Rows (one per sound and method) go to a JSONL file as they are made, so a long r
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthinv import tables
 from synthinv.errors import UsageError
 from synthinv.evaluation import mean_and_ci95
 from synthinv.metrics import level_db
@@ -123,21 +122,15 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def csv_text(summary: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS))
-    writer.writeheader()
-    writer.writerows(summary)
-    return buf.getvalue()
+    return tables.csv_text(summary, COLUMNS)
 
 
 def markdown_table(summary: list[dict]) -> str:
-    lines = ["| set | method | budget (s) | n | MSS (dB) | wMFCC | f0 within 50 c (pitched) | abs level (dB) | s per sound |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for s in summary:
-        f0 = "-" if s["f0_within_50c"] is None else f"{s['f0_within_50c']:.0%} ({s['pitched']})"
-        lines.append(f"| {s['set']} | {s['method']} | {s['budget_s']:g} | {s['n']} | {s['mss']:.2f} ± {s['mss_ci95']:.2f} "
-                     f"| {s['wmfcc']:.2f} | {f0} | {s['level_db_abs']:.1f} | {s['seconds_per_sound']:.1f} |")
-    return "\n".join(lines) + "\n"
+    header = ["set", "method", "budget (s)", "n", "MSS (dB)", "wMFCC", "f0 within 50 c (pitched)", "abs level (dB)", "s per sound"]
+    rows = [[s["set"], s["method"], f"{s['budget_s']:g}", s["n"], f"{s['mss']:.2f} ± {s['mss_ci95']:.2f}",
+             f"{s['wmfcc']:.2f}", "-" if s["f0_within_50c"] is None else f"{s['f0_within_50c']:.0%} ({s['pitched']})",
+             f"{s['level_db_abs']:.1f}", f"{s['seconds_per_sound']:.1f}"] for s in summary]
+    return tables.markdown_table(header, rows) + "\n"
 
 
 def paired_against(rows: list[dict], baseline: str = "retrieval") -> list[str]:

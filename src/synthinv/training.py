@@ -32,10 +32,12 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from synthinv.build import build_model
 from synthinv.checkpoint import save_checkpoint
+from synthinv.config import Config
 from synthinv.data.shards import ShardDataset, finite_problem, shard_error
 from synthinv.datasets import DatasetError, check_disjoint, first_examples, open_dataset
 from synthinv.errors import UsageError
 from synthinv.evaluation import VAL_SEED, drawn_examples, lsd_of, mss_of, sample_params, split_batch
+from synthinv.models.sampler import Sampler
 from synthinv.synths.base import Synth
 
 TRAIN_SEED_BASE = 1_000_000
@@ -70,12 +72,12 @@ class InversionModule(L.LightningModule):
     """Wraps a FlowModel or RegressionModel. k-osc: the batch is generated from the step index; with
     `from_data` the batch is (params (B, P), encoder input (B, n_mels, frames)) from a DataLoader."""
 
-    def __init__(self, model, synth: Synth, config: dict, seed: int, from_data: bool = False):
+    def __init__(self, model, synth: Synth, config: Config, seed: int, from_data: bool = False):
         super().__init__()
         self.model, self.synth, self.config = model, synth, config
-        self.batch_size = config["train"]["batch_size"]
+        self.batch_size = config.train.batch_size
         self.train_seed = TRAIN_SEED_BASE + seed
-        self.l1_weight = config["model"].get("l1_weight", 0.0)
+        self.l1_weight = config.model.l1_weight
         self.from_data = from_data
 
     def make_batch(self, step: int):
@@ -91,8 +93,8 @@ class InversionModule(L.LightningModule):
         return total
 
     def configure_optimizers(self):
-        t = self.config["train"]
-        return torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t.get("weight_decay", 0.0))
+        t = self.config.train
+        return torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
 
 
 class KOscValidation:
@@ -104,7 +106,7 @@ class KOscValidation:
         self.n = n
         self._data: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def score(self, model, synth: Synth, device, steps: int, guidance: float) -> float:
+    def score(self, model: Sampler, synth: Synth, device, steps: int, guidance: float) -> float:
         if self._data is None:
             self._data = split_batch(synth, VAL_SEED, self.n, device)
         params, audio = self._data
@@ -130,7 +132,7 @@ class RenderedValidation:
             return first_examples(self.val_dir, synth, self.n, role="validation")[:3]
         return drawn_examples(synth, VAL_SEED, self.n)
 
-    def score(self, model, synth: Synth, device, steps: int, guidance: float) -> float:
+    def score(self, model: Sampler, synth: Synth, device, steps: int, guidance: float) -> float:
         if self._data is None:
             self._data = self.load(synth)
         _, feats, audio = self._data
@@ -146,14 +148,14 @@ class BudgetAndValidation(L.Callback):
     `count_loading` the time between batches (loading from a dataset) counts as training time too.
     """
 
-    def __init__(self, config: dict, budget_s: float | None, max_steps: int | None, n_validations: int = 5,
+    def __init__(self, config: Config, budget_s: float | None, max_steps: int | None, n_validations: int = 5,
                  validation=None, count_loading: bool = False):
-        self.t, self.s = config["train"], config["sample"]
+        self.t, self.s = config.train, config.sample
         self.budget_s, self.max_steps = budget_s, max_steps
         self.val_points = [(i + 1) / n_validations for i in range(n_validations)]
         self.train_seconds, self.best_value, self.best_state = 0.0, math.inf, None
         self.history: list[dict] = []
-        self.validation = validation or KOscValidation(self.s["val_examples"])
+        self.validation = validation or KOscValidation(self.s.val_examples)
         self.count_loading = count_loading
         self._last = None
         self._last_end = None
@@ -177,7 +179,7 @@ class BudgetAndValidation(L.Callback):
         elif self.count_loading and self._last_end is not None:
             self.train_seconds += now - self._last_end  # fetching this batch from the dataset
         self._last = now
-        lr = lr_at(self.progress(trainer.global_step), self.t["lr"], self.t["warmup"], self.t["min_lr_ratio"])
+        lr = lr_at(self.progress(trainer.global_step), self.t.lr, self.t.warmup, self.t.min_lr_ratio)
         for group in trainer.optimizers[0].param_groups:
             group["lr"] = lr
 
@@ -196,7 +198,7 @@ class BudgetAndValidation(L.Callback):
     @torch.no_grad()
     def validate(self, trainer, module, loss: float):
         model = module.model.eval()
-        value = self.validation.score(model, module.synth, module.device, self.s["val_steps"], self.s["guidance"])
+        value = self.validation.score(model, module.synth, module.device, self.s.val_steps, self.s.guidance)
         model.train()
         step = trainer.global_step
         key = f"val_{self.metric}"
@@ -306,21 +308,20 @@ class ShardBatches(IterableDataset):
             yield torch.from_numpy(params_left), torch.from_numpy(mel_left.astype(np.float32))
 
 
-def dataset_loader(data_dir: Path, synth: Synth, config: dict, seed: int = 0) -> tuple[DataLoader, dict]:
+def dataset_loader(data_dir: Path, synth: Synth, config: Config, seed: int = 0) -> tuple[DataLoader, dict]:
     """A DataLoader of shuffled (params, log-mel) batches over the finished shards of `data_dir` (see
-    `ShardBatches`; config train.num_workers loader processes, default 0; train.cache_gb of decompressed
-    shards kept in memory, default 4), and a summary of the data."""
+    `ShardBatches`; config train.num_workers loader processes; train.cache_gb of decompressed shards kept
+    in memory), and a summary of the data."""
     ds = open_dataset(data_dir, synth, role="training", allow_other_prior=False, verify=True)  # before step one
-    workers = int(config["train"].get("num_workers", 0))
-    batches = ShardBatches(ds, config["train"]["batch_size"], TRAIN_SEED_BASE + seed,
-                           cache_gb=float(config["train"].get("cache_gb", 4.0)))
+    workers = config.train.num_workers
+    batches = ShardBatches(ds, config.train.batch_size, TRAIN_SEED_BASE + seed, cache_gb=config.train.cache_gb)
     loader = DataLoader(batches, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
     info = {"dir": str(data_dir), "examples": len(ds), "seed": int(ds.manifest["seed"]), "n": int(ds.manifest["n"]),
             "spec_hash": ds.manifest["spec_hash"], "features": ds.manifest["features"]}
     return loader, info
 
 
-def train(config: dict, synth: Synth, out: Path, budget_minutes: float | None = None, max_steps: int | None = None,
+def train(config: Config, synth: Synth, out: Path, budget_minutes: float | None = None, max_steps: int | None = None,
           seed: int = 0, device: str = "cpu", progress_bar: bool = True, n_validations: int = 5,
           data_dir: Path | None = None, val_dir: Path | None = None) -> dict:
     """Train `config` on `synth`; writes out/model.ckpt (best validation score) and returns its metadata.
@@ -347,17 +348,17 @@ def train(config: dict, synth: Synth, out: Path, budget_minutes: float | None = 
             check_disjoint(train_manifest, val_manifest["seed"], "validation", str(val_dir))
         else:
             check_disjoint(train_manifest, VAL_SEED, "validation", f"drawn from seed {VAL_SEED}")
-        validation = RenderedValidation(config["sample"]["val_examples"], Path(val_dir) if val_dir else None)
+        validation = RenderedValidation(config.sample.val_examples, Path(val_dir) if val_dir else None)
     else:
         loader, data_info, validation = DataLoader(StepCounter(), batch_size=None), {}, None
     budget = BudgetAndValidation(config, budget_minutes * 60 if budget_minutes else None, max_steps, n_validations,
                                  validation=validation, count_loading=from_data)
     callbacks: list[L.Callback] = [budget]
     if progress_bar and sys.stderr.isatty():  # logs and tests get the INFO line per validation instead
-        callbacks.append(TrainProgress(budget, f"training {config.get('name', 'model')}"))
+        callbacks.append(TrainProgress(budget, f"training {config.name}"))
     trainer = L.Trainer(
         accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=-1, max_steps=-1,
-        gradient_clip_val=config["train"].get("grad_clip"), callbacks=callbacks, logger=False,
+        gradient_clip_val=config.train.grad_clip, callbacks=callbacks, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
@@ -365,15 +366,15 @@ def train(config: dict, synth: Synth, out: Path, budget_minutes: float | None = 
     steps = trainer.global_step
     meta = {
         "steps": steps, "train_seconds": round(budget.train_seconds, 1),
-        "examples_per_second": round(steps * config["train"]["batch_size"] / max(budget.train_seconds, 1e-9), 1),
+        "examples_per_second": round(steps * config.train.batch_size / max(budget.train_seconds, 1e-9), 1),
         f"best_val_{budget.metric}": budget.best_value, "val_metric": budget.metric, "history": budget.history,
         "seed": seed, "budget_minutes": budget_minutes, "max_steps": max_steps, "torch_threads": torch.get_num_threads(),
         "interrupted": bool(trainer.interrupted),
     }
     if from_data:
         meta["data"] = data_info
-        meta["val_data"] = str(val_dir) if val_dir is not None else f"drawn: seed {VAL_SEED}, examples 0..{config['sample']['val_examples'] - 1}"
-        if data_info["examples"] < config["train"]["batch_size"]:  # every batch is the whole (small) dataset
+        meta["val_data"] = str(val_dir) if val_dir is not None else f"drawn: seed {VAL_SEED}, examples 0..{config.sample.val_examples - 1}"
+        if data_info["examples"] < config.train.batch_size:  # every batch is the whole (small) dataset
             meta["examples_per_second"] = round(steps * data_info["examples"] / max(budget.train_seconds, 1e-9), 1)
     save_checkpoint(Path(out) / "model.ckpt", model.cpu(), synth, config, meta, state_dict=budget.best_state)
     return meta

@@ -36,8 +36,7 @@ class SpectrumCNN(Encoder):
     -> flatten -> Linear -> (N, dim).
     """
 
-    def __init__(self, n_samples: int = 1024, channels: int = 16, blocks: int = 3, kernel: int = 7, dim: int = 128,
-                 stem_stride: int = 4):
+    def __init__(self, n_samples: int, channels: int, blocks: int, kernel: int, dim: int, stem_stride: int):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(1, channels, kernel, stride=stem_stride, padding=kernel // 2)]
         for _ in range(blocks):
@@ -73,21 +72,19 @@ class MelInput(Encoder):
 class MelCNN(MelInput):
     """2-D CNN over a log-mel spectrogram (the Dexed encoder): (N, n_mels, frames) in dB -> (N, dim).
 
-    Input standardisation is a fixed affine map on dB, x = (dB - offset) / scale (default (dB + 50) / 25:
+    Input standardisation is a fixed affine map on dB, x = (dB - offset) / scale (the configs' (dB + 50) / 25:
     the -100 dB floor goes to -2, a full-scale partial near 0 dB to +2); no statistics are estimated, so
     the checkpoint's config says everything. Then a patchify stem (kernel = stride = `stem`, no overlap),
     and one stride-2 3x3 convolution per entry of `channels` (pre-activation: GroupNorm, GELU, conv), and
     the feature map is flattened (not pooled) so that both the frequency position (pitch, partials) and
     the time position (envelope) of each feature survive to the final Linear.
 
-    Default sizes for (128, 151): stem 4 x 4 -> (8, 32, 37); stages of 16, 32, 64 channels -> (64, 4, 5);
-    flatten 1280 -> 128; 189k weights, most of them in the final Linear. Measured on one CPU thread, batch
-    64: about 15 ms forward + backward (a 16-channel stem with 32/48/64-channel stages: 25-35 ms).
+    The configs' sizes for (128, 151): stem 4 x 4 -> (8, 32, 37); stages of 16, 32, 64 channels -> (64, 4, 5);
+    flatten 1280 -> 128; 189k weights, most of them in the final Linear.
     """
 
-    def __init__(self, n_mels: int = 128, frames: int = 151, channels: tuple[int, ...] = (16, 32, 64),
-                 stem_channels: int = 8, stem: int = 4, dim: int = 128, offset: float = -50.0, scale: float = 25.0,
-                 groups: int = 4):
+    def __init__(self, n_mels: int, frames: int, channels: tuple[int, ...], stem_channels: int, stem: int, dim: int,
+                 offset: float, scale: float, groups: int = 4):
         super().__init__(n_mels, frames, offset, scale, dim)
         layers: list[nn.Module] = [nn.Conv2d(1, stem_channels, stem, stride=stem)]
         c_in = stem_channels
@@ -111,8 +108,8 @@ class MelAST(MelInput):
     (128, 151) with 16 x 16 patches: 8 x 9 = 72 patch tokens + 1 query (the last 7 frames are dropped).
     """
 
-    def __init__(self, n_mels: int = 128, frames: int = 151, patch: int = 16, d_model: int = 128, layers: int = 4,
-                 heads: int = 4, ff: int = 256, dim: int = 128, offset: float = -50.0, scale: float = 25.0):
+    def __init__(self, n_mels: int, frames: int, patch: int, d_model: int, layers: int, heads: int, ff: int, dim: int,
+                 offset: float, scale: float):
         super().__init__(n_mels, frames, offset, scale, dim)
         self.embed = nn.Conv2d(1, d_model, patch, stride=patch)
         n_patches = (n_mels // patch) * (frames // patch)

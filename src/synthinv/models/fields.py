@@ -66,7 +66,7 @@ class ResMLPBlock(nn.Module):
 class MLPField(nn.Module):
     """Non-equivariant baseline: residual MLP on the flat parameter vector. (N, P) -> (N, P)."""
 
-    def __init__(self, n_params: int, cond_dim: int = 128, width: int = 192, layers: int = 7):
+    def __init__(self, n_params: int, cond_dim: int, width: int, layers: int):
         super().__init__()
         self.time = TimeEmbedding(cond_dim)
         self.inp = nn.Linear(n_params, width)
@@ -114,8 +114,8 @@ class TransformerField(nn.Module):
     equivariance); with Param2Tok the learned assignment decides how much symmetry is kept.
     """
 
-    def __init__(self, tokeniser: FixedSplit | Param2Tok, cond_dim: int = 128, d_model: int = 128, layers: int = 5,
-                 heads: int = 4, ff: int = 256):
+    def __init__(self, tokeniser: FixedSplit | Param2Tok, cond_dim: int, d_model: int, layers: int, heads: int,
+                 ff: int):
         super().__init__()
         self.tokeniser = tokeniser
         self.time = TimeEmbedding(cond_dim)

@@ -1,86 +1,69 @@
-"""Conditional flow matching: rectified path, minibatch OT coupling, classifier-free guidance, RK4.
-
-Path: x_t = (1 - t) x0 + t x1 with x0 ~ N(0, I) noise and x1 the parameters; target velocity x1 - x0.
-"""
+"""The conditional flow-matching model: an audio encoder and a vector field, trained and sampled with the
+parts in synthinv.flow (rectified path, minibatch OT coupling, classifier-free guidance, RK4)."""
 
 from __future__ import annotations
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from synthinv.flow import ProbabilityPath, RectifiedPath, drop_condition, guided, ot_pair_noise, solve
 from synthinv.models.encoders import Encoder
 from synthinv.models.fields import MLPField, TransformerField
 
-
-def ot_pair_noise(noise: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-    """Reorder noise (B, P) so that row j pairs with data row j under the minimum total squared distance."""
-    cost = torch.cdist(noise, data).square().detach().cpu().double().numpy()  # (B, B)
-    rows, cols = linear_sum_assignment(cost)
-    paired = torch.empty_like(noise)
-    paired[torch.as_tensor(cols, device=noise.device)] = noise[torch.as_tensor(rows, device=noise.device)]
-    return paired
+DEFAULT_STEPS = 50  # RK4 steps of `sample`
+DEFAULT_GUIDANCE = 2.0  # classifier-free guidance weight of `sample`
 
 
 class FlowModel(nn.Module):
-    """Encoder + vector field + a learned 'no audio' embedding for classifier-free guidance.
+    """Encoder + vector field + a learned "no audio" embedding for classifier-free guidance.
 
-    The conditioning `audio` argument of `loss` and `sample` is the encoder's input, `synth.features(audio)`:
-    the audio itself for k-osc (N, T), a log-mel (N, 128, frames) for Dexed.
+    Training regresses the field onto the path's velocity: for data x1, noise x0 (OT-paired with the batch
+    when `ot_coupling`) and t ~ U(0, 1), loss = |field(x_t, t, emb) - (x1 - x0)|^2, with the audio
+    embedding dropped to the null one with probability `cond_drop`. Sampling solves dx/dt = guided velocity
+    from noise at t = 0 to parameters at t = 1.
 
-    Usage:
-        model = FlowModel(SpectrumCNN(), MLPField(n_params=12), n_params=12)
-        loss = model.loss(params, audio)                  # training
-        samples = model.sample(audio, steps=50, guidance=2.0)  # (N, P)
+    The conditioning argument of `loss` and `sample` is the encoder's input, `synth.features(audio)`: the
+    audio itself for k-osc (N, T), a log-mel (N, 128, frames) for Dexed.
+
+    Usage (synthinv.build.build_model makes one from a config):
+        field = MLPField(n_params=12, cond_dim=encoder.dim, width=192, layers=7)
+        model = FlowModel(encoder, field, n_params=12, cond_drop=0.1, ot_coupling=True)
+        loss = model.loss(params, audio)                        # training
+        samples = model.sample(audio, steps=50, guidance=2.0)   # (N, P)
     """
 
-    def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float = 0.1,
-                 ot_coupling: bool = True):
+    stochastic = True  # synthinv.models.sampler.Sampler: every sample is a new draw
+
+    def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float,
+                 ot_coupling: bool, path: ProbabilityPath | None = None):
         super().__init__()
         self.n_params = n_params
         self.encoder, self.field = encoder, field
         self.null_embedding = nn.Parameter(torch.zeros(encoder.dim))
         self.cond_drop, self.ot_coupling = cond_drop, ot_coupling
+        self.path = path or RectifiedPath()
 
-    def loss(self, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """params: (B, P) in [-1, 1], audio: encoder input (B, ...) -> scalar CFM loss."""
-        emb = self.encoder(audio)  # (B, dim)
-        drop = torch.rand(emb.shape[0], 1, device=emb.device) < self.cond_drop
-        emb = torch.where(drop, self.null_embedding.expand_as(emb), emb)
-        noise = torch.randn_like(params)
+    def loss(self, params: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """params: (B, P) in [-1, 1], cond: encoder input (B, ...) -> scalar CFM loss."""
+        emb = drop_condition(self.encoder(cond), self.null_embedding, self.cond_drop)  # (B, dim)
+        noise = torch.randn_like(params)  # (B, P)
         if self.ot_coupling:
             noise = ot_pair_noise(noise, params)
-        t = torch.rand(params.shape[0], device=params.device)
-        x_t = (1 - t[:, None]) * noise + t[:, None] * params
-        return (self.field(x_t, t, emb) - (params - noise)).square().mean()
+        t = torch.rand(params.shape[0], device=params.device)  # (B,)
+        target = self.path.sample(noise, params, t)
+        return (self.field(target.x_t, t, emb) - target.velocity).square().mean()
 
     def penalty(self) -> torch.Tensor:
         return self.field.penalty()
 
-    def guided_velocity(self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor, guidance: float) -> torch.Tensor:
-        """v_uncond + guidance * (v_cond - v_uncond), both halves in one batched call."""
-        if guidance == 1.0:
-            return self.field(x, t, emb)
-        null = self.null_embedding.expand_as(emb)
-        v = self.field(torch.cat([x, x]), torch.cat([t, t]), torch.cat([emb, null]))
-        v_cond, v_uncond = v.chunk(2)
-        return v_uncond + guidance * (v_cond - v_uncond)
-
     @torch.no_grad()
-    def sample(self, audio: torch.Tensor, steps: int = 50, guidance: float = 2.0,
-               generator: torch.Generator | None = None, repeats: int = 1) -> torch.Tensor:
-        """audio: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P), by RK4
-        from t=0 to t=1 (example i's samples at rows i*repeats ...); the encoder runs once per example.
+    def sample(self, cond: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None,
+               steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE) -> torch.Tensor:
+        """cond: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P), example
+        i's at rows i*repeats ...; the encoder runs once per example. `steps` RK4 steps from t = 0 to 1 under
+        guidance weight `guidance` (1: the conditional field alone).
 
         Samples are unbounded; callers clamp to [-1, 1] and let the synth decode (argmax for one-hot blocks)."""
-        emb = self.encoder(audio).repeat_interleave(repeats, 0)  # (N * repeats, dim)
-        x = torch.randn(emb.shape[0], self.n_params, generator=generator).to(audio.device)
-        dt = 1.0 / steps
-        for i in range(steps):
-            t = torch.full((x.shape[0],), i * dt, device=x.device)
-            k1 = self.guided_velocity(x, t, emb, guidance)
-            k2 = self.guided_velocity(x + 0.5 * dt * k1, t + 0.5 * dt, emb, guidance)
-            k3 = self.guided_velocity(x + 0.5 * dt * k2, t + 0.5 * dt, emb, guidance)
-            k4 = self.guided_velocity(x + dt * k3, t + dt, emb, guidance)
-            x = x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        return x
+        emb = self.encoder(cond).repeat_interleave(repeats, 0)  # (N * repeats, dim)
+        noise = torch.randn(emb.shape[0], self.n_params, generator=generator).to(cond.device)  # (N * repeats, P)
+        return solve(guided(self.field, emb, self.null_embedding, guidance), noise, steps, method="rk4")

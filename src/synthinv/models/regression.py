@@ -16,7 +16,7 @@ LOSSES = ("mse", "chamfer", "sort")
 class ResidualMLP(nn.Module):
     """(N, dim) -> (N, out): Linear, `layers` x pre-norm residual blocks, Linear."""
 
-    def __init__(self, dim: int, out: int, hidden: int = 384, layers: int = 3):
+    def __init__(self, dim: int, out: int, hidden: int, layers: int):
         super().__init__()
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(
@@ -39,12 +39,13 @@ class RegressionModel(nn.Module):
     (MSE against targets whose oscillators are sorted by frequency: a symmetry-breaking heuristic).
     """
 
-    def __init__(self, encoder: Encoder, n_params: int, k: int | None, loss: str = "mse", hidden: int = 384,
-                 layers: int = 3):
+    stochastic = False  # synthinv.models.sampler.Sampler: one answer per sound
+
+    def __init__(self, encoder: Encoder, n_params: int, k: int | None, loss: str, hidden: int, layers: int):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"unknown regression loss {loss!r}; choose from {', '.join(LOSSES)}")
-        self.encoder, self.k, self.loss_name = encoder, k, loss
+        self.encoder, self.k, self.loss_name, self.n_params = encoder, k, loss, n_params
         self.head = ResidualMLP(encoder.dim, n_params, hidden, layers)
 
     def predict(self, audio: torch.Tensor) -> torch.Tensor:
@@ -64,6 +65,7 @@ class RegressionModel(nn.Module):
         return self.head.inp.weight.new_zeros(())
 
     @torch.no_grad()
-    def sample(self, audio: torch.Tensor, **_: object) -> torch.Tensor:
-        """Same interface as the flow: regression has one answer, whatever the sampler settings."""
-        return self.predict(audio).clamp(-1, 1)
+    def sample(self, cond: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The Sampler interface: cond (N, ...) -> the prediction clamped to [-1, 1], `repeats` copies per
+        example (N * repeats, P). A point estimate draws nothing, so `generator` is not used."""
+        return self.predict(cond).clamp(-1, 1).repeat_interleave(repeats, 0)

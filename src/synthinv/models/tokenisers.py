@@ -41,7 +41,7 @@ class Param2Tok(nn.Module):
     the symmetry only where the data demand it.
     """
 
-    def __init__(self, n_params: int, n_tokens: int, d_model: int, init_noise: float = 1e-4):
+    def __init__(self, n_params: int, n_tokens: int, d_model: int, init_noise: float):
         super().__init__()
         self.n_tokens = n_tokens
         self.assign = nn.Parameter(

@@ -17,8 +17,8 @@ Unlike FlowSynth's deterministic latent -> parameter flow (which needs dim z = P
 Also simpler than FlowSynth (PAPER.md): the posterior is a plain diagonal Gaussian (no normalising flow on
 the latent), and the parameter loss is that one likelihood, not cross-entropy per one-hot block plus MSE.
 Sampling encodes the sound to the posterior *mean* of z (no latent noise: the sound is given) and draws
-the diversity from the RealNVP's base noise; `steps` and `guidance` are accepted for the shared sampler
-interface and ignored (the flow is inverted exactly in one pass, and there is no unconditional branch).
+the diversity from the RealNVP's base noise. It has no `steps` or `guidance`, unlike FlowModel: the RealNVP
+is inverted exactly in one pass, and there is no unconditional branch.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class AffineCoupling(nn.Module):
     kept: torch.Tensor  # buffers
     free: torch.Tensor
 
-    def __init__(self, kept: torch.Tensor, free: torch.Tensor, context: int, hidden: int, scale_limit: float = 2.0):
+    def __init__(self, kept: torch.Tensor, free: torch.Tensor, context: int, hidden: int, scale_limit: float):
         super().__init__()
         self.register_buffer("kept", kept)
         self.register_buffer("free", free)
@@ -88,8 +88,7 @@ class ConditionalRealNVP(nn.Module):
     the second the reverse, so every column is transformed once per pair and each pair mixes a different
     split of the columns (a fixed permutation between pairs)."""
 
-    def __init__(self, n_params: int, context: int, layers: int = 6, hidden: int = 256, scale_limit: float = 2.0,
-                 seed: int = 0):
+    def __init__(self, n_params: int, context: int, layers: int, hidden: int, scale_limit: float, seed: int = 0):
         super().__init__()
         couplings = []
         for i in range(layers):
@@ -175,7 +174,7 @@ class MelDecoder(nn.Module):
 class MLPDecoder(nn.Module):
     """z (N, Z) -> (N, out): two hidden layers; the k-osc spectrum decoder."""
 
-    def __init__(self, latent: int, out: int, hidden: int = 256):
+    def __init__(self, latent: int, out: int, hidden: int):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(latent, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                                  nn.Linear(hidden, out))
@@ -188,19 +187,20 @@ class MLPDecoder(nn.Module):
 
 
 class VAEFlowModel(nn.Module):
-    """VAE on the encoder input + conditional RealNVP p(params | z); same interface as FlowModel.
+    """VAE on the encoder input + conditional RealNVP p(params | z); a synthinv.models.sampler.Sampler.
 
-    Usage:
-        model = VAEFlowModel(MelCNN(), MelDecoder(...), MelTarget(-50, 25), n_params=225)
+    Usage (synthinv.build.build_model makes one from a config; the sizes are VAERealNVPConfig's):
+        model = build_model(load_config("vae_realnvp", "dexed"), synth)
         loss = model.loss(params, mel)                       # training (counts steps for the KL warm-up)
         samples = model.sample(mel, generator=gen)           # (N, P), unbounded like a flow's samples
     """
 
     steps_seen: torch.Tensor  # a buffer
+    stochastic = True  # Sampler: every sample is a new draw of the RealNVP's base noise
 
-    def __init__(self, encoder: Encoder, decoder: nn.Module, target: nn.Module, n_params: int, latent: int = 64,
-                 flow_layers: int = 6, flow_hidden: int = 256, scale_limit: float = 2.0, beta: float = 1.0,
-                 kl_warmup_steps: int = 2000, dequant: float = 0.05, temperature: float = 1.0):
+    def __init__(self, encoder: Encoder, decoder: nn.Module, target: nn.Module, n_params: int, latent: int,
+                 flow_layers: int, flow_hidden: int, scale_limit: float, beta: float, kl_warmup_steps: int,
+                 dequant: float, temperature: float):
         super().__init__()
         self.encoder, self.decoder, self.target = encoder, decoder, target
         self.to_latent = nn.Linear(encoder.dim, 2 * latent)  # -> (mu, logvar)
@@ -240,12 +240,11 @@ class VAEFlowModel(nn.Module):
         return self.to_latent.weight.new_zeros(())
 
     @torch.no_grad()
-    def sample(self, audio: torch.Tensor, steps: int | None = None, guidance: float | None = None,
-               generator: torch.Generator | None = None, repeats: int = 1) -> torch.Tensor:
-        """audio: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P).
+    def sample(self, cond: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """cond: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P).
 
         z is the posterior mean; base noise (times `temperature`) is drawn from `generator` and mapped
-        through the inverse RealNVP. `steps` and `guidance` are ignored (see the module docstring)."""
-        mu = self.encode(audio)[0].repeat_interleave(repeats, 0)  # (N * repeats, latent)
-        u = torch.randn(mu.shape[0], self.n_params, generator=generator).to(audio.device) * self.temperature
+        through the inverse RealNVP."""
+        mu = self.encode(cond)[0].repeat_interleave(repeats, 0)  # (N * repeats, latent)
+        u = torch.randn(mu.shape[0], self.n_params, generator=generator).to(cond.device) * self.temperature
         return self.flow.inverse(u, mu)

@@ -283,6 +283,7 @@ class Synth(Protocol):
     # --- choices that differ between synths (defaults in SynthBase) ------------------------------------
 
     trains_from_data: bool  # models train from a generated dataset (else batches are rendered on the fly)
+    spectrum_encoder: bool  # the encoder reads the audio's spectrum (k-osc: notes too short for a log-mel)
     uses_bank: bool  # invert proposes the nearest patches of a bank of rendered prior patches
     scoring: Scoring  # how a candidate's audio is scored against a target (synthinv.scoring)
     n_tokens: int | None  # the parameters split into this many equal blocks (synths.tokens), or None
@@ -340,6 +341,7 @@ class SynthBase:
     """
 
     trains_from_data: bool = True
+    spectrum_encoder: bool = False
     uses_bank: bool = True
     scoring: Scoring = REAL_SYNTH
     n_tokens: int | None = None

@@ -78,6 +78,7 @@ class KOscSynth(SynthBase):
 
     name = "kosc"
     trains_from_data = False
+    spectrum_encoder = True
     uses_bank = False
     scoring = KOSC
     feature_settings = None  # the encoder takes the audio itself

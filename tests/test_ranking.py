@@ -1,0 +1,79 @@
+"""Rank-and-pick (synthinv.ranking): scoring candidates against their targets and picking the closest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthinv.ranking import Ranked, closest_distinct, rank
+from synthinv.scoring import ranking_distance
+from synthinv.transpose import transpose_params
+
+
+class CountingSynth:
+    """Wraps a synth and counts its renders."""
+
+    def __init__(self, synth):
+        self.synth, self.renders = synth, 0
+
+    def __getattr__(self, name):
+        return getattr(self.synth, name)
+
+    def render(self, params):
+        self.renders += len(params)
+        return self.synth.render(params)
+
+
+def test_rank_scores_each_candidate_against_its_own_target(kosc4):
+    params = kosc4.params_at(3, np.arange(6)) * 1.5  # partly out of range: rendered clamped
+    targets = kosc4.render(kosc4.params_at(4, np.arange(6)))
+    ranked = rank(kosc4, params, targets)
+    torch.testing.assert_close(ranked.audio, kosc4.render(params.clamp(-1, 1)))
+    torch.testing.assert_close(ranked.distance, ranking_distance(kosc4, ranked.audio, targets))
+    assert torch.equal(ranked.params, params) and not ranked.shift.any()  # the proposals as given
+
+
+def test_rank_uses_given_audio_without_rendering(kosc4):
+    synth = CountingSynth(kosc4)
+    params = kosc4.params_at(3, np.arange(4))
+    audio = kosc4.render(params)
+    ranked = rank(synth, params, audio.flip(0), audio=audio)
+    assert synth.renders == 0 and ranked.audio is audio
+
+
+def test_best_is_the_closest_of_each_group_first_of_equals():
+    distance = torch.tensor([3.0, 1.0, 2.0, 5.0, 4.0, 4.0, 0.5, 0.5, 9.0])
+    ranked = Ranked(torch.zeros(9, 2), torch.zeros(9, 4), distance, torch.zeros(9, dtype=torch.long))
+    assert ranked.best(per_target=3).tolist() == [1, 4, 6]
+    assert ranked.best(per_target=9).tolist() == [6]
+
+
+def test_the_closest_candidate_of_a_target_is_picked(kosc4):
+    truth = kosc4.params_at(9, np.arange(1))
+    others = kosc4.params_at(10, np.arange(5))
+    params = torch.cat([others[:3], truth, others[3:]])  # the truth is row 3 of 6
+    ranked = rank(kosc4, params, kosc4.render(truth).expand(6, -1))
+    assert ranked.best(per_target=6).tolist() == [3] and ranked.distance[3] == pytest.approx(0, abs=1e-6)
+
+
+def test_closest_distinct_skips_repeated_keys():
+    distance = torch.tensor([0.4, 0.1, 0.3, 0.2, 0.1])
+    keys = ["a", "b", "a", "b", "c"]
+    assert closest_distinct(distance, keys, 2) == [1, 4]  # equals: the first first
+    assert closest_distinct(distance, keys, 5) == [1, 4, 2]  # only three keys differ
+    assert closest_distinct(distance, list(range(5)), 5) == [1, 4, 3, 2, 0]
+
+
+def test_transposed_candidates_are_kept_only_where_closer():
+    pytest.importorskip("dexed")
+    from synthinv.synths.dexed import DexedSynth
+
+    dexed = DexedSynth()
+    params = dexed.draw(11, np.arange(4))[0]
+    targets = dexed.render(transpose_params(dexed.spec, params, torch.tensor([5, 5, 5, 5]))[0])  # a fourth up
+    plain, moved = rank(dexed, params, targets), rank(dexed, params, targets, transpose=True)
+    assert (moved.distance <= plain.distance).all() and moved.shift.any()
+    kept = moved.shift == 0
+    torch.testing.assert_close(moved.distance[kept], plain.distance[kept])
+    torch.testing.assert_close(moved.distance, ranking_distance(dexed, moved.audio, targets))
