@@ -73,8 +73,7 @@ def main() -> None:
                     sounds = targets_at(inverter.synth, rows, note)
                     set_name = f"note {note}" + ("" if whole_range else ", model range")
                     run_methods(inverter, set_name, sounds, [("default", args.budget)], OUT / "rows.jsonl",
-                                progress=lambda r: print(f"{r['set']} {r['sound']}: MSS {r['mss']:.2f}, "
-                                                         f"f0 {r['f0_cents']} c ({r['seconds']:.1f} s)", flush=True))
+                                progress=search_eval.print_row)
                     write_tables()
     write_tables()
 

@@ -54,9 +54,7 @@ def main() -> None:
                     budgets = args.test_budgets
                 defaults = [("default", float(b)) for b in budgets.split(",") if b]
                 plan = BASELINES + defaults if args.order == "baselines-first" else defaults + [BASELINES[i] for i in (1, 0, 2, 3)]
-                run_methods(inverter, set_name, sounds, plan, OUT / "rows.jsonl",
-                            progress=lambda r: print(f"{r['set']} {r['method']}@{r['budget_s']:g} {r['sound']}: "
-                                                     f"MSS {r['mss']:.2f} ({r['seconds']:.1f} s)", flush=True))
+                run_methods(inverter, set_name, sounds, plan, OUT / "rows.jsonl", progress=search_eval.print_row)
                 write_tables()
     write_tables()
 

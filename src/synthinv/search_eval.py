@@ -100,6 +100,13 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
     return [r for r in read_rows(rows_path) if r.get("tag", "") == tag and r["set"] == set_name and r["sound"] in names]
 
 
+def print_row(row: dict) -> None:
+    """One line of progress per sound, for scripts."""
+    f0 = "-" if row["f0_cents"] is None else f"{row['f0_cents']:.0f} c"
+    print(f"{row['set']} {row['method']}@{row['budget_s']:g} {row['sound']}: MSS {row['mss']:.2f}, f0 {f0} "
+          f"({row['seconds']:.1f} s)", flush=True)
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """One line per (set, method, budget): means over sounds, the MSS with its 95% interval."""
     groups: dict[tuple, list[dict]] = {}
