@@ -6,13 +6,26 @@ interpreters importing torch: a few seconds, amortised on real runs of thousands
 "steady" examples/s, between the first and the last finished shard, is printed too. A
 single-process breakdown follows: patch draw + render, log-mel, shard write, per example.
 
+`--compare SRC ...` instead times other source trees (e.g. the main checkout's `src`) against this one,
+alternating them for `--rounds` rounds in this one run so that a busy machine slows both alike: generate
+with 2 workers (wall-clock steady examples/s, and whether the trees wrote byte-identical shards), and the
+CPU ms per example of each stage in one process (draw, render, silence check, log-mel, shard write, the
+whole pipeline). From this tree's CPU costs it prints what 2 free cores would give for the whole pipeline,
+for draw + log-mel (everything but writing) and for rendering alone. The log-mel is pinned bit for bit
+(tests/test_generation_pinned.py), so draw + log-mel bounds what any change to the writing can reach.
+
     python benchmarks/bench_generate.py [--quick] [--n 256] [--workers 1 2] [--synth dexed] [--json out.json]
+    python benchmarks/bench_generate.py --compare ../main/src --n 4096 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard-size", type=int, default=None, help="examples per shard (default n / 8)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time (default 1 2)")
     parser.add_argument("--synth", default="dexed", help="synth name (default dexed)")
+    parser.add_argument("--compare", nargs="+", default=None, metavar="SRC",
+                        help="other source trees (folders holding synthinv/) to time against this one, 2 workers")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds of alternating runs (default 3)")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
+    if args.compare:
+        compare(args)
+        return
 
     from synthinv.build import build_synth
     from synthinv.data import shards as sh
@@ -95,6 +114,124 @@ def main(argv: list[str] | None = None) -> None:
     finish("bench_generate", args, info, {"n": n, "shard_size": shard_size, "synth": args.synth},
            {"runs": rows, "draw_ms": t_draw * 1e3, "mel_ms": t_mel * 1e3, "write_ms": t_write * 1e3,
             "raw_bytes_per_example": raw, "identical_across_workers": same}, started, notes)
+
+
+# --- --compare: this tree against others, and the ceilings --------------------------------------------
+
+_GENERATE = """
+import json, sys, tempfile
+from pathlib import Path
+from synthinv.data.generate import generate
+a = json.loads(sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp:
+    r = generate(a["settings"], a["n"], Path(tmp) / "d", seed=0, shard_size=a["shard_size"], workers=a["workers"],
+                 progress=False)
+    m = json.loads((Path(tmp) / "d" / "manifest.json").read_text())
+print(json.dumps({"wall": r.examples_per_s, "steady": r.steady_examples_per_s, "bytes": m["bytes_per_example"],
+                  "sha256": [s["sha256"] for s in m["shards"]]}))
+"""
+
+_STAGES = """
+import json, sys, tempfile, time, numpy as np, torch
+from pathlib import Path
+torch.set_num_threads(1)
+from synthinv.build import build_synth
+from synthinv.data.shards import write_shard
+from synthinv.features import log_mel_spectrogram
+from synthinv.metrics import rms_dbfs
+from synthinv.synths.base import draw_examples
+a = json.loads(sys.argv[1])
+synth = build_synth(a["settings"])
+idx = np.arange(a["n"])
+log_mel_spectrogram(draw_examples(synth, 0, idx[:2])[1], synth.sample_rate)
+tmp = Path(tempfile.mkdtemp())
+def cpu(fn):
+    best = float("inf")
+    for _ in range(a["repeats"]):
+        t = time.process_time(); out = fn(); best = min(best, time.process_time() - t)
+    return 1e3 * best / len(idx), out
+res = {}
+res["draw: prior + render + silence check"], (p, audio) = cpu(lambda: draw_examples(synth, 0, idx))
+res["  render alone"], _ = cpu(lambda: synth.render(p))
+res["  silence check (rms_dbfs)"], _ = cpu(lambda: rms_dbfs(audio))
+res["log-mel"], mel = cpu(lambda: log_mel_spectrogram(audio, synth.sample_rate).numpy().astype(np.float16))
+for c in ("gzip", None):
+    res[f"write shard ({c or 'none'})"], _ = cpu(lambda: write_shard(tmp / "s.h5", p.numpy(), mel, idx, {}, c))
+from synthinv.data.generate import generate
+t = time.process_time()
+generate(a["settings"], a["pipeline_n"], tmp / "d", seed=1, shard_size=64, workers=1, progress=False)
+res["whole pipeline: generate, 1 process"] = 1e3 * (time.process_time() - t) / a["pipeline_n"]
+print(json.dumps(res))
+"""
+
+
+def _python(code: str, src: str, payload: dict) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": src}
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(payload)], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def _result(proc: subprocess.Popen) -> dict:
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"a timed run failed (exit {proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def compare(args) -> None:
+    """This tree against the --compare trees: generate with 2 workers (wall), and CPU ms per example of each
+    stage in one process; rounds alternate the trees so that load from other jobs falls on both."""
+    started = time.perf_counter()
+    info = machine_info()
+    print_machine(info)
+    n = args.n or (512 if args.quick else 4096)
+    shard_size = args.shard_size or max(1, n // 8)
+    settings = {"name": args.synth} if args.synth != "kosc" else {"name": "kosc", "k": 4}
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    trees = dict(zip(["this tree"] + args.compare, [here] + [str(Path(t).resolve()) for t in args.compare]))
+    names = list(trees)
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    stages: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            runs[name].append(_result(_python(_GENERATE, trees[name], {"settings": settings, "n": n,
+                                                                       "shard_size": shard_size, "workers": 2})))
+            stages[name].append(_result(_python(_STAGES, trees[name], {"settings": settings, "n": 64, "repeats": 3,
+                                                                       "pipeline_n": 256})))
+            print(f"round {r + 1}: {name}: {runs[name][-1]['steady']:.0f} examples/s steady with 2 workers, "
+                  f"{stages[name][-1]['whole pipeline: generate, 1 process']:.2f} CPU ms per example", flush=True)
+
+    print(f"\n{args.synth}, seed 0: generate with 2 workers, {n} examples in shards of {shard_size}; "
+          f"{args.rounds} rounds, trees alternating")
+    rows = []
+    for name in names:
+        steady = [x["steady"] for x in runs[name]]
+        rows.append({"tree": name, "median": statistics.median(steady), "runs": ", ".join(f"{x:.0f}" for x in steady),
+                     "wall": statistics.median(x["wall"] for x in runs[name]), "bytes": runs[name][0]["bytes"]})
+    print_table(rows, [("tree", "tree"), ("median", "examples/s steady (median)"), ("runs", "each run"),
+                       ("wall", "examples/s wall (median)"), ("bytes", "bytes/example")])
+    ratios = {}
+    for name in names[1:]:
+        per_round = [a["steady"] / b["steady"] for a, b in zip(runs[names[0]], runs[name])]
+        ratios[name] = statistics.median(per_round)
+        same = all(a["sha256"] == b["sha256"] for a, b in zip(runs[names[0]], runs[name]))
+        print(f"this tree vs {name}: {ratios[name]:.2f}x steady examples/s (median of the per-round ratios "
+              f"{', '.join(f'{x:.2f}' for x in per_round)}); byte-identical shards: {'yes' if same else 'NO'}")
+
+    med = {name: {stage: statistics.median(x[stage] for x in stages[name]) for stage in stages[name][0]} for name in names}
+    print("\nCPU ms per example, one process, one thread (stages: min of 3 repeats over 64 examples; median over rounds)")
+    print_table([{"stage": stage, **{name: med[name][stage] for name in names}} for stage in med[names[0]]],
+                [("stage", "stage")] + [(name, name) for name in names])
+    ours = med[names[0]]
+    bounds = {"whole pipeline (what generate does)": ours["whole pipeline: generate, 1 process"],
+              "draw + log-mel (all but writing)": ours["draw: prior + render + silence check"] + ours["log-mel"],
+              "render alone": ours["  render alone"]}
+    print("examples/s that 2 free cores give at these CPU costs (2000 / CPU ms), this tree:")
+    for label, ms in bounds.items():
+        print(f"  {label}: {2000 / ms:.0f}")
+    finish("bench_generate", args, info, {"n": n, "shard_size": shard_size, "synth": args.synth, "trees": trees},
+           {"runs": runs, "ratios": ratios, "stages": stages, "two_core_bounds": {k: 2000 / v for k, v in bounds.items()}},
+           started, ["CPU times are per process and count less of the load from other jobs than wall-clock rates do; "
+                     "'2 free cores' figures assume both cores run one worker each"])
 
 
 if __name__ == "__main__":
