@@ -138,7 +138,8 @@ AMSYNTH_EXTREMES = (
 def test_reused_instances_sound_like_fresh_ones_after_extreme_patches(amsynth):
     """Patches rendered in between (long reverb and release tails, portamento, mono modes, saw LFOs, on the same
     MIDI key) leave no trace: every note of the reusing host equals a fresh instance's, bit for bit."""
-    from synthinv.synths.plugin import DawDreamerHost
+    from synthinv.synths import plugin_server
+    from synthinv.synths.plugin import BLOCK_SIZE, DawDreamerHost
 
     u = np.random.default_rng(7).uniform(-1, 1, (3, len(amsynth.spec.params)))
     patches = amsynth.host_notes(amsynth.spec.from_uniform(u))
@@ -153,9 +154,18 @@ def test_reused_instances_sound_like_fresh_ones_after_extreme_patches(amsynth):
     order = [0, 3, 0, 4, 1, 5, 0, 5, 2, 4, 3, 0]  # patch 0 after each extreme, on the same key
     batches = [order[:1], order[1:3], order[3:12]]  # one note per fork, and several (each on its own instance)
     got = np.concatenate([host.render_notes([distinct[k] for k in batch], *args) for batch in batches])
-    host.close()
     for i, k in enumerate(order):
         assert np.array_equal(got[i], want[k]), f"note {i} (patch {k}) differs from a fresh instance's"
+    # a batch longer than the server's instances: several forks in a row, instances reused by the next child
+    server = plugin_server.ForkServer(host.path, host.sample_rate, BLOCK_SIZE, instances=3)
+    start = int(round(amsynth.pre_roll * amsynth.sample_rate))
+    got = server.render([({host.address[n]: v for n, v in distinct[k][0].items()}, distinct[k][1]) for k in order],
+                        amsynth.velocity, amsynth.pre_roll, amsynth.note_duration,
+                        start + amsynth.length + int(0.01 * amsynth.sample_rate), start, amsynth.length)
+    server.close()
+    host.close()
+    for i, k in enumerate(order):
+        assert np.array_equal(got[i], want[k]), f"3 instances: note {i} (patch {k}) differs from a fresh instance's"
     assert np.abs(want[3] - want[0]).max() > 0.01  # the extremes do sound different
 
 

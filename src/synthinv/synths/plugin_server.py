@@ -2,9 +2,9 @@
 
 A reused plugin instance carries state from one note to the next (amsynth: each MIDI key's voice keeps its
 parameter smoothers, VCA filter and oscillator state, and the limiter its envelope), and nothing in the VST
-interface resets all of it; a fresh instance costs about 0.1 s. So a small server process loads `instances`
-copies of the plugin once, each in its own DawDreamer engine, and never touches them again. For every
-`instances` notes it forks: the child sets the parameters and the MIDI note of note j on its byte copy of
+interface resets all of it; a fresh instance costs about 0.1 s. So a small server process loads up to
+`instances` copies of the plugin, each in its own DawDreamer engine, and never touches them again. For
+every `instances` notes of a batch it forks: the child sets the parameters and the MIDI note of note j on its byte copy of
 never-used instance j, renders, writes the audio to shared memory and exits. (Parameters are set in the child
 because DawDreamer passes them to the plugin at once, and plugins keep history: amsynth's LFO keeps the
 polarity its last saw waveform set.) Every note therefore starts from exactly the state a fresh instance
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 ENV = "SYNTHINV_PLUGIN_INSTANCES"  # "fresh": a new plugin instance per note instead of this server
-INSTANCES = 8  # pristine instances per server = notes per fork
+INSTANCES = 16  # pristine instances per server at most = notes per fork (made as batches need them)
 
 
 class ForkServerError(RuntimeError):
@@ -126,12 +126,18 @@ def _serve(fd: int) -> None:
         path, sample_rate, block_size, n_instances, timeout = conn.recv()
         import dawdreamer
 
-        instances = []
-        for k in range(n_instances):
-            engine = dawdreamer.RenderEngine(sample_rate, block_size)
-            proc = engine.make_plugin_processor(f"synth{k}", path)
-            engine.load_graph([(proc, [])])
-            instances.append((engine, proc))
+        instances: list = []
+
+        def grow(count: int) -> None:
+            """Load instances up to `count` (made as requests need them: a caller rendering one note at a time
+            never waits for the rest)."""
+            while len(instances) < count:
+                engine = dawdreamer.RenderEngine(sample_rate, block_size)
+                proc = engine.make_plugin_processor(f"synth{len(instances)}", path)
+                engine.load_graph([(proc, [])])
+                instances.append((engine, proc))
+
+        grow(1)
     except EOFError:
         return
     except Exception as exc:  # noqa: BLE001 - reported to the client, which raises it
@@ -144,6 +150,11 @@ def _serve(fd: int) -> None:
             notes, velocity, pre_roll, duration, total, start, length = conn.recv()
         except (EOFError, OSError, pickle.UnpicklingError):
             return
+        try:
+            grow(min(len(notes), n_instances))
+        except Exception as exc:  # noqa: BLE001 - reported to the client
+            conn.send(("error", f"could not load another instance ({type(exc).__name__})"))
+            continue
         if len(buf) < 4 * length * len(notes):
             buf = mmap.mmap(-1, 4 * length * len(notes))
         out = np.frombuffer(buf, dtype=np.float32, count=length * len(notes)).reshape(len(notes), length)
