@@ -136,6 +136,7 @@ import json, sys, tempfile, time, numpy as np, torch
 from pathlib import Path
 torch.set_num_threads(1)
 from synthinv.build import build_synth
+from synthinv.data.generate import generate
 from synthinv.data.shards import write_shard
 from synthinv.features import log_mel_spectrogram
 from synthinv.metrics import rms_dbfs
@@ -143,31 +144,35 @@ from synthinv.synths.base import draw_examples
 a = json.loads(sys.argv[1])
 synth = build_synth(a["settings"])
 idx = np.arange(a["n"])
-log_mel_spectrogram(draw_examples(synth, 0, idx[:2])[1], synth.sample_rate)
+p, audio = draw_examples(synth, 0, idx)
+mel = log_mel_spectrogram(audio, synth.sample_rate).numpy().astype(np.float16)
 tmp = Path(tempfile.mkdtemp())
-def cpu(fn):
-    best = float("inf")
-    for _ in range(a["repeats"]):
-        t = time.process_time(); out = fn(); best = min(best, time.process_time() - t)
-    return 1e3 * best / len(idx), out
-res = {}
-res["draw: prior + render + silence check"], (p, audio) = cpu(lambda: draw_examples(synth, 0, idx))
-res["  render alone"], _ = cpu(lambda: synth.render(p))
-res["  silence check (rms_dbfs)"], _ = cpu(lambda: rms_dbfs(audio))
-res["log-mel"], mel = cpu(lambda: log_mel_spectrogram(audio, synth.sample_rate).numpy().astype(np.float16))
-for c in ("gzip", None):
-    res[f"write shard ({c or 'none'})"], _ = cpu(lambda: write_shard(tmp / "s.h5", p.numpy(), mel, idx, {}, c))
-from synthinv.data.generate import generate
-t = time.process_time()
-generate(a["settings"], a["pipeline_n"], tmp / "d", seed=1, shard_size=64, workers=1, progress=False)
-res["whole pipeline: generate, 1 process"] = 1e3 * (time.process_time() - t) / a["pipeline_n"]
-print(json.dumps(res))
+runs = iter(range(10**6))
+stages = {
+    "draw: prior + render + silence check": (lambda: draw_examples(synth, 0, idx), len(idx)),
+    "  render alone": (lambda: synth.render(p), len(idx)),
+    "  silence check (rms_dbfs)": (lambda: rms_dbfs(audio), len(idx)),
+    "log-mel": (lambda: log_mel_spectrogram(audio, synth.sample_rate).numpy().astype(np.float16), len(idx)),
+    "write shard (gzip)": (lambda: write_shard(tmp / "s.h5", p.numpy(), mel, idx, {}, "gzip"), len(idx)),
+    "write shard (none)": (lambda: write_shard(tmp / "s.h5", p.numpy(), mel, idx, {}, None), len(idx)),
+    "whole pipeline: generate, 1 process": (lambda: generate(a["settings"], a["pipeline_n"], tmp / f"d{next(runs)}", seed=1,
+                                                             shard_size=a["pipeline_n"], workers=1, progress=False),
+                                            a["pipeline_n"]),
+}
+generate(a["settings"], 8, tmp / "warm", seed=1, shard_size=8, workers=1, progress=False)
+print(json.dumps(list(stages)), flush=True)
+for line in sys.stdin:
+    fn, count = stages[json.loads(line)]
+    t = time.process_time()
+    fn()
+    print(json.dumps(1e3 * (time.process_time() - t) / count), flush=True)
 """
 
 
-def _python(code: str, src: str, payload: dict) -> subprocess.Popen:
+def _python(code: str, src: str, payload: dict, stdin: bool = False) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": src}
-    return subprocess.Popen([sys.executable, "-c", code, json.dumps(payload)], env=env, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(payload)], env=env, stdout=subprocess.PIPE, text=True,
+                            stdin=subprocess.PIPE if stdin else None)
 
 
 def _result(proc: subprocess.Popen) -> dict:
@@ -190,15 +195,29 @@ def compare(args) -> None:
     trees = dict(zip(["this tree"] + args.compare, [here] + [str(Path(t).resolve()) for t in args.compare]))
     names = list(trees)
     runs: dict[str, list[dict]] = {name: [] for name in names}
-    stages: dict[str, list[dict]] = {name: [] for name in names}
     for r in range(args.rounds):
         for name in names if r % 2 == 0 else names[::-1]:
             runs[name].append(_result(_python(_GENERATE, trees[name], {"settings": settings, "n": n,
                                                                        "shard_size": shard_size, "workers": 2})))
-            stages[name].append(_result(_python(_STAGES, trees[name], {"settings": settings, "n": 64, "repeats": 3,
-                                                                       "pipeline_n": 256})))
-            print(f"round {r + 1}: {name}: {runs[name][-1]['steady']:.0f} examples/s steady with 2 workers, "
-                  f"{stages[name][-1]['whole pipeline: generate, 1 process']:.2f} CPU ms per example", flush=True)
+            print(f"round {r + 1}: {name}: {runs[name][-1]['steady']:.0f} examples/s steady with 2 workers", flush=True)
+
+    # CPU cost per stage: one process per tree kept running, the trees taking turns on each stage, many times
+    servers = {name: _python(_STAGES, trees[name], {"settings": settings, "n": 64, "pipeline_n": 256}, stdin=True)
+               for name in names}
+    stage_names = [json.loads(servers[name].stdout.readline()) for name in names][0]
+    cpu: dict[str, dict[str, list[float]]] = {name: {stage: [] for stage in stage_names} for name in names}
+    repeats = 3 if args.quick else 8
+    for r in range(repeats):
+        for stage in stage_names:
+            for name in names if r % 2 == 0 else names[::-1]:
+                servers[name].stdin.write(json.dumps(stage) + "\n")
+                servers[name].stdin.flush()
+                cpu[name][stage].append(json.loads(servers[name].stdout.readline()))
+    for proc in servers.values():
+        proc.stdin.close()
+        proc.wait()
+    stages = {name: {stage: min(v) for stage, v in cpu[name].items()} for name in names}
+    print(f"stages timed {repeats} times per tree, taking turns", flush=True)
 
     print(f"\n{args.synth}, seed 0: generate with 2 workers, {n} examples in shards of {shard_size}; "
           f"{args.rounds} rounds, trees alternating")
@@ -217,10 +236,14 @@ def compare(args) -> None:
         print(f"this tree vs {name}: {ratios[name]:.2f}x steady examples/s (median of the per-round ratios "
               f"{', '.join(f'{x:.2f}' for x in per_round)}); byte-identical shards: {'yes' if same else 'NO'}")
 
-    med = {name: {stage: statistics.median(x[stage] for x in stages[name]) for stage in stages[name][0]} for name in names}
-    print("\nCPU ms per example, one process, one thread (stages: min of 3 repeats over 64 examples; median over rounds)")
-    print_table([{"stage": stage, **{name: med[name][stage] for name in names}} for stage in med[names[0]]],
+    med = stages
+    print(f"\nCPU ms per example, one process, one thread (least of {repeats} turns; stages on 64 examples, the "
+          "pipeline on 256)")
+    print_table([{"stage": stage, **{name: med[name][stage] for name in names}} for stage in stage_names],
                 [("stage", "stage")] + [(name, name) for name in names])
+    for name in names[1:]:
+        key = "whole pipeline: generate, 1 process"
+        print(f"whole pipeline CPU ms per example, {name} / this tree: {med[name][key] / med[names[0]][key]:.2f}")
     ours = med[names[0]]
     bounds = {"whole pipeline (what generate does)": ours["whole pipeline: generate, 1 process"],
               "draw + log-mel (all but writing)": ours["draw: prior + render + silence check"] + ours["log-mel"],
@@ -229,7 +252,7 @@ def compare(args) -> None:
     for label, ms in bounds.items():
         print(f"  {label}: {2000 / ms:.0f}")
     finish("bench_generate", args, info, {"n": n, "shard_size": shard_size, "synth": args.synth, "trees": trees},
-           {"runs": runs, "ratios": ratios, "stages": stages, "two_core_bounds": {k: 2000 / v for k, v in bounds.items()}},
+           {"runs": runs, "ratios": ratios, "stage_cpu_ms": cpu, "two_core_bounds": {k: 2000 / v for k, v in bounds.items()}},
            started, ["CPU times are per process and count less of the load from other jobs than wall-clock rates do; "
                      "'2 free cores' figures assume both cores run one worker each"])
 

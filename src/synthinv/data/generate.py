@@ -38,8 +38,7 @@ from synthinv.features import log_mel_spectrogram
 from synthinv.progress import progress_bar
 from synthinv.synths.base import draw_examples
 
-CHUNK = 256  # examples drawn and featurised at once inside a worker: bounds its audio memory (about 200 MB for
-# Dexed's 1.5 s notes); the patch prior's per-call cost is spread over more rows than at 64 (rows never depend on it)
+CHUNK = 64  # examples rendered and featurised at once inside a worker (bounds its audio memory)
 DEFAULT_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
 
 _WORKER: dict = {}  # per-process state: the synth and feature settings (set by _init_worker)
