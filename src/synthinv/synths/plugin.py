@@ -10,15 +10,14 @@ What varies and what is held fixed comes from a spec file (`synths.plugin_spec`,
 settle from the plugin's defaults), held `duration` seconds, then `release` seconds of tail; the output
 is mono (the mean of the plugin's channels), float32, `length = (duration + release) * sample_rate`.
 
-Renders are independent and deterministic: every note sounds as it would on a fresh plugin instance,
-whatever was rendered before. A reused VST instance does not give that (amsynth, per its source, keeps
-smoother, filter and oscillator state per MIDI key and the history of parameter changes; measured: the same
-patch rendered twice in a row differs by up to 0.9 in sample value) and a fresh one costs about 0.1 s. So
-VST notes are rendered by `plugin_server`: a lean process holding a few never-used instances forks a child
-per few notes, and each note starts from a byte copy of a pristine instance. A Faust DSP is compiled once:
-DawDreamer clears its state (`instanceClear`) before every render. `tests/test_plugin.py` renders patches
-after extreme ones and compares them with fresh instances bit for bit. SYNTHINV_PLUGIN_INSTANCES=fresh (or
-`DawDreamerHost(spec, fresh=True)`) makes a fresh instance (VST) or compile (Faust) per note instead.
+Renders are independent and deterministic: every note sounds as on a fresh plugin instance, whatever was
+rendered before. A reused VST instance does not (amsynth keeps per-key voice state and parameter history:
+the same patch twice in a row differs by up to 0.9 in sample value) and a fresh one is slow, so VST notes
+go through `plugin_server`, which forks from never-used instances. A Faust DSP is compiled once: DawDreamer
+clears its state (`instanceClear`) before every render. `tests/test_plugin.py` and `tests/test_faust.py`
+render patches after extreme ones and compare them with fresh instances bit for bit; speeds are in
+results/generation_speed.md. SYNTHINV_PLUGIN_INSTANCES=fresh (or `DawDreamerHost(spec, fresh=True)`) makes
+a fresh instance (VST) or compile (Faust) per note instead.
 
     synth = PluginSynth.from_settings({"name": "amsynth"})   # or PluginSynth.from_file("my.yaml")
     params = synth.random_params(4, seed=0)                   # (4, size) normalised, from (seed, index)

@@ -1,22 +1,19 @@
 """Render VST notes as fresh instances would, without making one per note: fork from pristine instances.
 
-A reused plugin instance carries state from one note to the next (amsynth: each MIDI key's voice keeps its
-parameter smoothers, VCA filter and oscillator state, and the limiter its envelope), and nothing in the VST
-interface resets all of it; a fresh instance costs about 0.1 s. So a small server process loads up to
-`instances` copies of the plugin, each in its own DawDreamer engine, and never touches them again. For
-every `instances` notes of a batch it forks: the child sets the parameters and the MIDI note of note j on its byte copy of
-never-used instance j, renders, writes the audio to shared memory and exits. (Parameters are set in the child
-because DawDreamer passes them to the plugin at once, and plugins keep history: amsynth's LFO keeps the
-polarity its last saw waveform set.) Every note therefore starts from exactly the state a fresh instance
-starts from; the instances of one child share the process's globals, as the successive fresh instances of
-one process always did. One fork serves several notes because a fork and its exit cost about as much as a
-note (measured in results/generation_speed.md).
+A reused plugin instance carries state from note to note (amsynth keeps per-key voice state and the history
+of parameter changes), nothing in the VST interface resets all of it, and a fresh instance is slow
+(results/generation_speed.md). So a small server process loads up to `instances` copies of the plugin, each
+in its own DawDreamer engine, and never renders with them. For each group of up to `instances` notes it
+forks; the child sets note j's parameters and MIDI note on its copy of pristine instance j (after the fork,
+because DawDreamer passes parameters to the plugin at once), renders, writes the audio to shared memory
+and exits. Every note thus starts from exactly a fresh instance's state; the instances of one child share
+the process's globals, as the successive fresh instances of one process always did. One fork serves
+several notes because a fork and its exit cost about as much as a note.
 
-The server imports only numpy and DawDreamer: a fork costs more the more memory the process maps, several
-times more from a process that has imported torch. Linux only (`available`): elsewhere, and when
-SYNTHINV_PLUGIN_INSTANCES=fresh, `synths.plugin` makes a fresh instance per note as before. A child still
-rendering after `timeout` seconds a note (a plugin that needs a thread a forked process does not have) is
-killed and reported.
+The server imports numpy and DawDreamer only (a fork costs more the more memory the process maps). Linux
+only (`available`); elsewhere, or with SYNTHINV_PLUGIN_INSTANCES=fresh, `synths.plugin` makes a fresh
+instance per note. A child still rendering after `timeout` seconds a note (a plugin that needs a thread the
+fork lacks) is killed and reported.
 
     server = ForkServer("/usr/lib/vst/amsynth_vst.so", 44100, 512)
     audio = server.render([({3: 0.5, ...}, 60), ...], velocity=100, pre_roll=0.05, duration=1.0,
@@ -93,7 +90,12 @@ class ForkServer:
         status, detail = self._receive()
         if status != "ok":
             raise ForkServerError(f"{self.path}: {detail}")
-        return np.frombuffer(detail, dtype=np.float32).reshape(len(notes), length).copy()
+        audio = np.empty((len(notes), length), dtype=np.float32)
+        try:
+            self._conn.recv_bytes_into(memoryview(audio).cast("B"))  # straight into the array: no pickled copies
+        except (EOFError, OSError):
+            raise ForkServerError(f"the plugin server for {self.path} exited (code {self._proc.poll()})") from None
+        return audio
 
     def close(self) -> None:
         self._finalizer()
@@ -186,7 +188,11 @@ def _serve(fd: int) -> None:
                     problem = f"rendering a note failed (child exit status {status}); set {ENV}=fresh to use a fresh instance per note"
                 break
         try:
-            conn.send(("error", problem) if problem else ("ok", buf[: 4 * length * len(notes)]))
+            if problem:
+                conn.send(("error", problem))
+            else:
+                conn.send(("ok", None))
+                conn.send_bytes(memoryview(buf)[: 4 * length * len(notes)])
         except (OSError, ValueError):
             return
 
