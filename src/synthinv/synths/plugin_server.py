@@ -92,7 +92,7 @@ class ForkServer:
             raise ForkServerError(f"{self.path}: {detail}")
         audio = np.empty((len(notes), length), dtype=np.float32)
         try:
-            self._conn.recv_bytes_into(memoryview(audio).cast("B"))  # straight into the array: no pickled copies
+            self._conn.recv_bytes_into(audio.data.cast("B"))  # straight into the array: no pickled copies
         except (EOFError, OSError):
             raise ForkServerError(f"the plugin server for {self.path} exited (code {self._proc.poll()})") from None
         return audio
