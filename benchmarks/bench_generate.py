@@ -46,10 +46,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", nargs="+", default=None, metavar="SRC",
                         help="other source trees (folders holding synthinv/) to time against this one, 2 workers")
     parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds of alternating runs (default 3)")
+    parser.add_argument("--codecs", action="store_true",
+                        help="instead: HDF5 filters for the stored log-mel (write and read time, bytes per example)")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
     if args.compare:
         compare(args)
+        return
+    if args.codecs:
+        codecs(args)
         return
 
     from synthinv.build import build_synth
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         idx = np.arange(k)
         from synthinv.features import log_mel_spectrogram
 
-        warm = synth.params_at(0, idx[:2])  # warm-up: engine, FFT plans, filterbank
+        warm = synth.params_at(0, idx)  # warm-up: engine (a plugin's fork server loads its instances), FFT, filterbank
         log_mel_spectrogram(synth.render(warm), synth.sample_rate)
         t = time.perf_counter()
         params, audio = synth.draw(0, idx) if hasattr(synth, "draw") else (synth.params_at(0, idx), None)
@@ -114,6 +119,58 @@ def main(argv: list[str] | None = None) -> None:
     finish("bench_generate", args, info, {"n": n, "shard_size": shard_size, "synth": args.synth},
            {"runs": rows, "draw_ms": t_draw * 1e3, "mel_ms": t_mel * 1e3, "write_ms": t_write * 1e3,
             "raw_bytes_per_example": raw, "identical_across_workers": same}, started, notes)
+
+
+# --- --codecs: how to store the log-mel ------------------------------------------------------------
+
+
+def codecs(args) -> None:
+    """Write and read time and size of the stored log-mel with each HDF5 filter h5py ships, one chunk per
+    example as shards store it (reading one example = one chunk, as ShardDataset does)."""
+    import h5py
+
+    from synthinv.build import build_synth
+    from synthinv.features import log_mel_spectrogram
+
+    started = time.perf_counter()
+    info = machine_info()
+    print_machine(info)
+    torch.set_num_threads(1)
+    n = args.n or (128 if args.quick else 512)
+    synth = build_synth({"name": args.synth} if args.synth != "kosc" else {"name": "kosc", "k": 4})
+    audio = synth.draw(0, np.arange(n))[1] if hasattr(synth, "draw") else synth.render(synth.params_at(0, np.arange(n)))
+    mel = log_mel_spectrogram(audio, synth.sample_rate).numpy().astype(np.float16)
+    chunk = {"chunks": (1, *mel.shape[1:])}
+    options = {"none (contiguous)": {}, "gzip 1 + shuffle": {**chunk, "compression": "gzip", "compression_opts": 1, "shuffle": True},
+               "gzip 4 + shuffle (shards' 'gzip')": {**chunk, "compression": "gzip", "compression_opts": 4, "shuffle": True},
+               "gzip 6 + shuffle": {**chunk, "compression": "gzip", "compression_opts": 6, "shuffle": True},
+               "gzip 1": {**chunk, "compression": "gzip", "compression_opts": 1},
+               "lzf + shuffle": {**chunk, "compression": "lzf", "shuffle": True}, "lzf": {**chunk, "compression": "lzf"}}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in options}
+    sizes: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(3):  # the filters take turns; the least of 3
+            for name, opts in options.items():
+                path = Path(tmp) / "mel.h5"
+                t = time.process_time()
+                with h5py.File(path, "w") as f:
+                    f.create_dataset("mel", data=mel, track_times=False, **opts)
+                write = (time.process_time() - t) / n
+                picks = range(0, n, 7)  # every 7th example: no help from the chunk cache
+                with h5py.File(path, "r") as f:
+                    ds = f["mel"]
+                    t = time.process_time()
+                    for j in picks:
+                        ds[j]
+                    read = (time.process_time() - t) / len(picks)
+                times[name].append((write, read))
+                sizes[name] = path.stat().st_size / n
+    rows = [{"filter": name, "write": 1e3 * min(w for w, _ in ts), "read": 1e3 * min(r for _, r in ts), "bytes": sizes[name]}
+            for name, ts in times.items()]
+    print(f"\n{args.synth} log-mel, {n} examples of {mel.shape[1]} x {mel.shape[2]} float16 ({mel[0].nbytes:,} bytes raw); "
+          "CPU ms per example, least of 3 turns")
+    print_table(rows, [("filter", "filter"), ("write", "write ms"), ("read", "read one ms"), ("bytes", "bytes/example")])
+    finish("bench_generate", args, info, {"n": n, "synth": args.synth, "codecs": True}, rows, started)
 
 
 # --- --compare: this tree against others, and the ceilings --------------------------------------------
