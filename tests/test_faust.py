@@ -116,3 +116,25 @@ def test_a_checkpoint_for_another_synth_is_refused(synth, tmp_path):
     assert again.spec.hash() == synth.spec.hash()
     with pytest.raises(CheckpointError, match="subtractive3.*not 'amsynth'"):
         load_checkpoint(path, expect_synth={"name": "amsynth"})
+
+
+def test_a_reused_dsp_sounds_like_a_fresh_compile_after_extreme_patches(synth):
+    """The DSP is compiled once; notes after long-envelope, high-resonance ones equal a fresh compile's, bit for bit."""
+    from synthinv.synths.plugin import DawDreamerHost
+
+    u = np.random.default_rng(5).uniform(-1, 1, (2, len(synth.spec.params)))
+    patches = synth.host_notes(synth.spec.from_uniform(u))
+    extremes = [({**patches[0][0], "amp_release": 2.0, "amp_sustain": 1.0, "filter_resonance": 8.0, "filter_env": 6.0},
+                 patches[0][1]),
+                ({**patches[1][0], "amp_attack": 2.0, "amp_decay": 2.0, "amp_release": 2.0, "filter_cutoff": 16000.0},
+                 patches[1][1])]
+    distinct = patches + extremes
+    args = (synth.velocity, synth.note_duration, synth.release, synth.pre_roll, synth.length)
+    fresh = DawDreamerHost(synth.spec_dict, fresh=True)
+    want = np.stack([fresh.render(values, n, *args) for values, n in distinct])
+    host = DawDreamerHost(synth.spec_dict)
+    order = [0, 2, 0, 3, 1, 2, 1, 0]
+    got = host.render_notes([distinct[k] for k in order], *args)
+    for i, k in enumerate(order):
+        assert np.array_equal(got[i], want[k]), f"note {i} (patch {k}) differs from a fresh compile's"
+    assert np.abs(want[2] - want[0]).max() > 0.01  # the extremes do sound different

@@ -121,6 +121,54 @@ def test_renders_are_independent_and_deterministic(amsynth, two_patches):
     assert (a1 - b).abs().max() > 0.01 and a1.abs().max() > 1e-3
 
 
+# Settings at the edges, through every parameter of the plugin (the spec's fixed ones included): full reverb in
+# a large room, the longest envelopes (tails far past the note), distortion, portamento and mono/legato keyboard
+# modes, the fastest LFO at full depth on a saw (which leaves amsynth's LFO polarity set), ring modulation.
+AMSYNTH_EXTREMES = (
+    {"reverb_wet": 1.0, "reverb_roomsize": 1.0, "reverb_damp": 0.0, "amp_release": 1.0, "filter_release": 1.0,
+     "amp_attack": 1.0, "amp_decay": 1.0, "distortion_crunch": 1.0, "master_vol": 1.0, "filter_resonance": 1.0},
+    {"portamento_time": 1.0, "portamento_mode": 1.0, "keyboard_mode": 0.5, "lfo_waveform": 0.833333, "lfo_freq": 1.0,
+     "freq_mod_amount": 1.0, "amp_mod_amount": 1.0, "filter_mod_amount": 1.0, "osc_mix_mode": 1.0, "osc2_sync": 1.0},
+    {"keyboard_mode": 1.0, "lfo_waveform": 1.0, "osc2_range": 1.0, "osc2_pitch": 1.0, "filter_env_amount": 1.0,
+     "filter_type": 0.25, "amp_release": 1.0, "reverb_wet": 0.7, "reverb_roomsize": 0.9},
+)
+
+
+@needs_amsynth
+def test_reused_instances_sound_like_fresh_ones_after_extreme_patches(amsynth):
+    """Patches rendered in between (long reverb and release tails, portamento, mono modes, saw LFOs, on the same
+    MIDI key) leave no trace: every note of the reusing host equals a fresh instance's, bit for bit."""
+    from synthinv.synths import plugin_server
+    from synthinv.synths.plugin import BLOCK_SIZE, DawDreamerHost
+
+    u = np.random.default_rng(7).uniform(-1, 1, (3, len(amsynth.spec.params)))
+    patches = amsynth.host_notes(amsynth.spec.from_uniform(u))
+    note = patches[0][1]
+    extremes = [({**patches[k % 3][0], **x}, note) for k, x in enumerate(AMSYNTH_EXTREMES)]
+    distinct = patches + extremes
+    args = (amsynth.velocity, amsynth.note_duration, amsynth.release, amsynth.pre_roll, amsynth.length)
+    fresh = DawDreamerHost(amsynth.spec_dict, fresh=True)
+    want = np.stack([fresh.render(values, n, *args) for values, n in distinct])
+    host = DawDreamerHost(amsynth.spec_dict)
+    assert not host.fresh
+    order = [0, 3, 0, 4, 1, 5, 0, 5, 2, 4, 3, 0]  # patch 0 after each extreme, on the same key
+    batches = [order[:1], order[1:3], order[3:12]]  # one note per fork, and several (each on its own instance)
+    got = np.concatenate([host.render_notes([distinct[k] for k in batch], *args) for batch in batches])
+    for i, k in enumerate(order):
+        assert np.array_equal(got[i], want[k]), f"note {i} (patch {k}) differs from a fresh instance's"
+    # a batch longer than the server's instances: several forks in a row, instances reused by the next child
+    server = plugin_server.ForkServer(host.path, host.sample_rate, BLOCK_SIZE, instances=3)
+    start = int(round(amsynth.pre_roll * amsynth.sample_rate))
+    got = server.render([({host.address[n]: v for n, v in distinct[k][0].items()}, distinct[k][1]) for k in order],
+                        amsynth.velocity, amsynth.pre_roll, amsynth.note_duration,
+                        start + amsynth.length + int(0.01 * amsynth.sample_rate), start, amsynth.length)
+    server.close()
+    host.close()
+    for i, k in enumerate(order):
+        assert np.array_equal(got[i], want[k]), f"3 instances: note {i} (patch {k}) differs from a fresh instance's"
+    assert np.abs(want[3] - want[0]).max() > 0.01  # the extremes do sound different
+
+
 @needs_amsynth
 def test_every_varied_parameter_reaches_the_plugin(amsynth):
     """Moving one varied parameter changes the sound (a host that drops set_parameter would not)."""

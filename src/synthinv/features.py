@@ -92,14 +92,16 @@ def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = MEL
     audio = torch.as_tensor(audio, dtype=torch.float32)
     audio = audio[None] if audio.dim() == 1 else audio
     win, hop, n_fft, window, fb = _mel_setup(sample_rate, n_mels, float(win_ms), float(hop_ms))
-    if sparse_filters:
-        fb = _sparse_filterbank(sample_rate, n_mels, float(win_ms), float(hop_ms))
-    out = []
-    for row in audio:  # (T,)
+    sparse = _sparse_filterbank(sample_rate, n_mels, float(win_ms), float(hop_ms)) if sparse_filters else None
+    mel = audio.new_empty(len(audio), n_mels, 1 + audio.shape[-1] // hop)
+    for row, out in zip(audio, mel):  # (T,), (n_mels, frames)
         spec = torch.stft(row, n_fft, hop_length=hop, win_length=win, window=window, center=True,
                           pad_mode="constant", return_complex=True)  # (F, frames)
-        power = spec.real.square() + spec.imag.square()
-        out.append(fb @ power)
-    mel = torch.stack(out) if out else audio.new_zeros(0, n_mels, 1 + audio.shape[-1] // hop)
-    scale = float(window.sum()) ** 2
-    return 10.0 * torch.log10((mel / scale).clamp_min(10 ** (floor_db / 10)))
+        squares = torch.view_as_real(spec).square()  # re^2 and im^2 in one pass over contiguous memory
+        power = squares[..., 0] + squares[..., 1]  # (F, frames)
+        if sparse is None:
+            torch.mm(fb, power, out=out)
+        else:
+            out.copy_(sparse @ power)
+    scale = float(window.sum()) ** 2  # in place below: the same operations, without three (N, n_mels, frames) temporaries
+    return mel.div_(scale).clamp_min_(10 ** (floor_db / 10)).log10_().mul_(10.0)

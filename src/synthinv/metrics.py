@@ -101,7 +101,10 @@ def mss_distance(pred_audio: torch.Tensor, true_audio: torch.Tensor, sample_rate
 def rms_dbfs(audio: torch.Tensor) -> torch.Tensor:
     """audio (N, T) -> plain RMS over the whole note in dB re full scale 1.0 (N,); silence gives -inf-ish
     (floored at -200 dB). Not LUFS: no K-weighting or gating (pyloudnorm is not a dependency)."""
-    rms = audio.double().square().mean(dim=1).sqrt()
+    audio = torch.as_tensor(audio)
+    # a few rows at a time: the float64 copy of a whole batch (135 MB for 256 notes) would leave the cache
+    rms = torch.cat([block.double().square().mean(dim=1).sqrt() for block in audio.split(8)]) if len(audio) else \
+        audio.new_zeros(0, dtype=torch.float64)
     return (20 * torch.log10(rms.clamp_min(1e-10))).float()
 
 

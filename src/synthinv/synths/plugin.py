@@ -10,12 +10,14 @@ What varies and what is held fixed comes from a spec file (`synths.plugin_spec`,
 settle from the plugin's defaults), held `duration` seconds, then `release` seconds of tail; the output
 is mono (the mean of the plugin's channels), float32, `length = (duration + release) * sample_rate`.
 
-Renders are independent and deterministic: each note gets a *fresh* plugin instance (VST) or a fresh
-compile (Faust). A reused instance is not: amsynth's voices and LFO carry state from one note to the next
-(measured: the same patch rendered twice in a row differs by up to 0.9 in sample value, and a repeat
-converges only over several renders), and Faust oscillators keep their phase. A fresh amsynth instance
-costs about 0.09 s and the render itself about 6 ms, so about 10 notes/s per process; a Faust recompile
-about 0.25 s. `tests/test_plugin.py` checks A, B, A renders give A twice, bit for bit.
+Renders are independent and deterministic: every note sounds as on a fresh plugin instance, whatever was
+rendered before. A reused VST instance does not (amsynth keeps per-key voice state and parameter history:
+the same patch twice in a row differs by up to 0.9 in sample value) and a fresh one is slow, so VST notes
+go through `plugin_server`, which forks from never-used instances. A Faust DSP is compiled once: DawDreamer
+clears its state (`instanceClear`) before every render. `tests/test_plugin.py` and `tests/test_faust.py`
+render patches after extreme ones and compare them with fresh instances bit for bit; speeds are in
+results/generation_speed.md. SYNTHINV_PLUGIN_INSTANCES=fresh (or `DawDreamerHost(spec, fresh=True)`) makes
+a fresh instance (VST) or compile (Faust) per note instead.
 
     synth = PluginSynth.from_settings({"name": "amsynth"})   # or PluginSynth.from_file("my.yaml")
     params = synth.random_params(4, seed=0)                   # (4, size) normalised, from (seed, index)
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthinv.synths import plugin_server
 from synthinv.synths.base import LogMelFeatures, SynthBase
 from synthinv.synths.plugin_spec import NOTE_PARAM, SpecError, find_plugin, load_spec, param_spec, validate_spec
 from synthinv.synths.sampling import draw_until_audible, hashed_uniform, redraw_seed
@@ -77,16 +80,21 @@ def _snake(name: str) -> str:
 
 
 class DawDreamerHost:
-    """One DawDreamer engine; `render` makes a fresh instrument for every note (see the module doc)."""
+    """One DawDreamer engine. `render` gives every note the audio of a fresh instrument: through a fork
+    server (VST), by reusing the compiled DSP (Faust), or, with `fresh`, by making one (see the module doc)."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, fresh: bool = False):
         self.daw = _require_dawdreamer()
         self.spec, self.kind = spec, spec["host"]
         self.sample_rate = spec["sample_rate"]
         self.engine = self.daw.RenderEngine(self.sample_rate, BLOCK_SIZE)
         self.path = None if self.kind == "faust" else find_plugin(spec)
+        self.fresh = fresh or os.environ.get(plugin_server.ENV, "").lower() == "fresh" or (
+            self.kind == "vst" and not plugin_server.available())
         self._count = 0
-        self._proc = None
+        self._proc: Any = None  # the current instrument (DawDreamer processor)
+        self._server: plugin_server.ForkServer | None = None
+        self._faust_names: frozenset | None = None  # the parameters set since the last compile (reuse needs the same)
         names = self.parameter_names()
         names.update({_snake(n): a for n, a in list(names.items()) if _snake(n) not in names})
         self.address = {}  # spec name -> what set_parameter takes (VST: index; Faust: full address)
@@ -100,6 +108,7 @@ class DawDreamerHost:
 
     def new_instrument(self):
         """A fresh plugin instance (VST) or a freshly compiled DSP (Faust) in the engine's graph."""
+        self._faust_names = None
         with _quiet():
             if self.kind == "faust":  # one processor, recompiled: a new Faust processor after
                 if self._proc is None:  # remove_processor fails to compile ("undefined symbol : process")
@@ -139,23 +148,53 @@ class DawDreamerHost:
                 d["value"] = float(proc.get_parameter(d["index"]))
         return desc
 
+    @property
+    def server(self) -> plugin_server.ForkServer:
+        """The fork server of this plugin (VST), started on first use in the process that renders."""
+        if self._server is None:
+            if self.path is None:
+                raise SpecError(f"{self.spec['name']}: a Faust DSP is not rendered by the fork server")
+            self._server = plugin_server.ForkServer(self.path, self.sample_rate, BLOCK_SIZE)
+        return self._server
+
+    def close(self) -> None:
+        """Stop the fork server, if one runs (it also stops when this process exits)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
     def render(self, values: dict[str, float], note: int, velocity: int, duration: float, release: float,
                pre_roll: float, length: int) -> np.ndarray:
-        """One note on a fresh instrument -> mono audio (length,) float32. values: {name: host value}."""
-        proc = self.new_instrument()
+        """One note as a fresh instrument plays it -> mono audio (length,) float32. values: {name: host value}."""
+        return self.render_notes([(values, note)], velocity, duration, release, pre_roll, length)[0]
+
+    def render_notes(self, notes: list[tuple[dict[str, float], int]], velocity: int, duration: float, release: float,
+                     pre_roll: float, length: int) -> np.ndarray:
+        """[({name: host value}, MIDI note), ...] -> (len(notes), length) float32: each note as a fresh
+        instrument plays it, `pre_roll` s after the start, held `duration` s (`release` is in `length`)."""
         start = int(round(pre_roll * self.sample_rate))
         total = start + length + int(0.01 * self.sample_rate)
-        for name, value in values.items():
-            if self.kind == "faust":  # a polyphonic Faust processor ignores set_parameter (measured: no
-                proc.set_automation(self.address[name], np.full(total, float(value), dtype=np.float32))  # effect)
+        if self.kind == "vst" and not self.fresh:
+            return self.server.render([({self.address[n]: float(v) for n, v in values.items()}, note) for values, note in notes],
+                                      velocity, pre_roll, duration, total, start, length)
+        out = np.zeros((len(notes), length), dtype=np.float32)
+        for k, (values, note) in enumerate(notes):
+            if self.kind == "faust" and not self.fresh and self._faust_names == frozenset(values):
+                proc = self._proc  # compiled already; DawDreamer's reset (instanceClear) clears it before rendering
+                proc.clear_midi()
             else:
-                proc.set_parameter(self.address[name], float(value))
-        proc.add_midi_note(int(note), int(velocity), float(pre_roll), float(duration))
-        self.engine.render(total / self.sample_rate)
-        audio = np.asarray(self.engine.get_audio(), dtype=np.float32)  # (channels, samples)
-        out = np.zeros(length, dtype=np.float32)
-        mono = audio.mean(axis=0)[start : start + length]
-        out[: len(mono)] = mono
+                proc = self.new_instrument()
+                self._faust_names = frozenset(values)
+            for name, value in values.items():
+                if self.kind == "faust":  # a polyphonic Faust processor ignores set_parameter (measured: no
+                    proc.set_automation(self.address[name], np.full(total, float(value), dtype=np.float32))  # effect)
+                else:
+                    proc.set_parameter(self.address[name], float(value))
+            proc.add_midi_note(int(note), int(velocity), float(pre_roll), float(duration))
+            self.engine.render(total / self.sample_rate)
+            audio = np.asarray(self.engine.get_audio(), dtype=np.float32)  # (channels, samples)
+            mono = audio.mean(axis=0)[start : start + length]
+            out[k, : len(mono)] = mono
         return out
 
     @property
@@ -231,12 +270,19 @@ class PluginSynth(LogMelFeatures, SynthBase):
 
     def host_values(self, params_row: torch.Tensor) -> tuple[dict[str, float], int]:
         """One normalised row (size,) -> ({name: host value} of fixed and varied parameters, MIDI note)."""
-        native = self.spec.decode(torch.as_tensor(params_row).double()[None])[0].numpy()  # (len(params),)
-        values = dict(self.spec_dict["fixed"])
-        for p, v in zip(self.spec_dict["vary"], native):
-            values[p["name"]] = float(v) if p["kind"] == "continuous" else p["values"][int(round(v)) - (p["low"] if p["kind"] == "discrete" else 0)]
-        note = int(round(native[-1])) if self.has_note_param else int(self.spec_dict["note"]["min"])
-        return values, note
+        return self.host_notes(torch.as_tensor(params_row)[None])[0]
+
+    def host_notes(self, params: torch.Tensor) -> list[tuple[dict[str, float], int]]:
+        """Normalised rows (N, size) -> [({name: host value}, MIDI note), ...] (decoded in one go)."""
+        natives = self.spec.decode(torch.as_tensor(params).double()).numpy()  # (N, len(params))
+        out = []
+        for native in natives:
+            values = dict(self.spec_dict["fixed"])
+            for p, v in zip(self.spec_dict["vary"], native):
+                values[p["name"]] = float(v) if p["kind"] == "continuous" else p["values"][int(round(v)) - (p["low"] if p["kind"] == "discrete" else 0)]
+            note = int(round(native[-1])) if self.has_note_param else int(self.spec_dict["note"]["min"])
+            out.append((values, note))
+        return out
 
     def params_from_host(self, values: dict[str, float], note: int | None = None) -> torch.Tensor:
         """{name: host value} (e.g. from a loaded state) -> one normalised row (size,); discrete and
@@ -259,11 +305,11 @@ class PluginSynth(LogMelFeatures, SynthBase):
         """params (N, size) normalised -> audio (N, T) float32 mono; the same params give the same audio."""
         params = torch.as_tensor(params)
         params = params[None] if params.dim() == 1 else params
-        out = np.zeros((len(params), self.length), dtype=np.float32)
-        for i, row in enumerate(params):
-            values, note = self.host_values(row)
-            out[i] = self.host.render(values, note, self.velocity, self.note_duration, self.release, self.pre_roll, self.length)
-        return torch.from_numpy(out)
+        notes = self.host_notes(params)
+        if not notes:
+            return torch.zeros(0, self.length)
+        return torch.from_numpy(self.host.render_notes(notes, self.velocity, self.note_duration, self.release,
+                                                       self.pre_roll, self.length))
 
     def save_state(self, params_row: torch.Tensor, path: str | Path) -> Path:
         """Write the plugin's own state for one normalised row (the note pitch is not part of it)."""
