@@ -39,7 +39,7 @@ def heldout(out: Path) -> None:
 
 
 def _audio(m: dict, suffix: str = "") -> list[str]:
-    """wMFCC, SOT, RMS cosine cells (synthinv.audio_metrics, written by `synthinv evaluate`), or dashes."""
+    """wMFCC, SOT, RMS cosine cells (synthinv.metrics, written by `synthinv evaluate`), or dashes."""
     cells = []
     for key, fmt in (("wmfcc", ".2f"), ("sot", ".4f"), ("rms_cos", ".3f")):
         v = m.get(key + suffix)
@@ -69,7 +69,7 @@ def table(runs: Path, out: Path, budget: str, train_data: str, inversion: Path |
         "spec prior with silent draws redrawn), one flow sample per sound, "
         f"{first['sample_steps']} RK4 steps, guidance {first['guidance']}. MSS in dB (lower is better), ± the "
         "95% interval of the mean; wMFCC (DTW-aligned MFCC distance), SOT (spectral optimal transport) and the "
-        "RMS-envelope cosine as `synthinv evaluate` computes them (synthinv.audio_metrics); parameter MSE on the "
+        "RMS-envelope cosine as `synthinv evaluate` computes them (synthinv.metrics); parameter MSE on the "
         "44 normalised columns; categorical accuracy over the 6 one-hot parameters.",
         "",
         markdown_table(["method", "MSS (dB)", "wMFCC", "SOT", "RMS cos (higher better)", "parameter MSE",

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from synthinv.audio_metrics import BETTER
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import evaluate_rendered
 from synthinv.fileio import atomic_write, write_json_atomic
+from synthinv.metrics import BETTER
 from synthinv.ood import DECIMALS, checkpoint_budget, evaluate_audio_dir, write_ood_tables
 from synthinv.tables import csv_text, markdown_table
 
@@ -82,7 +82,7 @@ def markdown(rows: list[dict], args, n_in: int, f0_in: int, files: int) -> str:
                  else "; no transposition (--no-transpose)."),
               "wMFCC: DTW-aligned MFCC distance; SOT: spectral optimal transport (Wasserstein-1 between normalised "
               "spectra, in [0, 1]); RMS cos: cosine similarity of RMS envelopes; f0: median |cents| over frames pYIN "
-              "finds voiced in both (synthinv.audio_metrics). Budget: training time, steps and batch from each checkpoint.",
+              "finds voiced in both (synthinv.metrics). Budget: training time, steps and batch from each checkpoint.",
               f"Made by `python scripts/dexed_ood_eval.py {' '.join(f'--model {k}={v}' for k, v in args.models.items())} "
               f"--n {args.n} --steps {args.steps} --candidates {args.candidates} --f0-examples {args.f0_examples}"
               + ("" if args.transpose else " --no-transpose") + f" --out {args.out}`."]

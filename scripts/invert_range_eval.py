@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from synthinv import search_eval
-from synthinv.audio_metrics import f0_tracks
+from synthinv.metrics import f0_tracks
 from synthinv.pipeline import Inverter, playing_synth
 from synthinv.pitch import steady_pitch
 from synthinv.search_eval import run_methods

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-import synthinv.audio_metrics  # noqa: F401 - imported before the long run starts, so later edits of the tree cannot break it
 import synthinv.evaluation  # noqa: F401
+import synthinv.metrics  # noqa: F401 - imported before the long run starts, so later edits of the tree cannot break it
 from synthinv import search_eval
 from synthinv.ood import audio_files
 from synthinv.pipeline import Inverter

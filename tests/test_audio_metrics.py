@@ -1,4 +1,4 @@
-"""Audio metrics for real synths (synthinv.audio_metrics) on cases whose answer is known."""
+"""Audio metrics for real synths (synthinv.metrics) on cases whose answer is known."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthinv.audio_metrics import (
+from synthinv.metrics import (
     audio_metrics,
     f0_cents_between,
     f0_error_cents,

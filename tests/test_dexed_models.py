@@ -359,7 +359,7 @@ def test_invert_a_dexed_sound_writes_loadable_syx(runs, synth, tmp_path):
         native_syx, native_json = wide.spec.decode(from_json[None])[0], wide.spec.decode(stored[None])[0]
         assert torch.equal(native_syx[:-1], native_json[:-1])  # every voice parameter; the note is not in a voice
     # Dexed candidates are ranked by MSS (the paper's metric), with wMFCC beside it as a second opinion
-    from synthinv.audio_metrics import mfcc_distance
+    from synthinv.metrics import mfcc_distance
 
     rows = list(csv.DictReader(open(out / "ranking.csv")))
     assert "wmfcc" in rows[0] and "lsd" not in rows[0]

@@ -334,7 +334,7 @@ def test_invert_moves_a_proposal_below_the_models_notes(synth):
 
 
 def test_steady_pitch_tells_a_note_from_a_glide_noise_and_silence():
-    from synthinv.audio_metrics import f0_tracks
+    from synthinv.metrics import f0_tracks
     from synthinv.pitch import steady_pitch
 
     sr, t = 16000, torch.arange(16000 * 3 // 2) / 16000

@@ -4,7 +4,7 @@ k-osc: LSD, Chamfer, assignment MSE, parameter MSE on a generated split. Dataset
 the multi-scale mel distance (MSS) of the re-rendered sampled parameters against the true audio, next to
 random patches from the prior (the random baseline), plus parameter MSE and categorical accuracy, on a
 test dataset directory or on examples drawn from TEST_SEED; with `audio_metrics=True` also the paper's other audio
-metrics (synthinv.audio_metrics: wMFCC, spectral OT, RMS-envelope cosine, f0 error on a subset).
+metrics (synthinv.metrics: wMFCC, spectral OT, RMS-envelope cosine, f0 error on a subset).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def f0_scores(pred_audio: torch.Tensor, true_f0, sample_rate: int, name: str) ->
     median cents (NaN-aware, `nan_mean_and_ci95`) and, as "<name>_within_50", the fraction of sounds with an
     f0 that are within 50 cents (a quarter tone): the mean alone mixes a few octave errors (1200 cents)
     with the many right notes."""
-    from synthinv.audio_metrics import f0_cents_between, f0_tracks
+    from synthinv.metrics import f0_cents_between, f0_tracks
 
     cents = f0_cents_between(f0_tracks(pred_audio[: len(true_f0)], sample_rate), true_f0)
     defined = cents[~torch.isnan(cents)]
@@ -85,7 +85,7 @@ def rendered_audio_scores(pred_audio: torch.Tensor, true_audio: torch.Tensor, sa
     """Mean ± 95% interval of the audio metrics of pred (N, T) against true (N, T) other than MSS: wMFCC,
     SOT, RMS cosine (~0.07 s per pair of 1.5 s notes on one core); f0 error (cents) only on the first
     len(true_f0) examples (pYIN, ~0.1 s per note), NaN-aware. Keys get `suffix` ("_random" for the baseline)."""
-    from synthinv.audio_metrics import mfcc_distance, rms_envelope_similarity, spectral_ot_distance
+    from synthinv.metrics import mfcc_distance, rms_envelope_similarity, spectral_ot_distance
 
     out = {**mean_and_ci95("wmfcc" + suffix, mfcc_distance(pred_audio, true_audio, sample_rate)),
            **mean_and_ci95("sot" + suffix, spectral_ot_distance(pred_audio, true_audio, sample_rate)),
@@ -159,7 +159,7 @@ def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 1
     pred_audio = synth.render(pred)
     extra, true_f0 = {}, None
     if audio_metrics:
-        from synthinv.audio_metrics import f0_tracks
+        from synthinv.metrics import f0_tracks
 
         f0_n = max(0, min(n, f0_examples))
         true_f0 = f0_tracks(audio[:f0_n], synth.sample_rate) if f0_n else None  # tracked once for all
@@ -191,7 +191,7 @@ def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio:
     model that samples (flow, VAE) gets candidates. `transpose`: as invert, each candidate is also tried at
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
     of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
-    from synthinv.audio_metrics import mfcc_distance
+    from synthinv.metrics import mfcc_distance
     from synthinv.progress import progress_bar
     from synthinv.ranking import rank
 

@@ -4,7 +4,7 @@ Each file goes through `synthinv.pipeline.invert` exactly as a user's sound woul
 `audio_io.prepare_sound`: mono, resampled, onset-trimmed, padded, level brought into the synth's range;
 the model samples `candidates` presets, the synth renders them, invert's ranking distance (MSS for real synths) ranks
 them) and its best candidate is scored against the prepared target with every audio metric
-(`synthinv.audio_metrics`). The baseline is the best, by the same ranking, of as many random patches
+(`synthinv.metrics`). The baseline is the best, by the same ranking, of as many random patches
 from the synth's prior (a different set per file). There is no ground-truth preset, so no parameter
 metrics.
 
@@ -90,8 +90,8 @@ def evaluate_audio_dir(checkpoint: str | Path, audio_dir: str | Path, candidates
     """Invert every audio file of `audio_dir` with `checkpoint` and score the best candidate (and the best of
     `candidates` random patches, and with `lookup` of the bank's nearest patches: synthinv.search_eval.BANK_N
     re-ranked) against the prepared target with every audio metric. budget > 0: `invert --budget` (search)."""
-    from synthinv.audio_metrics import audio_metrics, f0_tracks
     from synthinv.checks import check_sampling, check_sound
+    from synthinv.metrics import audio_metrics, f0_tracks
     from synthinv.pipeline import Inverter
     from synthinv.progress import progress_bar
     from synthinv.scoring import REAL_SYNTH, scoring

@@ -410,7 +410,7 @@ class Inverter:
         return target.f0_track
 
     def _f0_tracks(self, audio: torch.Tensor) -> np.ndarray:
-        """audio (N, T) -> pYIN f0 tracks (N, frames) (synthinv.audio_metrics.f0_tracks) on the worker pool."""
+        """audio (N, T) -> pYIN f0 tracks (N, frames) (synthinv.metrics.f0_tracks) on the worker pool."""
         chunks = [c for c in torch.tensor_split(audio, self.pool.workers) if len(c)]
         return np.concatenate(self.pool.map(_f0_job, [(c,) for c in chunks]))
 
@@ -461,7 +461,7 @@ class Inverter:
     def _pitch_of(self, target: LoadedSound, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio (N, T) -> (the f0 metric's cents to the target (N,): median over frames voiced in both, inf
         where there are none; the cents that would bring each median f0 to the target's (N,), NaN if unvoiced)."""
-        from synthinv.audio_metrics import f0_cents_between
+        from synthinv.metrics import f0_cents_between
 
         track = self._target_track(target)
         tracks = self._f0_tracks(audio)  # (N, frames)
@@ -525,7 +525,7 @@ def in_tune_first(distance: torch.Tensor, cents: torch.Tensor | None) -> list[in
 
 def _f0_job(synth, audio: torch.Tensor) -> np.ndarray:
     """Pool job: pYIN f0 tracks of audio (n, T) -> (n, frames)."""
-    from synthinv.audio_metrics import f0_tracks
+    from synthinv.metrics import f0_tracks
 
     return f0_tracks(audio, synth.sample_rate)
 

@@ -24,7 +24,7 @@ IN_TUNE_CENTS = 50.0  # a candidate is in tune when its f0 is this close to the 
 
 def median_f0(audio: torch.Tensor, sample_rate: int) -> np.ndarray:
     """audio (N, T) -> (N,) median f0 in Hz over voiced frames, NaN where fewer than MIN_VOICED are voiced."""
-    from synthinv.audio_metrics import f0_tracks
+    from synthinv.metrics import f0_tracks
 
     return track_medians(f0_tracks(audio, sample_rate))
 

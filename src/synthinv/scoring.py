@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def _mfcc_distance(audio: torch.Tensor, targets: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    from synthinv.audio_metrics import mfcc_distance  # librosa: imported only when a real synth is scored
+    from synthinv.metrics import mfcc_distance  # librosa: imported only when a real synth is scored
 
     return mfcc_distance(audio, targets, sample_rate)
 

@@ -59,7 +59,7 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
     """Invert every sound with every (method, budget) of `plan`, appending one row per result to rows_path
     (skipping those already there with the same `tag`, which names what else must match: model, data,
     seed). sounds: (name, path or audio (T,)). -> the rows of this set, tag and sounds."""
-    from synthinv.audio_metrics import f0_cents_between, f0_tracks, mfcc_distance
+    from synthinv.metrics import f0_cents_between, f0_tracks, mfcc_distance
     from synthinv.pitch import steady_pitch
 
     rows_path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,13 +35,13 @@ import torch
 
 from synthinv.data import shards as sh
 from synthinv.errors import UsageError
-from synthinv.features import log_mel_spectrogram
+from synthinv.features import MEL_FEATURES, log_mel_spectrogram
 from synthinv.progress import progress_bar
 from synthinv import synths
 from synthinv.synths.base import Synth, draw_examples
 
 CHUNK = 64  # examples rendered and featurised at once inside a worker (bounds its audio memory)
-DEFAULT_FEATURES = {"kind": "log_mel", "n_mels": 128, "win_ms": 25.0, "hop_ms": 10.0}
+DEFAULT_FEATURES = dict(MEL_FEATURES)  # the encoder's input settings (synthinv.features), stored with every shard
 
 _WORKER: dict = {}  # per-process state: the synth and feature settings (set by _init_worker)
 
