@@ -83,8 +83,8 @@ def f0_scores(pred_audio: torch.Tensor, true_f0, sample_rate: int, name: str) ->
 def rendered_audio_scores(pred_audio: torch.Tensor, true_audio: torch.Tensor, sample_rate: int,
                           true_f0=None, suffix: str = "") -> dict:
     """Mean ± 95% interval of the audio metrics of pred (N, T) against true (N, T) other than MSS: wMFCC,
-    SOT, RMS cosine (~0.07 s per pair of 1.5 s notes on one core); f0 error (cents) only on the first
-    len(true_f0) examples (pYIN, ~0.1 s per note), NaN-aware. Keys get `suffix` ("_random" for the baseline)."""
+    SOT, RMS cosine; f0 error (cents) only on the first len(true_f0) examples (pYIN is the slow one),
+    NaN-aware. Keys get `suffix` ("_random" for the baseline)."""
     from synthinv.metrics import mfcc_distance, rms_envelope_similarity, spectral_ot_distance
 
     out = {**mean_and_ci95("wmfcc" + suffix, mfcc_distance(pred_audio, true_audio, sample_rate)),

@@ -166,9 +166,9 @@ class MSSTarget:
 MFCC: dict[str, Any] = {"n_mfcc": 20, "win_ms": 50.0, "hop_ms": 10.0, "n_mels": 128}
 SOT = {"win_ms": 50.0, "hop_ms": 20.0, "floor_db": -80.0}  # floor: below each example's peak bin
 RMS = {"win_ms": 50.0, "hop_ms": 25.0}
-# pYIN: 16 kHz is ample for fundamentals up to C7 and 3-5x cheaper than 44.1 kHz; a 64 ms frame holds
+# pYIN: 16 kHz is ample for fundamentals up to C7 and much cheaper than 44.1 kHz; a 64 ms frame holds
 # four periods of C2 (65 Hz), the lowest pitch searched; 32 ms hop; pitch states 0.2 semitone (20 cents)
-# apart instead of librosa's 0.1: its Viterbi pass is then 4x faster (0.1 s per 1.5 s note).
+# apart instead of librosa's 0.1: a smaller Viterbi pass, still finer than the 50-cent bar of the metric.
 # A frame counts as voiced only if pYIN's voicing probability also reaches 0.25: its HMM alone marks
 # frames of white noise voiced (at probability ~0.01), a clean or lightly noisy tone scores ~0.9.
 F0: dict[str, Any] = {"sample_rate": 16000, "fmin": 65.41, "fmax": 2093.0, "frame_length": 1024,
@@ -282,8 +282,8 @@ def f0_tracks(audio, sample_rate: int) -> np.ndarray:
     """audio (N, T) -> f0 in Hz per frame (N, frames), NaN where pYIN finds the frame unvoiced (or voiced
     with probability below 0.25).
 
-    About 0.1 s per 1.5 s example on one core (the first call in a fresh environment also compiles
-    librosa's numba kernels, ~25 s, cached on disk afterwards)."""
+    The slowest metric here (the first call in a fresh environment also compiles librosa's numba kernels,
+    cached on disk afterwards)."""
     import librosa
 
     x = _as_numpy(audio)

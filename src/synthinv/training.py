@@ -2,10 +2,10 @@
 Dexed batches read from a generated dataset.
 
 Why k-osc batches are made inside the training step: rendering k-osc audio for a whole batch is one
-vectorised call (measured by benchmarks/bench_render.py), cheaper than any worker pipeline. Example i of the training
+vectorised call, cheaper than any worker pipeline (benchmarks/bench_render.py measures it). Example i of the training
 split is a pure function of (train seed, i), so a run is reproducible from its seed.
 
-Dexed renders ~1.6 ms per note, slower than a training step can afford, so it trains from a dataset
+Dexed renders a note slower than a training step can afford (benchmarks/bench_render.py), so it trains from a dataset
 (`synthinv generate`): shuffled (params, log-mel) batches from its shards; the time spent loading them
 counts towards the budget. Its validation re-renders the sampled parameters and scores them by the
 multi-scale mel distance (MSS) against the true audio; k-osc validates by LSD.
@@ -253,8 +253,8 @@ class TrainProgress(L.Callback):
 class ShardBatches(IterableDataset):
     """Shuffled training batches (params (B, P), log-mel (B, n_mels, frames)) float32 from whole shards.
 
-    Each epoch visits the shards in a random order, reads each one whole (one HDF5 read: about 0.2 ms per
-    example, against 0.44 ms through per-example `ShardDataset` indexing and a collating DataLoader), and
+    Each epoch visits the shards in a random order, reads each one whole (one HDF5 read is cheaper than
+    per-example `ShardDataset` indexing through a collating DataLoader), and
     yields its examples in a random order, carrying a partial batch over to the next shard. Examples are
     independent draws, so batches drawn this way are as random as globally shuffled ones. The last partial
     batch of an epoch is dropped, unless the dataset is smaller than one batch. With DataLoader workers each
