@@ -61,12 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     from synthinv.data import shards as sh
     from synthinv.data.generate import feature_settings, generate, render_shard
 
-    started = time.perf_counter()
-    info = machine_info()
-    print_machine(info)
-    n = args.n or (128 if args.quick else 512)
-    shard_size = args.shard_size or max(1, n // 8)
-    settings = {"name": args.synth} if args.synth != "kosc" else {"name": "kosc", "k": 4}
+    started, info, n, shard_size, settings = start_run(args, quick_n=128, full_n=512)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for w in args.workers:
@@ -239,15 +234,20 @@ def _result(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def compare(args) -> None:
-    """This tree against the --compare trees: generate with 2 workers (wall), and CPU ms per example of each
-    stage in one process; rounds alternate the trees so that load from other jobs falls on both."""
+def start_run(args, quick_n: int, full_n: int) -> tuple[float, dict, int, int, dict]:
+    """-> (start time, machine info (printed), examples, shard size, synth settings) of a run."""
     started = time.perf_counter()
     info = machine_info()
     print_machine(info)
-    n = args.n or (512 if args.quick else 4096)
-    shard_size = args.shard_size or max(1, n // 8)
+    n = args.n or (quick_n if args.quick else full_n)
     settings = {"name": args.synth} if args.synth != "kosc" else {"name": "kosc", "k": 4}
+    return started, info, n, args.shard_size or max(1, n // 8), settings
+
+
+def compare(args) -> None:
+    """This tree against the --compare trees: generate with 2 workers (wall), and CPU ms per example of each
+    stage in one process; rounds alternate the trees so that load from other jobs falls on both."""
+    started, info, n, shard_size, settings = start_run(args, quick_n=512, full_n=4096)
     here = str(Path(__file__).resolve().parents[1] / "src")
     trees = dict(zip(["this tree"] + args.compare, [here] + [str(Path(t).resolve()) for t in args.compare]))
     names = list(trees)
