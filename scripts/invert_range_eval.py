@@ -20,7 +20,7 @@ import numpy as np
 
 from synthinv import search_eval
 from synthinv.metrics import f0_tracks
-from synthinv.pipeline import Inverter, playing_synth
+from synthinv.pipeline import Inverter
 from synthinv.pitch import steady_pitch
 from synthinv.search_eval import run_methods
 from synthinv.transpose import note_column
@@ -45,7 +45,7 @@ def steady_patches(model_synth, n: int) -> np.ndarray:
 
 def targets_at(model_synth, rows: np.ndarray, note: int) -> list[tuple[str, object]]:
     """Test-split patches `rows` played at MIDI `note` on the whole-range synth -> [(name, audio (T,))]."""
-    synth = playing_synth(model_synth)
+    synth = model_synth.over_whole_range()
     params, _ = model_synth.draw(TEST_SPLIT_SEED, rows)
     params = model_synth.spec.convert(params, synth.spec)
     col, low, high = note_column(synth.spec)

@@ -166,11 +166,6 @@ def refine(synth: Synth, start: torch.Tensor, target: torch.Tensor, budget: int)
     return torch.from_numpy(np.clip(result.x, -1, 1)).float()
 
 
-def playing_synth(synth: Synth) -> Synth:
-    """The synth invert plays candidates on (`Synth.over_whole_range`: Dexed over all its notes)."""
-    return synth.over_whole_range()
-
-
 DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md measures 0 / 5 / 10 / 30
 MAX_BUDGET = 600.0
 MODEL_PROPOSALS = 64  # flow samples when searching (budget > 0)
@@ -216,7 +211,7 @@ class Inverter:
                                                           expect_synth={"name": synth_name} if synth_name else None)
         self.config = stored_config(self.blob, self.checkpoint)
         # candidates live here (whole_range=False: the model's own note range); proposals are converted to it
-        self.search_synth = playing_synth(self.synth) if whole_range else self.synth
+        self.search_synth = self.synth.over_whole_range() if whole_range else self.synth
         self.pool = SynthPool(self.search_synth, workers)
         self.bank_size = bank_size  # None: bank.default_bank_size()
         self.bank_seed = BANK_SEED
