@@ -3,7 +3,7 @@
 Targets: the first --n patches of the Dexed test split (seed 3) with a steady pitch at their own note, played at
 MIDI --notes (default 36 and 84: a bass and a high voice, both outside the prior's notes). Each is inverted by the default pipeline (--budget seconds) twice:
 candidates played over the whole note range (`invert`'s default, `DexedSynth.over_whole_range`) and over the
-model's own range 48-72 (set names ending in "model range"). The f0 column is what the range should change.
+model's own range 48-72 (set names ending in "model range"), next to the bank lookup and random patches (whole range). The f0 column is what the range should change.
 
 Resumable: rows accumulate in results/invert_range/rows.jsonl; --table-only rewrites the tables.
 
@@ -72,7 +72,8 @@ def main() -> None:
                 for note in (int(n) for n in args.notes.split(",")):
                     sounds = targets_at(inverter.synth, rows, note)
                     set_name = f"note {note}" + ("" if whole_range else ", model range")
-                    run_methods(inverter, set_name, sounds, [("default", args.budget)], OUT / "rows.jsonl",
+                    baselines = [("retrieval", 0.0), ("random", 0.0)] if whole_range else []  # the same finish
+                    run_methods(inverter, set_name, sounds, [("default", args.budget), *baselines], OUT / "rows.jsonl",
                                 progress=search_eval.print_row)
                     write_tables()
     write_tables()
