@@ -28,8 +28,8 @@ TEST_SPLIT_SEED = 3  # data/dexed_test in scripts/dexed_experiment.py
 BASELINES = [("random", 0.0), ("retrieval", 0.0), ("model", 0.0), ("model+retrieval", 0.0)]
 
 
-def write_tables() -> None:
-    print(search_eval.write_tables(OUT / "rows.jsonl", ROOT / "results" / "invert_search", paired=True))
+def write_tables(out: Path) -> None:
+    print(search_eval.write_tables(out / "rows.jsonl", out.parent / out.name, paired=True))
 
 
 def main() -> None:
@@ -40,7 +40,11 @@ def main() -> None:
     ap.add_argument("--sets", default="ood,test")
     ap.add_argument("--order", default="baselines-first", choices=["baselines-first", "default-first"],
                     help="default-first: the default method, then retrieval, random, model, model+retrieval")
+    ap.add_argument("--ablate-pitch", action="store_true",
+                    help="also run default-mss-only (the search without the pitch penalty) at the default's budgets")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder of rows.jsonl; the tables go beside it as "
+                    "<folder>.md and <folder>.csv (a trial run elsewhere leaves the committed results alone)")
     args = ap.parse_args()
     if not args.table_only:
         with Inverter(show_progress=False) as inverter:
@@ -52,11 +56,12 @@ def main() -> None:
                     _, audio = inverter.synth.draw(TEST_SPLIT_SEED, np.arange(args.n))
                     sounds = [(f"test_{i:04d}", audio[i]) for i in range(args.n)]
                     budgets = args.test_budgets
-                defaults = [("default", float(b)) for b in budgets.split(",") if b]
+                kinds = ["default", "default-mss-only"] if args.ablate_pitch else ["default"]
+                defaults = [(kind, float(b)) for b in budgets.split(",") if b for kind in kinds]
                 plan = BASELINES + defaults if args.order == "baselines-first" else defaults + [BASELINES[i] for i in (1, 0, 2, 3)]
-                run_methods(inverter, set_name, sounds, plan, OUT / "rows.jsonl", progress=search_eval.print_row)
-                write_tables()
-    write_tables()
+                run_methods(inverter, set_name, sounds, plan, args.out / "rows.jsonl", progress=search_eval.print_row)
+                write_tables(args.out)
+    write_tables(args.out)
 
 
 if __name__ == "__main__":

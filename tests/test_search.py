@@ -370,3 +370,54 @@ def test_a_candidate_a_semitone_off_comes_back_in_tune(synth):
         found = inverter._finish(target, [(off[0], 0.0, "a semitone up")], candidates=1)
     assert wide.notes(found[0].params)[0] == wide.notes(params[i:i + 1])[0] and "retuned" in found[0].source
     assert found[0].distance < 0.1
+
+
+def _harmonic_tone(f0: float, sr: int = 44100, seconds: float = 1.5) -> torch.Tensor:
+    t = torch.arange(int(sr * seconds)) / sr
+    return torch.sin(2 * torch.pi * f0 * t) + 0.5 * torch.sin(4 * torch.pi * f0 * t)
+
+
+def test_pitch_penalty_spares_the_note_and_charges_wrong_notes_and_silence():
+    from synthinv.metrics import f0_tracks
+    from synthinv.pitch import SEARCH_PENALTY_DB, PitchPenalty
+
+    sr = 44100
+    target = _harmonic_tone(220.0)
+    penalty = PitchPenalty.for_target(f0_tracks(target[None], sr)[0], 220.0, sr, len(target))
+    assert penalty is not None
+    cents = (0, 20, 75, 100, 1200, -1200)  # in tune, within 50 c, half-way, a semitone, octaves up and down
+    tones = torch.stack([_harmonic_tone(220.0 * 2 ** (c / 1200)) for c in cents] + [torch.zeros(len(target))])
+    charged = penalty(tones)
+    expected = [0.0, 0.0, SEARCH_PENALTY_DB / 2, SEARCH_PENALTY_DB, SEARCH_PENALTY_DB, SEARCH_PENALTY_DB,
+                SEARCH_PENALTY_DB]
+    np.testing.assert_allclose(charged, expected, atol=0.1 * SEARCH_PENALTY_DB)
+
+
+def test_no_pitch_penalty_for_a_glide_or_noise():
+    from synthinv.metrics import f0_tracks
+    from synthinv.pitch import PitchPenalty
+
+    sr, t = 44100, torch.arange(44100 * 3 // 2) / 44100
+    glide = torch.sin(2 * torch.pi * (200 * t + 200 * t**2))
+    noise = torch.randn(len(t), generator=torch.Generator().manual_seed(0)) * 0.3
+    for sound in (glide, noise):
+        track = f0_tracks(sound[None], sr)[0]
+        median = float(np.nanmedian(track)) if np.isfinite(track).any() else float("nan")
+        assert PitchPenalty.for_target(track, median, sr, len(t)) is None
+
+
+def test_objective_adds_the_pitch_penalty_to_mss(synth, notes):
+    from synthinv.metrics import f0_tracks
+    from synthinv.pitch import PitchPenalty, track_medians
+
+    params, audio = notes
+    tracks = f0_tracks(audio, synth.sample_rate)
+    i = next(i for i in range(len(audio)) if PitchPenalty.for_target(
+        tracks[i], float(track_medians(tracks[i:i + 1])[0]), synth.sample_rate, audio.shape[-1]) is not None)
+    penalty = PitchPenalty.for_target(tracks[i], float(track_medians(tracks[i:i + 1])[0]), synth.sample_rate,
+                                      audio.shape[-1], penalty_db=5.0)
+    pool = SynthPool(synth, workers=1)
+    plain = Objective(pool, audio[i], "plain")(params)
+    steered = Objective(pool, audio[i], "steered", penalty=penalty)(params)
+    np.testing.assert_allclose(steered - plain, penalty(synth.render(params)), atol=1e-5)
+    assert steered[i] == pytest.approx(plain[i], abs=1e-5)  # the target's own patch is in tune

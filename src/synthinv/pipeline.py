@@ -40,7 +40,7 @@ from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import OutputExistsError, UsageError
 from synthinv.metrics import level_db
 from synthinv.models.sampler import Sampler, draw, takes_ode_settings
-from synthinv.pitch import IN_TUNE_CENTS, move_to_pitch, steady_pitch, track_medians
+from synthinv.pitch import IN_TUNE_CENTS, SEARCH_PENALTY_DB, PitchPenalty, move_to_pitch, steady_pitch, track_medians
 from synthinv.presets import preset_values, read_json_preset, write_json_preset, write_native_preset
 from synthinv.progress import search_progress
 from synthinv.ranking import closest_distinct, rank
@@ -281,7 +281,7 @@ class Inverter:
     def invert(self, sound, candidates: int = 8, budget: float = DEFAULT_BUDGET, steps: int = 50,
                guidance: float | None = None, seed: int = 0, transpose: bool = True, refine_budget: int = 0,
                sources: tuple[str, ...] | None = None, counts: dict | None = None, truth: str | Path | None = None,
-               random_offset: int = 0) -> Inversion:
+               random_offset: int = 0, pitch_penalty: float = SEARCH_PENALTY_DB) -> Inversion:
         """Proposals (model samples, bank neighbours, random patches), each also tried at the target's pitch,
         then CMA-ES on real renders until `budget` seconds have passed since the proposals began; the best
         `candidates` of everything rendered, best first.
@@ -289,6 +289,8 @@ class Inverter:
         budget 0: no search, and by default only `candidates` model samples (the fast path).
         sources: which proposals (default: model and bank when searching, model alone at budget 0).
         counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0).
+        pitch_penalty: dB added to the distance of a candidate off the target's pitch while proposals are
+        scored and searched (targets with a steady pitch only; 0: MSS alone).
         steps, guidance: how a flow solves its ODE (guidance default: the model's config); a model without
         them (regression, VAE) samples without, and refuses a guidance given."""
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
@@ -317,7 +319,7 @@ class Inverter:
         params, labels = self.proposals(target, sources, counts, steps, guidance, seed, random_offset)  # (N, P)
         clock.lap("propose")
         key = uuid.uuid4().hex  # names this target in the workers' caches (an id() could be reused)
-        objective = Objective(self.pool, target.audio, key)
+        objective = Objective(self.pool, target.audio, key, penalty=self._pitch_penalty(target, pitch_penalty) if transpose and pitch_penalty > 0 else None)
         distance = torch.from_numpy(objective(params)).float()  # (N,)
         clock.lap("score")
         shift = torch.zeros(len(params), dtype=torch.long)
@@ -390,6 +392,13 @@ class Inverter:
             if d < distance[i]:
                 params[i], distance[i], shift[i] = tries[t][0][i], d, shifts[i, t]
         return params, distance, shift
+
+    def _pitch_penalty(self, target: LoadedSound, penalty_db: float) -> PitchPenalty | None:
+        """What a wrong note costs every candidate scored for a target with a steady pitch (synthinv.pitch):
+        MSS alone lets the search trade the note for timbre."""
+        track = self._target_track(target)
+        return PitchPenalty.for_target(track, self._target_f0(target), self.search_synth.sample_rate,
+                                       target.audio.shape[-1], penalty_db)
 
     def _target_f0(self, target: LoadedSound) -> float:
         """The target's median f0 in Hz (NaN when unpitched); its pYIN track is kept in target.f0_track."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from synthinv.pitch import PitchPenalty
 from synthinv.scoring import target_distance
 from synthinv.synths.base import Synth
 from synthinv.transpose import NOTE_PARAM
@@ -30,20 +31,27 @@ SIGMA0 = 0.15  # initial CMA step in encoded units ([-1, 1]): about 7 steps of a
 _TARGETS: dict = {}  # per worker: the scorer of the target it saw last (a search asks thousands of times)
 
 
-def _score_job(synth: Synth, key: str, target: torch.Tensor, params: torch.Tensor) -> np.ndarray:
-    """In a worker: render params (N, P) and score them against `target` (T,) -> (N,) distances."""
+def _score_job(synth: Synth, key: str, target: torch.Tensor, params: torch.Tensor,
+               penalty: PitchPenalty | None = None) -> np.ndarray:
+    """In a worker: render params (N, P) and score them against `target` (T,) -> (N,) distances, plus the
+    pitch penalty where one is given."""
     if key not in _TARGETS:
         _TARGETS.clear()
         _TARGETS[key] = target_distance(synth, target)
-    return _TARGETS[key](synth.render(params.clamp(-1, 1))).numpy()
+    audio = synth.render(params.clamp(-1, 1))  # (N, T)
+    distance = _TARGETS[key](audio).numpy()
+    return distance + penalty(audio) if penalty is not None else distance
 
 
 class Objective:
     """Renders and scores parameter sets (N, P) -> distances (N,) on the pool, counting renders and keeping
-    the best seen. `stop` (a deadline, Ctrl-C) is checked by the search between batches."""
+    the best seen. `stop` (a deadline, Ctrl-C) is checked by the search between batches. With a `penalty`
+    (synthinv.pitch.PitchPenalty) the distances are MSS + what a wrong note costs, so the search keeps the
+    target's pitch; the finish re-scores what it returns by the ranking distance alone."""
 
-    def __init__(self, pool: SynthPool, target: torch.Tensor, key: str, on_best: Callable | None = None):
-        self.pool, self.target, self.key = pool, target, key
+    def __init__(self, pool: SynthPool, target: torch.Tensor, key: str, on_best: Callable | None = None,
+                 penalty: PitchPenalty | None = None):
+        self.pool, self.target, self.key, self.penalty = pool, target, key, penalty
         self.renders, self.best = 0, float("inf")
         self.best_params: torch.Tensor | None = None
         self.on_best = on_best
@@ -52,7 +60,7 @@ class Objective:
         if not len(params):
             return np.zeros(0)
         chunks = [c for c in torch.tensor_split(params, self.pool.workers) if len(c)]
-        out = np.concatenate(self.pool.map(_score_job, [(self.key, self.target, c) for c in chunks]))
+        out = np.concatenate(self.pool.map(_score_job, [(self.key, self.target, c, self.penalty) for c in chunks]))
         self.renders += len(params)
         i = int(np.argmin(out))
         if out[i] < self.best:

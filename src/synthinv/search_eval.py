@@ -7,6 +7,7 @@ matches levels where the synth can):
     model            MODEL_N model samples
     model+retrieval  both, no search
     default          what `invert --budget S` does: both, then CMA-ES on real renders for S seconds
+    default-mss-only the same without the pitch penalty (the search minimises MSS only)
 
 Rows (one per sound and method) go to a JSONL file as they are made, so a long run resumes where it stopped.
 """
@@ -37,6 +38,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "model": {"sources": ("model",), "counts": {"model": MODEL_N}},
     "model+retrieval": {"sources": ("model", "bank"), "counts": {"model": MODEL_N, "bank": BANK_N}},
     "default": {"sources": None, "counts": None},
+    "default-mss-only": {"sources": None, "counts": None, "pitch_penalty": 0.0},
 }
 COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "pitched", "level_db_abs",
            "seconds_per_sound")
@@ -68,16 +70,20 @@ def run_methods(inverter, set_name: str, sounds: list[tuple[str, object]], plan:
     done = {(r["set"], r["method"], float(r["budget_s"]), r["sound"]) for r in mine}
     synth = inverter.synth
     target_f0: dict[str, np.ndarray] = {}
-    for method, budget in plan:
-        if method not in METHODS:
-            raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-        how = METHODS[method]
-        for i, (name, sound) in enumerate(sounds):
+    unknown = [method for method, _ in plan if method not in METHODS]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r}; use one of {', '.join(METHODS)}")
+    # sound by sound, every method in turn: budgets are wall-clock, so methods compared on one sound run
+    # back to back under the same machine load
+    for i, (name, sound) in enumerate(sounds):
+        for method, budget in plan:
             if (set_name, method, float(budget), name) in done:
                 continue
+            how = METHODS[method]
             start = time.perf_counter()
             result = inverter.invert(sound, candidates=candidates, budget=budget, steps=PROPOSAL_STEPS, seed=seed,
-                                     sources=how["sources"], counts=how["counts"], random_offset=i * RANDOM_N)
+                                     sources=how["sources"], counts=how["counts"], random_offset=i * RANDOM_N,
+                                     **{k: v for k, v in how.items() if k not in ("sources", "counts")})
             seconds = time.perf_counter() - start
             if result.settings.get("interrupted"):  # Ctrl-C: a cut-short search is not a measurement
                 raise KeyboardInterrupt
