@@ -164,8 +164,10 @@ def evaluate(
     steps: int = typer.Option(100, help="RK4 steps for flow sampling."),
     guidance: float | None = typer.Option(None, help="Classifier-free guidance strength (default: the config's)."),
     seed: int = typer.Option(0, help="Sampling seed."),
-    transpose: bool = typer.Option(True, help="Also try each candidate moved to the target's pitch (synths with a "
-                                   "MIDI-note parameter) and keep the closer of the two."),
+    transpose: bool = typer.Option(True, help="Pitch handling: try each candidate moved to the target's pitch (synths "
+                                   "with a MIDI-note parameter) and keep the closer of the two; for a target with a "
+                                   "steady pitch, steer the search to its note and rank an in-tune candidate first "
+                                   "when it is within 1 dB of the closest. --no-transpose: MSS alone."),
     candidates: int = typer.Option(1, help="Dexed: also sample this many candidates per sound, rank them as "
                                    "`invert` does and score the first (mss_best_of); 1 = single-sample metrics only."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
@@ -328,8 +330,10 @@ def invert(
     refine: int = typer.Option(0, help="Render budget for a Nelder-Mead refinement of the best candidate (0: off)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: inversions/<sound name>)."),
     seed: int = typer.Option(0, help="Sampling seed."),
-    transpose: bool = typer.Option(True, help="Also try each candidate moved to the target's pitch (synths with a "
-                                   "MIDI-note parameter) and keep the closer of the two."),
+    transpose: bool = typer.Option(True, help="Pitch handling: try each candidate moved to the target's pitch (synths "
+                                   "with a MIDI-note parameter) and keep the closer of the two; for a target with a "
+                                   "steady pitch, steer the search to its note and rank an in-tune candidate first "
+                                   "when it is within 1 dB of the closest. --no-transpose: MSS alone."),
     truth: Path | None = typer.Option(None, help="A preset JSON with the true parameters, shown in the report."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output folder."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
