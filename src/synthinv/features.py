@@ -76,6 +76,9 @@ def _sparse_filterbank(sample_rate: int, n_mels: int, win_ms: float, hop_ms: flo
         return _mel_setup(sample_rate, n_mels, win_ms, hop_ms)[4].to_sparse_csr()
 
 
+SPARSE_ABOVE_FFT = 512
+
+
 def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = MEL_FEATURES["n_mels"],
                         win_ms: float = MEL_FEATURES["win_ms"], hop_ms: float = MEL_FEATURES["hop_ms"],
                         floor_db: float = LOG_MEL_FLOOR_DB, sparse_filters: bool = False) -> torch.Tensor:
@@ -86,13 +89,15 @@ def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = MEL
     power |STFT|^2 / (sum of window)^2 (a full-scale sine's peak bin reads about -6 dB), then HTK-mel
     triangles (`mel_filterbank`) and 10 log10, floored at `floor_db` (-100 dB: what dataset shards store). Rows are computed one at a time, so a
     row's features are bit-identical whatever batch it came in (batched FFT/GEMM kernels may reorder sums).
-    `sparse_filters`: the same filters as a sparse matrix (faster; equal to float tolerance, not bit-identical:
-    for scoring, never for stored features).
+    `sparse_filters`: the same filters as a sparse matrix where that is faster (FFTs above SPARSE_ABOVE_FFT
+    points; equal to float tolerance, not bit-identical: for scoring, never for stored features).
     """
     audio = torch.as_tensor(audio, dtype=torch.float32)
     audio = audio[None] if audio.dim() == 1 else audio
     win, hop, n_fft, window, fb = _mel_setup(sample_rate, n_mels, float(win_ms), float(hop_ms))
-    sparse = _sparse_filterbank(sample_rate, n_mels, float(win_ms), float(hop_ms)) if sparse_filters else None
+    # a 512-point spectrum is small enough that the dense product wins (results/benchmarks/bench_invert.md)
+    sparse = (_sparse_filterbank(sample_rate, n_mels, float(win_ms), float(hop_ms))
+              if sparse_filters and n_fft > SPARSE_ABOVE_FFT else None)
     mel = audio.new_empty(len(audio), n_mels, 1 + audio.shape[-1] // hop)
     for row, out in zip(audio, mel):  # (T,), (n_mels, frames)
         spec = torch.stft(row, n_fft, hop_length=hop, win_length=win, window=window, center=True,

@@ -425,7 +425,8 @@ class Inverter:
         if not math.isfinite(f0):
             return starts
         params = torch.stack([p for p, _ in starts])
-        moved, shift = move_to_pitch(self.search_synth, params, f0)
+        medians = track_medians(self._f0_tracks(self.search_synth.render(params)))  # pYIN on the pool
+        moved, shift = move_to_pitch(self.search_synth, params, f0, medians)
         rows = shift.nonzero().squeeze(1)
         if not len(rows):
             return starts

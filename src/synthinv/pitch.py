@@ -50,12 +50,15 @@ def shifts_to(target_f0: float, f0: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.where(np.isfinite(semis), semis, 0)).long()
 
 
-def move_to_pitch(synth: Synth, params: torch.Tensor, target_f0: float) -> tuple[torch.Tensor, torch.Tensor]:
+def move_to_pitch(synth: Synth, params: torch.Tensor, target_f0: float,
+                  f0: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """params (N, P) -> (params with the note moved to the target's f0, shift (N,) in semitones; 0 where the
-    candidate is unpitched, already right, or the note would leave the synth's range)."""
+    candidate is unpitched, already right, or the note would leave the synth's range). f0: the candidates'
+    median f0s (N,) where the caller has them (tracked on a worker pool); else tracked here."""
     if note_column(synth.spec) is None or not math.isfinite(target_f0):
         return params, torch.zeros(len(params), dtype=torch.long)
-    shift = shifts_to(target_f0, median_f0(synth.render(params), synth.sample_rate))
+    f0 = median_f0(synth.render(params), synth.sample_rate) if f0 is None else f0
+    shift = shifts_to(target_f0, f0)
     moved, ok = transpose_params(synth.spec, params, shift)
     return moved, torch.where(ok, shift, 0)
 
