@@ -259,3 +259,30 @@ def test_not_a_resume_state_is_refused(tmp_path):
     torch.save({"state_dict": {}}, path)
     with pytest.raises(CheckpointError, match="not a resumable"):
         read_resume(path, {})
+
+
+# --- generation as a job array ------------------------------------------------------------------------
+
+
+def test_generate_in_parts_gives_the_same_dataset_as_one_run(tmp_path):
+    """Three array tasks (--part I/3) writing into one folder make the dataset one run makes; `data check`
+    then finds it complete. An empty part (more parts than shards) does nothing."""
+    common = ["generate", "--synth", "kosc", "--k", "2", "--n", 40, "--shard-size", 4, "--no-progress"]
+    whole, parted = tmp_path / "whole", tmp_path / "parted"
+    assert invoke(*common, "--out", whole).exit_code == 0
+    assert invoke("data", "check", parted).exit_code == 2  # nothing there yet
+    for i in range(3):
+        result = invoke(*common, "--out", parted, "--part", f"{i}/3")
+        assert result.exit_code == 0, result.output
+        check = invoke("data", "check", parted)
+        assert (check.exit_code == 0) == (i == 2), check.output  # complete only once every part is written
+    first, second = (json.loads((d / "manifest.json").read_text())["shards"] for d in (whole, parted))
+    assert [s["sha256"] for s in first] == [s["sha256"] for s in second] and all(s["sha256"] for s in first)
+    empty = invoke(*common, "--out", tmp_path / "none", "--part", "0/20")  # shards 0..0 of 10: none
+    assert empty.exit_code == 0 and "nothing to do" in empty.output and not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("part", ["3/3", "a/3", "1", "-1/2"])
+def test_a_bad_part_is_refused(tmp_path, part):
+    result = invoke("generate", "--synth", "kosc", "--n", 8, "--out", tmp_path / "d", "--part", part)
+    assert result.exit_code == 2 and "--part" in result.output and len(result.output.strip().splitlines()) == 1

@@ -572,6 +572,8 @@ def generate_command(
     workers: int = typer.Option(1, help="Rendering processes (one synth each; use one per free core)."),
     seed: int = typer.Option(0, help="Split seed: example i is a pure function of (seed, i)."),
     shards: str | None = typer.Option(None, help="Only shards a..b-1, as a:b (for spreading one dataset over jobs)."),
+    part: str | None = typer.Option(None, help="Only part I of N equal parts of the shards, as I/N counted from 0 "
+                                    "(a job array: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."),
     shard_size: int = typer.Option(1024, help="Examples per shard file."),
     prior: str | None = typer.Option(None, help="Dexed only: patch (default; sounds like patches) or uniform."),
     k: int = typer.Option(4, help="k-osc only: number of oscillators."),
@@ -597,6 +599,13 @@ def generate_command(
         shard_range = parse_shards(shards) if shards is not None else None
     except DatasetError as exc:  # "shards must look like a:b ...": the library names the value, we the option
         raise DatasetError(f"--{exc}") from None
+    if part is not None:
+        if shards is not None:
+            raise UsageError("give --shards or --part, not both")
+        shard_range = part_range(part, -(-n // shard_size))
+        if shard_range is None:
+            typer.echo(f"part {part} holds none of the {-(-n // shard_size)} shards: nothing to do")
+            return
     try:
         result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
     except OSError as exc:
@@ -620,6 +629,19 @@ def generate_command(
     state = "complete" if result.complete else f"{done} of {len(manifest['shards'])} shards done"
     bpe = f", {result.bytes_per_example / 1000:.1f} kB per example" if result.bytes_per_example else ""
     typer.echo(f"dataset {state}{bpe}: {out / 'manifest.json'}")
+
+
+def part_range(text: str, n_shards: int) -> tuple[int, int] | None:
+    """'I/N' -> the shard range of part I (0-based) of N near-equal parts; None where the part is empty
+    (more parts than shards)."""
+    from synthinv.errors import UsageError
+
+    i_text, _, n_text = text.partition("/")
+    if not (i_text.isdigit() and n_text.isdigit()) or not 0 <= int(i_text) < int(n_text):
+        raise UsageError(f"--part must look like I/N with 0 <= I < N (e.g. 3/8), got {text!r}")
+    i, parts = int(i_text), int(n_text)
+    a, b = i * n_shards // parts, (i + 1) * n_shards // parts
+    return (a, b) if a < b else None
 
 
 @data_app.command("check")
