@@ -80,6 +80,28 @@ def test_ddp_on_two_cpu_processes_splits_the_data_and_resumes(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no partial folder of either rank
 
 
+@pytest.mark.slow
+def test_ddp_on_a_dexed_dataset_with_a_time_budget(tmp_path):
+    """Two gloo ranks, each with a DataLoader worker, train Dexed from shards for a wall-clock budget: they
+    stop together (rank 0's clock is broadcast; apart, they would hang) and draw disjoint stored examples."""
+    data = tmp_path / "data"
+    generate({"name": "dexed"}, 64, data, seed=0, shard_size=8, workers=1, progress=False)
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "synthinv.cli", "train", "regression_mse", "--synth", "dexed",
+                           "--data", str(data), "--out", str(run), "--budget", "0.05", "--devices", "2",
+                           "--batch-size", "8", "--num-workers", "1", "--threads", "1"],
+                          env=env, capture_output=True, text=True, timeout=500)
+    assert done.returncode == 0, done.stdout + done.stderr
+    meta = json.loads((run / "train.json").read_text())
+    assert meta["world_size"] == 2 and meta["steps"] > 0 and meta["train_seconds"] >= 3.0
+    stored = ShardDataset(data)
+    every = {hashlib.sha256(stored[i][0].numpy().tobytes()).hexdigest()[:12] for i in range(len(stored))}
+    seen = [set(r["first_batches"][:4]) for r in meta["ranks"]]  # epoch 1: 64 examples = 2 ranks x 4 batches of 8
+    assert len(seen) == 2 and all(s and s <= every for s in seen) and not seen[0] & seen[1]
+    load_checkpoint(run / "model.ckpt")
+
+
 # --- resume -------------------------------------------------------------------------------------------
 
 
