@@ -237,22 +237,27 @@ def test_one_rank_sees_what_it_saw_before(shards):
 # --- refusals -----------------------------------------------------------------------------------------
 
 
-def test_more_cpu_processes_than_cores_are_refused():
+@pytest.fixture
+def no_launcher(monkeypatch):
+    """An environment no launcher (SLURM, torchrun, Lightning's NODE_RANK/MASTER_ADDR) has touched."""
+    for var in list(os.environ):
+        if var.startswith(("SLURM_", "TORCHELASTIC_")) or var in ("NODE_RANK", "MASTER_ADDR", "GROUP_RANK"):
+            monkeypatch.delenv(var)
+
+
+def test_more_cpu_processes_than_cores_are_refused(no_launcher):
     result = invoke("train", "flow_mlp", "--out", "/nonexistent/run", "--steps", 1, "--devices", usable_cpus() + 1)
     assert result.exit_code == 2 and "usable cores" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_gpu_devices_without_gpus_are_refused():
+def test_gpu_devices_without_gpus_are_refused(no_launcher):
     result = invoke("train", "flow_mlp", "--out", "/nonexistent/run", "--steps", 1, "--accelerator", "gpu")
     assert result.exit_code == 2 and "torch sees 0" in result.output
 
 
-def test_nodes_without_a_launcher_are_refused(monkeypatch):
-    for var in list(os.environ):
-        if var.startswith(("SLURM_", "TORCHELASTIC_")) or var in ("NODE_RANK", "MASTER_ADDR", "GROUP_RANK"):
-            monkeypatch.delenv(var)
+def test_nodes_without_a_launcher_are_refused(no_launcher, monkeypatch):
     result = invoke("train", "flow_mlp", "--out", "/nonexistent/run", "--steps", 1, "--num-nodes", 2)
     assert result.exit_code == 2 and "launcher" in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -308,3 +313,10 @@ def test_generate_in_parts_gives_the_same_dataset_as_one_run(tmp_path):
 def test_a_bad_part_is_refused(tmp_path, part):
     result = invoke("generate", "--synth", "kosc", "--n", 8, "--out", tmp_path / "d", "--part", part)
     assert result.exit_code == 2 and "--part" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_under_slurm_each_task_is_one_of_the_devices(no_launcher, monkeypatch):
+    """srun gives each task its own cores: 4 CPU processes on 2 visible cores are SLURM's to place."""
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_JOB_NAME", "train")
+    assert check_scale(Scale(devices=usable_cpus() + 2)).devices == usable_cpus() + 2

@@ -146,9 +146,11 @@ def check_scale(scale: Scale) -> Scale:
         raise UsageError(f"devices and nodes must be at least 1, got {scale.devices} devices, {scale.num_nodes} nodes")
     gpus = torch.cuda.device_count()
     accelerator = ("gpu" if gpus else "cpu") if scale.accelerator == "auto" else scale.accelerator
-    if accelerator == "gpu" and scale.devices > gpus:
+    # under a launcher this process is one of `devices` and may see only its own share of the node
+    here = 1 if launcher_found() else scale.devices
+    if accelerator == "gpu" and here > gpus:
         raise UsageError(f"{scale.devices} GPU device(s) asked for, torch sees {gpus} here")
-    if accelerator == "cpu" and scale.devices > usable_cpus():
+    if accelerator == "cpu" and here > usable_cpus():
         raise UsageError(f"{scale.devices} CPU processes asked for, this machine has {usable_cpus()} usable cores")
     if scale.num_nodes > 1 and not launcher_found():
         raise UsageError(f"{scale.num_nodes} nodes need a launcher that starts the processes on every node (srun "
