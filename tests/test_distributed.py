@@ -320,3 +320,13 @@ def test_under_slurm_each_task_is_one_of_the_devices(no_launcher, monkeypatch):
     monkeypatch.setenv("SLURM_NTASKS", "4")
     monkeypatch.setenv("SLURM_JOB_NAME", "train")
     assert check_scale(Scale(devices=usable_cpus() + 2)).devices == usable_cpus() + 2
+
+
+def test_an_incomplete_resume_state_is_refused(tmp_path):
+    run = tmp_path / "run"
+    assert invoke("train", "regression_mse", "--out", run, "--steps", 1, "--resume", *TINY).exit_code == 0
+    state = torch.load(run / "last.ckpt", weights_only=True)
+    del state["callbacks"]
+    torch.save(state, run / "last.ckpt")
+    result = invoke("train", "regression_mse", "--out", run, "--steps", 3, "--resume", *TINY)
+    assert result.exit_code == 2 and "incomplete" in result.output

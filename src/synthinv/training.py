@@ -555,8 +555,11 @@ def read_resume(path: Path, identity: dict) -> dict:
 def check_not_finished(blob: dict, budget: BudgetAndValidation, path: Path) -> None:
     """Refuse a resume whose stored state has already spent the budget given now (it would train one step more)."""
     probe = copy.copy(budget)
-    probe.load_state_dict(blob["callbacks"][budget.state_key])
-    step = int(blob.get("global_step", 0))
+    try:
+        probe.load_state_dict(blob["callbacks"][budget.state_key])
+        step = int(blob["global_step"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path} is an incomplete training state (no step or budget); it cannot be resumed") from None
     if probe.finished(step):
         raise UsageError(f"{path} has trained {step} steps in {probe.train_seconds / 60:.1f} min, the whole budget "
                          "given now; give a larger budget or more steps to continue it")
@@ -667,8 +670,13 @@ def periodic_saver(out: Path | None, every_minutes: float) -> L.Callback:
     broadcast from rank 0, so the ranks save together)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    return ModelCheckpoint(dirpath=out, filename=Path(LAST).stem, train_time_interval=timedelta(minutes=every_minutes),
-                           save_top_k=1, save_on_train_epoch_end=False, enable_version_counter=False)
+    class PeriodicSave(ModelCheckpoint):
+        @property
+        def state_key(self) -> str:  # the same whatever the interval: a resume may choose another
+            return "PeriodicSave"
+
+    return PeriodicSave(dirpath=out, filename=Path(LAST).stem, train_time_interval=timedelta(minutes=every_minutes),
+                        save_top_k=1, save_on_train_epoch_end=False, enable_version_counter=False)
 
 
 def run_meta(config: Config, trainer, budget: BudgetAndValidation, scale: Scale, seed: int,
