@@ -109,7 +109,7 @@ def train(
     )
     from synthinv.config import load_config
     from synthinv.errors import UsageError
-    from synthinv.training import Scale, check_scale, launched_rank
+    from synthinv.training import Scale, check_scale, launched_rank, launcher_found, usable_cpus
 
     check_budget(budget, steps)
     check_count("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
@@ -127,7 +127,9 @@ def train(
     scale.devices, scale.num_nodes, scale.strategy, scale.precision = devices, num_nodes, strategy, precision
     if scale.gpu_index is not None and devices > 1:
         raise UsageError(f"--device {device} names one GPU; for {devices} use --accelerator gpu --devices {devices}")
-    check_scale(scale)
+    resolved = check_scale(scale)
+    if threads is None and resolved.accelerator == "cpu" and devices > 1 and not launcher_found():
+        threads = max(1, usable_cpus() // devices)  # Lightning's processes share this machine's cores
     rank_zero = launched_rank() == 0  # the other ranks train and write nothing
     if rank_zero and not resume:
         check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
