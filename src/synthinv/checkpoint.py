@@ -45,21 +45,26 @@ def save_checkpoint(path: Path, model, synth: Synth, config: Config, meta: dict,
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The stored dict, read without running code: torch's weights-only unpickler admits tensors and plain
+def safe_load(path: str | Path, what: str = "checkpoint"):
+    """A torch file read without running code: torch's weights-only unpickler admits tensors and plain
     containers only, so a crafted file (a pickle whose loading calls a function) is refused, not run."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "GLOBAL" in str(exc):  # a pickle naming a function or class to call: refused before it ran
-            raise CheckpointError(f"{path} is not a safe checkpoint: it asks to run code or build objects "
+            raise CheckpointError(f"{path} is not a safe {what}: it asks to run code or build objects "
                                   "when opened, so it was not loaded") from None
-        raise CheckpointError(f"{path} is not a readable checkpoint (not a weights-only torch file)") from None
+        raise CheckpointError(f"{path} is not a readable {what} (not a weights-only torch file)") from None
     except Exception as exc:  # torch raises many kinds for a bad file
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+        raise CheckpointError(f"{path} is not a readable {what} ({type(exc).__name__})") from None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The stored dict, read without running code (`safe_load`)."""
+    blob = safe_load(path)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a synthinv checkpoint")
     return blob

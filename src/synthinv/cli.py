@@ -78,11 +78,25 @@ def train(
     batch_size: int | None = typer.Option(None, help="Override the config's batch size."),
     lr: float | None = typer.Option(None, help="Override the config's peak learning rate."),
     seed: int = typer.Option(0, help="Training seed (data order and initialisation)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N (one device; see --accelerator for more)."),
+    accelerator: str | None = typer.Option(None, help="cpu, gpu or auto (default: from --device)."),
+    devices: int = typer.Option(1, help="Processes per node (CPU) or GPUs per node; more than one trains with DDP, "
+                                "--batch-size per device."),
+    num_nodes: int = typer.Option(1, help="Nodes (needs a launcher: srun under SLURM, or torchrun)."),
+    strategy: str = typer.Option("auto", help="auto or ddp."),
+    precision: str = typer.Option("32", help="32 or bf16-mixed (the model in bfloat16 autocast; audio stays float32)."),
+    num_workers: int | None = typer.Option(None, help="Dexed: DataLoader worker processes per device (default: "
+                                           "the config's)."),
+    resume: bool = typer.Option(False, "--resume", help="Write into --out as training goes and continue from its "
+                                "last.ckpt when there is one (rerun the same command after an interruption)."),
+    save_every: float = typer.Option(10.0, help="Minutes between saves of the resumable state (last.ckpt)."),
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run directory."),
 ):
-    """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS)."""
+    """Train one model; keeps the checkpoint with the best validation score (k-osc: LSD; Dexed: MSS).
+
+    Every process of a multi-device run (Lightning starts them, or srun/torchrun) runs this same command;
+    rank 0 alone writes --out."""
     from synthinv import synths
     from synthinv.checks import (
         MAX_BATCH_SIZE,
@@ -95,16 +109,30 @@ def train(
     )
     from synthinv.config import load_config
     from synthinv.errors import UsageError
-    from synthinv.fileio import building_folder
-    from synthinv.training import train as run_training
+    from synthinv.training import Scale, check_scale, launched_rank, launcher_found, usable_cpus
 
     check_budget(budget, steps)
     check_count("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+    check_count("--num-workers", num_workers, 0, 64)
     check_number("--lr", lr, positive=True)
+    check_number("--save-every", save_every, positive=True)
     check_threads(threads)
     check_seed(seed)
     check_device(device)
-    check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
+    scale = Scale.from_device(device)
+    if accelerator is not None:
+        if device != "cpu" and accelerator != "gpu":
+            raise UsageError(f"--device {device} and --accelerator {accelerator} disagree; give one of them")
+        scale.accelerator = accelerator
+    scale.devices, scale.num_nodes, scale.strategy, scale.precision = devices, num_nodes, strategy, precision
+    if scale.gpu_index is not None and devices > 1:
+        raise UsageError(f"--device {device} names one GPU; for {devices} use --accelerator gpu --devices {devices}")
+    resolved = check_scale(scale)
+    if threads is None and resolved.accelerator == "cpu" and devices > 1 and not launcher_found():
+        threads = max(1, usable_cpus() // devices)  # Lightning's processes share this machine's cores
+    rank_zero = launched_rank() == 0  # the other ranks train and write nothing
+    if rank_zero and not resume:
+        check_out_folder(out, force, inputs=(data, val_data), empty_ok=True)
     on_the_fly = not synths.synth_class(synth).trains_from_data  # k-osc: batches rendered as training goes
     if on_the_fly:
         if data is not None or val_data is not None:
@@ -135,15 +163,15 @@ def train(
         config.train.batch_size = batch_size
     if lr is not None:
         config.train.lr = lr
+    if num_workers is not None:
+        config.train.num_workers = num_workers
     set_threads(threads)
-    with building_folder(out) as run:  # the run folder appears only when training has finished
-        if on_the_fly:
-            meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device)
-            (run / "train.json").write_text(json.dumps({"method": config.name, "k": k, "asym": asym, **meta}, indent=2))
-        else:
-            meta = run_training(config, the_synth, run, budget_minutes=budget, max_steps=steps, seed=seed, device=device,
-                                data_dir=data, val_dir=val_data)
-            (run / "train.json").write_text(json.dumps({"method": config.name, "synth": synth, **meta}, indent=2))
+    options = dict(budget_minutes=budget, max_steps=steps, seed=seed, scale=scale, save_every_minutes=save_every,
+                   **({} if on_the_fly else {"data_dir": data, "val_dir": val_data}))
+    about = {"method": config.name, **({"k": k, "asym": asym} if on_the_fly else {"synth": synth})}
+    meta = train_into(out, rank_zero, resume, config, the_synth, about, options)
+    if not rank_zero:
+        return
     if on_the_fly:
         typer.echo(f"trained {config.name} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
                    f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
@@ -151,6 +179,35 @@ def train(
         typer.echo(f"trained {config.name} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
                    f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB")
     typer.echo(f"checkpoint: {out / 'model.ckpt'}")
+
+
+def train_into(out: Path, rank_zero: bool, resume: bool, config, synth, about: dict, options: dict) -> dict:
+    """Run training for `train`. Rank 0 writes model.ckpt, last.ckpt and train.json: without --resume into
+    a folder that appears only when training has finished; with it into `out` itself as training goes
+    (continuing from out/last.ckpt where there is one), so an interrupted run leaves its state behind."""
+    from synthinv.errors import InputNotFoundError, OutputExistsError
+    from synthinv.fileio import building_folder, write_json_atomic
+    from synthinv.training import LAST
+    from synthinv.training import train as run_training
+
+    if not rank_zero:  # rank 0's folder is told to Lightning's checkpointing by Lightning itself
+        last = out / LAST if resume and (out / LAST).is_file() else None
+        return run_training(config, synth, None, resume=last, **options)
+    if not resume:
+        with building_folder(out) as run:  # the run folder appears only when training has finished
+            meta = run_training(config, synth, run, **options)
+            (run / "train.json").write_text(json.dumps({**about, **meta}, indent=2))
+        return meta
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} is a file, not a run folder to resume")
+    last = out / LAST
+    if out.is_dir() and not last.is_file() and any(out.iterdir()):
+        raise InputNotFoundError(f"{out} holds no {LAST} to resume from (not a run folder, or one made before "
+                                 "resumable states were written); choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    meta = run_training(config, synth, out, resume=last if last.is_file() else None, **options)
+    write_json_atomic(out / "train.json", {**about, **meta})
+    return meta
 
 
 @app.command()
@@ -521,6 +578,8 @@ def generate_command(
     workers: int = typer.Option(1, help="Rendering processes (one synth each; use one per free core)."),
     seed: int = typer.Option(0, help="Split seed: example i is a pure function of (seed, i)."),
     shards: str | None = typer.Option(None, help="Only shards a..b-1, as a:b (for spreading one dataset over jobs)."),
+    part: str | None = typer.Option(None, help="Only part I of N equal parts of the shards, as I/N counted from 0 "
+                                    "(a job array: $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."),
     shard_size: int = typer.Option(1024, help="Examples per shard file."),
     prior: str | None = typer.Option(None, help="Dexed only: patch (default; sounds like patches) or uniform."),
     k: int = typer.Option(4, help="k-osc only: number of oscillators."),
@@ -546,6 +605,13 @@ def generate_command(
         shard_range = parse_shards(shards) if shards is not None else None
     except DatasetError as exc:  # "shards must look like a:b ...": the library names the value, we the option
         raise DatasetError(f"--{exc}") from None
+    if part is not None:
+        if shards is not None:
+            raise UsageError("give --shards or --part, not both")
+        shard_range = part_range(part, -(-n // shard_size))
+        if shard_range is None:
+            typer.echo(f"part {part} holds none of the {-(-n // shard_size)} shards: nothing to do")
+            return
     try:
         result = generate(settings, n, out, seed, shard_size=shard_size, workers=workers, shards=shard_range, progress=progress)
     except OSError as exc:
@@ -569,6 +635,19 @@ def generate_command(
     state = "complete" if result.complete else f"{done} of {len(manifest['shards'])} shards done"
     bpe = f", {result.bytes_per_example / 1000:.1f} kB per example" if result.bytes_per_example else ""
     typer.echo(f"dataset {state}{bpe}: {out / 'manifest.json'}")
+
+
+def part_range(text: str, n_shards: int) -> tuple[int, int] | None:
+    """'I/N' -> the shard range of part I (0-based) of N near-equal parts; None where the part is empty
+    (more parts than shards)."""
+    from synthinv.errors import UsageError
+
+    i_text, _, n_text = text.partition("/")
+    if not (i_text.isdigit() and n_text.isdigit()) or not 0 <= int(i_text) < int(n_text):
+        raise UsageError(f"--part must look like I/N with 0 <= I < N (e.g. 3/8), got {text!r}")
+    i, parts = int(i_text), int(n_text)
+    a, b = i * n_shards // parts, (i + 1) * n_shards // parts
+    return (a, b) if a < b else None
 
 
 @data_app.command("check")
