@@ -383,7 +383,7 @@ def test_pitch_penalty_spares_the_note_and_charges_wrong_notes_and_silence():
 
     sr = 44100
     target = _harmonic_tone(220.0)
-    penalty = PitchPenalty.for_target(f0_tracks(target[None], sr)[0], 220.0, sr, len(target))
+    penalty = PitchPenalty.for_target(target, f0_tracks(target[None], sr)[0], 220.0, sr)
     assert penalty is not None
     cents = (0, 20, 75, 100, 1200, -1200)  # in tune, within 50 c, half-way, a semitone, octaves up and down
     tones = torch.stack([_harmonic_tone(220.0 * 2 ** (c / 1200)) for c in cents] + [torch.zeros(len(target))])
@@ -403,7 +403,7 @@ def test_no_pitch_penalty_for_a_glide_or_noise():
     for sound in (glide, noise):
         track = f0_tracks(sound[None], sr)[0]
         median = float(np.nanmedian(track)) if np.isfinite(track).any() else float("nan")
-        assert PitchPenalty.for_target(track, median, sr, len(t)) is None
+        assert PitchPenalty.for_target(sound, track, median, sr) is None
 
 
 def test_objective_adds_the_pitch_penalty_to_mss(synth, notes):
@@ -413,11 +413,35 @@ def test_objective_adds_the_pitch_penalty_to_mss(synth, notes):
     params, audio = notes
     tracks = f0_tracks(audio, synth.sample_rate)
     i = next(i for i in range(len(audio)) if PitchPenalty.for_target(
-        tracks[i], float(track_medians(tracks[i:i + 1])[0]), synth.sample_rate, audio.shape[-1]) is not None)
-    penalty = PitchPenalty.for_target(tracks[i], float(track_medians(tracks[i:i + 1])[0]), synth.sample_rate,
-                                      audio.shape[-1], penalty_db=5.0)
+        audio[i], tracks[i], float(track_medians(tracks[i:i + 1])[0]), synth.sample_rate) is not None)
+    penalty = PitchPenalty.for_target(audio[i], tracks[i], float(track_medians(tracks[i:i + 1])[0]),
+                                      synth.sample_rate, penalty_db=5.0)
     pool = SynthPool(synth, workers=1)
     plain = Objective(pool, audio[i], "plain")(params)
     steered = Objective(pool, audio[i], "steered", penalty=penalty)(params)
     np.testing.assert_allclose(steered - plain, penalty(synth.render(params)), atol=1e-5)
     assert steered[i] == pytest.approx(plain[i], abs=1e-5)  # the target's own patch is in tune
+
+
+def test_pitch_penalty_charges_a_candidate_that_does_not_repeat_at_the_targets_period():
+    from synthinv.metrics import f0_tracks
+    from synthinv.pitch import SEARCH_PENALTY_DB, PitchPenalty
+
+    sr = 44100
+    target = _harmonic_tone(220.0)
+    penalty = PitchPenalty.for_target(target, f0_tracks(target[None], sr)[0], 220.0, sr)
+    assert penalty is not None and penalty.target_periodicity > 0.95
+    noise = torch.randn(len(target), generator=torch.Generator().manual_seed(1))
+    t = torch.arange(len(target)) / sr
+    clang = sum(torch.sin(2 * torch.pi * 220.0 * ratio * t) for ratio in (1.0, 2.37, 3.91, 5.13))  # inharmonic
+    charged = penalty(torch.stack([target, target + 2 * noise, clang]))
+    assert charged[0] == 0.0 and charged[1] == pytest.approx(SEARCH_PENALTY_DB) and charged[2] > 0.5 * SEARCH_PENALTY_DB
+
+
+def test_torch_threads_are_set_inside_and_restored_after():
+    from synthinv.workers import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

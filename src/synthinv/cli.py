@@ -393,7 +393,7 @@ def invert(
                                    "when it is within 1 dB of the closest. --no-transpose: MSS alone."),
     truth: Path | None = typer.Option(None, help="A preset JSON with the true parameters, shown in the report."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output folder."),
-    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help="torch CPU threads of the main process (default 1: the worker processes, one per core, render and score)."),
 ):
     """Find presets that reproduce SOUND: propose (model samples, nearest bank patches), search on real renders
     for --budget seconds, rank by spectral distance, write presets, audio and a report."""
@@ -414,7 +414,7 @@ def invert(
     check_invert_settings(candidates, steps, budget, refine, guidance, prefix="--")
     set_threads(threads)
     result = run_invert(sound, model, synth, candidates, steps, guidance, refine, seed, truth=truth, transpose=transpose,
-                        budget=budget, say=typer.echo)
+                        budget=budget, say=typer.echo, threads=threads)
     for note in result.target.notes:
         typer.echo(f"input: {note}")
     for message in result.messages:
@@ -459,7 +459,7 @@ def invert_folder_cli(folder, out, synth, model, candidates, budget, steps, guid
     if not audio_files_in(folder):  # before the model loads
         raise AudioError(f"{folder} is a folder that holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     set_threads(threads)
-    with Inverter(model, synth, say=typer.echo) as inverter:
+    with Inverter(model, synth, say=typer.echo, threads=threads) as inverter:
         result = invert_folder(inverter, folder, out, say=lambda m: typer.echo(escape(m)), candidates=candidates,
                                budget=budget, steps=steps, guidance=guidance, seed=seed, transpose=transpose,
                                refine_budget=refine)

@@ -40,7 +40,15 @@ from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import OutputExistsError, UsageError
 from synthinv.metrics import level_db
 from synthinv.models.sampler import Sampler, draw, takes_ode_settings
-from synthinv.pitch import IN_TUNE_CENTS, SEARCH_PENALTY_DB, PitchPenalty, move_to_pitch, steady_pitch, track_medians
+from synthinv.pitch import (
+    IN_TUNE_CENTS,
+    SEARCH_PENALTY_DB,
+    PitchPenalty,
+    load_pitch_trackers,
+    move_to_pitch,
+    steady_pitch,
+    track_medians,
+)
 from synthinv.presets import preset_values, read_json_preset, write_json_preset, write_native_preset
 from synthinv.progress import search_progress
 from synthinv.ranking import closest_distinct, rank
@@ -48,7 +56,7 @@ from synthinv.scoring import check_distance, ranking_distance, scoring
 from synthinv.search import Objective, search
 from synthinv.synths.base import GAIN, RETUNE, Synth, draw_examples
 from synthinv.transpose import TRIES, note_column, semitone_shifts, transpose_params
-from synthinv.workers import SynthPool
+from synthinv.workers import SynthPool, torch_threads
 from synthinv.zoo import DEFAULT_SYNTH, resolve_model
 
 
@@ -202,7 +210,8 @@ class Inverter:
     The pool is forked here, before any heavy torch work, so every worker starts from a clean process."""
 
     def __init__(self, model: str | None = None, synth_name: str | None = None, workers: int | None = None,
-                 bank_size: int | None = None, say=print, show_progress: bool | None = None, whole_range: bool = True):
+                 bank_size: int | None = None, say=print, show_progress: bool | None = None, whole_range: bool = True,
+                 threads: int | None = None):
         if synth_name is None and model is None:
             synth_name = DEFAULT_SYNTH
         self.checkpoint = resolve_model(model, synth_name or DEFAULT_SYNTH)  # a given model names its own synth
@@ -212,10 +221,12 @@ class Inverter:
         self.config = stored_config(self.blob, self.checkpoint)
         # candidates live here (whole_range=False: the model's own note range); proposals are converted to it
         self.search_synth = self.synth.over_whole_range() if whole_range else self.synth
+        load_pitch_trackers()  # before the workers fork, so they inherit it instead of importing it on the clock
         self.pool = SynthPool(self.search_synth, workers)
         self.bank_size = bank_size  # None: bank.default_bank_size()
         self.bank_seed = BANK_SEED
         self.say, self.show_progress = say, show_progress
+        self.threads = threads or 1  # torch threads of this process during invert (workers: one each)
         self._bank = None
         self._rms_range: tuple[float, float] | None = None
 
@@ -293,6 +304,13 @@ class Inverter:
         scored and searched (targets with a steady pitch only; 0: MSS alone).
         steps, guidance: how a flow solves its ODE (guidance default: the model's config); a model without
         them (regression, VAE) samples without, and refuses a guidance given."""
+        with torch_threads(self.threads):
+            return self._invert(sound, candidates, budget, steps, guidance, seed, transpose, refine_budget, sources,
+                                counts, truth, random_offset, pitch_penalty)
+
+    def _invert(self, sound, candidates: int, budget: float, steps: int, guidance: float | None, seed: int,
+                transpose: bool, refine_budget: int, sources: tuple[str, ...] | None, counts: dict | None,
+                truth: str | Path | None, random_offset: int, pitch_penalty: float) -> Inversion:
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
         if guidance is not None and not takes_ode_settings(self.net):
             raise UsageError(f"guidance is a flow's sampler setting; {self.checkpoint.name} is a "
@@ -397,8 +415,8 @@ class Inverter:
         """What a wrong note costs every candidate scored for a target with a steady pitch (synthinv.pitch):
         MSS alone lets the search trade the note for timbre."""
         track = self._target_track(target)
-        return PitchPenalty.for_target(track, self._target_f0(target), self.search_synth.sample_rate,
-                                       target.audio.shape[-1], penalty_db)
+        return PitchPenalty.for_target(target.audio, track, self._target_f0(target), self.search_synth.sample_rate,
+                                       penalty_db)
 
     def _target_f0(self, target: LoadedSound) -> float:
         """The target's median f0 in Hz (NaN when unpitched); its pYIN track is kept in target.f0_track."""
@@ -547,12 +565,12 @@ def invert(sound: str | Path, model: str | None = None, synth_name: str | None =
            steps: int = 50, guidance: float | None = None, refine_budget: int = 0, seed: int = 0,
            truth: str | Path | None = None, rms_range: tuple[float, float] | None = None,
            transpose: bool = True, budget: float = DEFAULT_BUDGET, workers: int | None = None,
-           show_progress: bool | None = None, say=print) -> Inversion:
+           show_progress: bool | None = None, say=print, threads: int | None = None) -> Inversion:
     """Invert one sound with a fresh `Inverter` (see there); `rms_range` skips measuring the synth's loudness."""
     check_invert_settings(candidates, steps, budget, refine_budget, guidance)  # cheap checks before the model loads
     if not isinstance(sound, (LoadedSound, torch.Tensor)):
         check_sound(Path(sound))
-    with Inverter(model, synth_name, workers=workers, say=say, show_progress=show_progress) as inverter:
+    with Inverter(model, synth_name, workers=workers, say=say, show_progress=show_progress, threads=threads) as inverter:
         if rms_range is not None:
             inverter._rms_range = rms_range
         return inverter.invert(sound, candidates, budget, steps, guidance, seed, transpose, refine_budget, truth=truth)
