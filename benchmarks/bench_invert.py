@@ -47,6 +47,19 @@ def search(inverter, sound: Path, budget: float) -> None:
           f"{searched / max(laps.get('search', 1e-9), 1e-9):.0f} renders/s; best MSS {result.candidates[0].distance:.2f} dB")
 
 
+def pitch_penalty(synth, audio: torch.Tensor):
+    """The search's pitch penalty for the first of `audio` (N, T) that holds a steady pitch."""
+    from synthinv.metrics import f0_tracks
+    from synthinv.pitch import PitchPenalty, track_medians
+
+    tracks = f0_tracks(audio[:16], synth.sample_rate)
+    for row, track in zip(audio, tracks):
+        penalty = PitchPenalty.for_target(row, track, float(track_medians(track[None])[0]), synth.sample_rate)
+        if penalty is not None:
+            return penalty
+    raise RuntimeError("none of the first 16 test sounds holds a steady pitch")
+
+
 def per_candidate(synth, n: int = 64) -> None:
     from synthinv.metrics import MSSTarget, mss_distance
     from synthinv.search import Objective
@@ -64,8 +77,12 @@ def per_candidate(synth, n: int = 64) -> None:
     t = time.perf_counter()
     mss_distance(rendered, target.expand_as(rendered), synth.sample_rate)
     plain_ms = (time.perf_counter() - t) / n * 1e3
+    penalty = pitch_penalty(synth, audio)
+    t = time.perf_counter()
+    penalty(rendered)
+    penalty_ms = (time.perf_counter() - t) / n * 1e3
     print(f"per candidate, one process: render {render_ms:.1f} ms, score {cached_ms:.1f} ms against the cached "
-          f"target ({plain_ms:.1f} ms recomputing it)")
+          f"target ({plain_ms:.1f} ms recomputing it), pitch penalty {penalty_ms:.1f} ms (pitched targets)")
     for workers in (1, 2):
         with SynthPool(synth, workers) as pool:
             objective = Objective(pool, target, "bench")
