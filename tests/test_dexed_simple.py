@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,23 @@ def test_a_checkpoint_of_another_simple_is_refused(simple, tmp_path):
     torch.save(blob, path)
     with pytest.raises(CheckpointError, match="fixes other values than the one recorded .*op1.detune"):
         load_checkpoint(path)
+
+
+def test_ship_model_ships_a_simple_model(simple, datasets, tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    monkeypatch.setattr(ship, "SHIPPED_DIR", tmp_path / "shipped")
+    config = load_config("flow_mlp", "dexed_simple")
+    meta = {"steps": 1, "train_seconds": 1.0, "torch_threads": 1, "best_val_mss": 20.0, "val_data": "none",
+            "data": {"examples": 4, "seed": 7}}
+    save_checkpoint(tmp_path / "run" / "model.ckpt", build_model(config, simple), simple, config, meta)
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", str(tmp_path / "run"), "tiny-simple", "--n", "2", "--steps", "2",
+                                      "--candidates", "2", "--test-data", str(datasets / "simple")])
+    ship.main()
+    card = (tmp_path / "shipped" / "tiny-simple.md").read_text()
+    assert card.startswith("# tiny-simple\n\nDexed Simple") and "--synth dexed_simple" in card
+    assert load_checkpoint(tmp_path / "shipped" / "tiny-simple.ckpt")[1].name == "dexed_simple"
