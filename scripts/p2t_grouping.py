@@ -3,7 +3,7 @@
     PYTHONPATH=src python scripts/p2t_grouping.py --minutes 3 [--variants paper,lr_a10,...] [--plot-only]
 
 Each variant trains the k-osc k=4 (sym) Param2Tok flow (configs/kosc/flow_param2tok.yaml with the
-variant's change) for --minutes of training on one torch thread, logging A's grouping score
+variant's change) for --minutes of training CPU time (this process's, one torch thread), logging A's grouping score
 (synthinv.models.grouping) every --every steps, then scores the model like the k-osc table (LSD of one
 sample on --eval test sounds, next to random parameters). The fixed-token transformer ("fixed") is the
 reference the issue compares with. Rows go to results/p2t_grouping/<variant>.json (a finished variant is
@@ -71,7 +71,7 @@ def run_variant(name: str, minutes: float, every: int, n_eval: int, seed: int) -
 
     log_score()
     while spent < minutes * 60:
-        start = time.perf_counter()
+        start = time.process_time()
         lr = lr_at(spent / (minutes * 60), t.lr, t.warmup, t.min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
@@ -82,7 +82,7 @@ def run_variant(name: str, minutes: float, every: int, n_eval: int, seed: int) -
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step()
         step += 1
-        spent += time.perf_counter() - start
+        spent += time.process_time() - start
         if step % every == 0:
             log_score()
     log_score()
@@ -104,7 +104,7 @@ def write_outputs(minutes: float) -> None:
     md = ["# Param2Tok on k-osc k=4 (sym): does A group by oscillator?", "",
           markdown_table(["variant", "change", "steps", "LSD", "LSD random", "grouping score", "oscillators covered",
                           "chance"], cells), "",
-          f"Each row: {minutes:g} training minutes on one torch thread (2-core machine shared with other jobs), "
+          f"Each row: {minutes:g} CPU-minutes of training on one torch thread (2-core machine shared with other jobs), "
           "seed 0, batch 256. LSD in dB on the first 256 test sounds (one sample, 50 RK4 steps; lower is better). "
           "Grouping score: mass-weighted mean over tokens of the largest share of a token's |A| on one "
           "oscillator (synthinv.models.grouping): 1 = every token draws from one oscillator, chance = a uniform A. "
