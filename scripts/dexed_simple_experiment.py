@@ -175,6 +175,9 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
             "data/dexed_simple_val. Encoders take the pitch feature (encoder pitch: true).",
             "Made by `PYTHONPATH=src python scripts/dexed_simple_experiment.py "
             f"--budget {args.budget:g} --seeds {args.seeds} --jobs {args.jobs}`; rows in results/dexed_simple/."]
+    notes = out / "dexed_simple_notes.md"  # hand-written: the choice of fixed fields, the pitch input, findings
+    if notes.exists():
+        text += ["", notes.read_text().rstrip()]
     (out / "dexed_simple.md").write_text("\n".join(text) + "\n")
 
 
