@@ -222,6 +222,11 @@ def main() -> None:
                 print(f"{m} seed {s}: MSS {row['mss']:.2f} (random {row['mss_random']:.2f}, best of 8 "
                       f"{row['best_of_8_mss'] or float('nan'):.2f}, lookup {row['retrieval_mss']:.2f})", flush=True)
     write_tables(results, args.out, args)
+    from synthinv.experiment import plot_assignment
+
+    if plot_assignment(args.runs / "flow_param2tok_s0" / "model.ckpt", args.out / "dexed_simple_param2tok.png",
+                       "Dexed Simple Param2Tok |A| (tokens x parameter columns), seed 0"):
+        print(f"wrote {args.out / 'dexed_simple_param2tok.png'}")
 
 
 if __name__ == "__main__":

@@ -98,17 +98,23 @@ def run_variant(name: str, minutes: float, every: int, n_eval: int, seed: int) -
 def write_outputs(minutes: float) -> None:
     rows = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
     rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]) if r["variant"] in VARIANTS else 99)
+    roles = [name.split(".", 1)[1] for name in synths.get("kosc", k=4).spec.names]  # freq, amp, wave per oscillator
+
+    def by_role(r: dict) -> str:  # the same score with parameter types as the groups: does A group by type instead?
+        return "-" if r["final_assign"] is None else f"{grouping_score(r['final_assign'], roles):.3f}"
+
     cells = [[r["variant"], r["what"], r["steps"], f"{r['lsd']:.2f} ± {r['lsd_ci95']:.2f}", f"{r['lsd_random']:.2f}",
               "-" if r["final_score"] is None else f"{r['final_score']:.3f}", "-" if r["final_covered"] is None else r["final_covered"],
-              f"{r['chance']:.2f}"] for r in rows]
+              f"{r['chance']:.2f}", by_role(r), f"{grouping_chance(roles):.2f}"] for r in rows]
     md = ["# Param2Tok on k-osc k=4 (sym): does A group by oscillator?", "",
           markdown_table(["variant", "change", "steps", "LSD", "LSD random", "grouping score", "oscillators covered",
-                          "chance"], cells), "",
+                          "chance", "score by parameter type", "chance by type"], cells), "",
           f"Each row: {minutes:g} CPU-minutes of training on one torch thread (2-core machine shared with other jobs), "
           "seed 0, batch 256. LSD in dB on the first 256 test sounds (one sample, 50 RK4 steps; lower is better). "
           "Grouping score: mass-weighted mean over tokens of the largest share of a token's |A| on one "
           "oscillator (synthinv.models.grouping): 1 = every token draws from one oscillator, chance = a uniform A. "
-          "Oscillators covered: how many oscillators are some token's main one (of 4). Made by "
+          "Oscillators covered: how many oscillators are some token's main one (of 4). Score by parameter type: the "
+          "same score with freq / amp / wave as the groups (a token of one type across oscillators scores 1). Made by "
           "`PYTHONPATH=src python scripts/p2t_grouping.py`; curves in kosc_k4_p2t_grouping.png."]
     Path("results/p2t_grouping.md").write_text("\n".join(md) + "\n")
     import matplotlib
