@@ -210,7 +210,7 @@ def main() -> None:
         from synthinv.bank import get_bank
 
         get_bank(synths.get(SYNTH), args.bank, reserved=tuple(SPLITS.values()), show_progress=False)  # once, before the workers
-        todo = [(m, int(s)) for s in args.seeds.split(",") for m in [*args.methods.split(","), *args.configs]
+        todo = [(m, int(s)) for s in args.seeds.split(",") for m in [*filter(None, args.methods.split(",")), *args.configs]
                 if not (results / f"{m}_s{int(s)}.json").exists()]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = {pool.submit(run_one, m, s, args): (m, s) for m, s in todo}
