@@ -75,13 +75,14 @@ def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
          f"{metrics['categorical_accuracy']:.3f} ({metrics['categorical_accuracy_random']:.3f})"],
     ])
     headline = f"best of {metrics['candidates']} {best:.2f} dB, " if best is not None else ""
+    title = "Dexed Simple (a DX7 subset, synths/dexed_simple.py)" if blob["synth"]["name"] == "dexed_simple" else "Dexed (DX7)"
     return f"""# {args.name}
 
-Dexed (DX7) {blob['config']['name']}: test MSS {headline}one sample {metrics['mss']:.2f} dB (random patches {metrics['mss_random']:.2f} dB).
+{title} {blob['config']['name']}: test MSS {headline}one sample {metrics['mss']:.2f} dB (random patches {metrics['mss_random']:.2f} dB).
 
 - Synth: Dexed via dexed-py, {settings['note_duration']} s held + {settings['release']} s release at velocity {settings['velocity']}, MIDI notes {settings['min_note']}-{settings['max_note']}, {settings['sample_rate']} Hz; spec hash {blob['spec_hash']}.
 - Model: {blob['config']['name']} ({n_weights:,} weights), MelCNN encoder on a 128-band log-mel; config stored in the checkpoint.
-- Data: {data['examples']:,} patches from the patch prior (`synthinv generate --synth dexed --seed {data['seed']}`), validation {meta.get('val_data')}.
+- Data: {data['examples']:,} patches from the patch prior (`synthinv generate --synth {blob['synth']['name']} --seed {data['seed']}`), validation {meta.get('val_data')}.
 - Training: {training_line(blob, 'mss')}.
 - Trained by: `{args.command or 'see scripts/train_shipped_models.sh'}`
 
@@ -112,7 +113,7 @@ def main() -> None:
     metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=guidance, data_dir=data_dir,
                              train_seed=train_seed, candidates=args.candidates if data_dir else 1)
     n_weights = sum(p.numel() for p in model.parameters())
-    card = (dexed_card if synth.name == "dexed" else kosc_card)(args, blob, metrics, n_weights)
+    card = (dexed_card if synth.trains_from_data else kosc_card)(args, blob, metrics, n_weights)
     SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ckpt, SHIPPED_DIR / f"{args.name}.ckpt")
     (SHIPPED_DIR / f"{args.name}.md").write_text(card)

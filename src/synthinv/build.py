@@ -45,7 +45,7 @@ def build_encoder(config: Config, synth: Synth) -> Encoder:
         return MelAST(n_mels=n_mels, frames=frames, patch=enc.patch, d_model=enc.d_model, layers=enc.layers,
                       heads=enc.heads, ff=enc.ff, dim=enc.dim, offset=enc.offset, scale=enc.scale)
     return MelCNN(n_mels=n_mels, frames=frames, channels=enc.channels, stem_channels=enc.stem_channels, stem=enc.stem,
-                  dim=enc.dim, offset=enc.offset, scale=enc.scale)
+                  dim=enc.dim, offset=enc.offset, scale=enc.scale, pitch_sample_rate=synth.sample_rate if enc.pitch else None)
 
 
 Model = FlowModel | RegressionModel | VAEFlowModel  # each a synthinv.models.sampler.Sampler

@@ -131,6 +131,7 @@ class MelCNNConfig:
     dim: int = 128
     offset: float = -50.0
     scale: float = 25.0
+    pitch: bool = False  # add a harmonic-salience pitch feature of the log-mel (models.encoders.MelPitch)
 
 
 @dataclass

@@ -253,3 +253,22 @@ def evaluate_model(model: Sampler, synth: Synth, n: int = 512, steps: int = 100,
         "n": n, "sample_steps": steps, "guidance": guidance, "sample_seconds": round(sample_seconds, 3),
     }
     return result
+
+
+@torch.no_grad()
+def lookup_best_of(synth: Synth, audio: torch.Tensor, bank, candidates: int, transpose: bool = True,
+                   chunk: int = 16, name: str = "retrieval_mss") -> dict:
+    """The lookup baseline with as many candidates as best-of-N: per target sound (audio (n, T)), the bank's
+    `candidates` nearest patches (synthinv.bank embedding), ranked as `best_of_candidates` ranks a model's
+    samples (invert's distance, each also tried at the target's pitch); {name, name_ci95}: the MSS of the first."""
+    from synthinv.metrics import mss_distance
+    from synthinv.ranking import rank
+
+    c, mss = candidates, []
+    for i in range(0, len(audio), chunk):
+        target = audio[i : i + chunk].cpu()  # (m, T)
+        rows = torch.cat([bank.nearest(t, synth.sample_rate, c)[0] for t in target])  # (m * c,) bank rows
+        ranked = rank(synth, bank.params[rows], target.repeat_interleave(c, 0), transpose=transpose)
+        best = ranked.best(per_target=c)  # (m,)
+        mss.append(mss_distance(ranked.audio[best], target, synth.sample_rate))
+    return mean_and_ci95(name, torch.cat(mss))

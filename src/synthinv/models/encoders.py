@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synthinv.features import encoder_input
+from synthinv.features import encoder_input, hz_to_mel, mel_to_hz
 
 
 class ResBlock1d(nn.Module):
@@ -69,6 +69,58 @@ class MelInput(Encoder):
         return ((mel - self.offset) / self.scale)[:, None]
 
 
+class MelPitch(nn.Module):
+    """A pitch feature read off the log-mel: harmonic salience over semitone candidates (no weights learned).
+
+    (N, n_mels, frames) dB -> (N, n_candidates): for each candidate f0 (MIDI `low`..`high`, one per semitone),
+    the weighted sum of the note's level at its first `harmonics` harmonics (weight decay^(h-1), linearly
+    interpolated between the mel centres), on the time-averaged spectrum in dB below its loudest band
+    (clipped at `range_db`); then standardised per example. One (n_candidates, n_mels) matrix product on
+    the stored log-mel, so training reads it from the dataset and invert from the audio's log-mel, the same
+    way, at ~0.4 ms per example; a projection of it is added to the MelCNN embedding (MelCNN(pitch_...)).
+
+    Why a salience vector rather than one f0: FM patches often have a weak or missing fundamental and
+    octave ambiguity, so the model gets every candidate to weigh. What it is worth, measured
+    (scripts/pitch_feature_check.py, 512 Dexed Simple test sounds): the top candidate is the note for 27%,
+    within a semitone for 38%, the right pitch class for 43%. The limit is the log-mel itself: its 25 ms
+    window smears a partial over about +-40 Hz, several semitones below C3 (a sine is read right from
+    MIDI 52 up, 6-8 semitones low below). An f0 tracked on the audio would be sharper but is not stored.
+    """
+
+    def __init__(self, n_mels: int, sample_rate: int, low: int = 24, high: int = 108, harmonics: int = 3,
+                 decay: float = 0.3, range_db: float = 60.0):
+        super().__init__()
+        top = float(hz_to_mel(sample_rate / 2))
+        centres = torch.linspace(0.0, top, n_mels + 2, dtype=torch.float64)[1:-1]  # (n_mels,) mel, HTK filters
+        step = float(centres[1] - centres[0])
+        f0 = 440.0 * 2.0 ** ((torch.arange(low, high + 1, dtype=torch.float64) - 69) / 12)  # (C,) Hz
+        weights = torch.zeros(len(f0), n_mels, dtype=torch.float64)
+        for h in range(1, harmonics + 1):
+            pos = (hz_to_mel(h * f0) - centres[0]) / step  # (C,) fractional mel band of harmonic h
+            inside = (pos >= 0) & (pos < n_mels - 1) & (h * f0 < sample_rate / 2)
+            lo = pos.floor().long().clamp(0, n_mels - 2)
+            frac = pos - lo
+            rows = torch.arange(len(f0))[inside]
+            weights[rows, lo[inside]] += decay ** (h - 1) * (1 - frac[inside])
+            weights[rows, lo[inside] + 1] += decay ** (h - 1) * frac[inside]
+        self.register_buffer("weights", weights.float())  # (C, n_mels)
+        self.weights: torch.Tensor
+        self.range_db, self.low, self.n_candidates = range_db, low, len(f0)
+        self.f0 = mel_to_hz(hz_to_mel(f0))  # (C,) candidate f0s in Hz, for callers
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        power = torch.pow(10.0, mel / 10).mean(-1)  # (N, n_mels) time-averaged power
+        db = 10 * power.clamp_min(1e-12).log10()
+        level = (db - db.amax(1, keepdim=True)).clamp(min=-self.range_db)  # (N, n_mels) dB below the loudest band
+        level = level - level.mean(1, keepdim=True)  # bands quieter than average count against a candidate
+        salience = level @ self.weights.T  # (N, C)
+        return (salience - salience.mean(1, keepdim=True)) / (salience.std(1, keepdim=True) + 1e-6)
+
+    def midi(self, mel: torch.Tensor) -> torch.Tensor:
+        """(N,) the most salient candidate as a MIDI note."""
+        return self(mel).argmax(1) + self.low
+
+
 class MelCNN(MelInput):
     """2-D CNN over a log-mel spectrogram (the Dexed encoder): (N, n_mels, frames) in dB -> (N, dim).
 
@@ -84,8 +136,11 @@ class MelCNN(MelInput):
     """
 
     def __init__(self, n_mels: int, frames: int, channels: tuple[int, ...], stem_channels: int, stem: int, dim: int,
-                 offset: float, scale: float, groups: int = 4):
+                 offset: float, scale: float, groups: int = 4, pitch_sample_rate: int | None = None):
         super().__init__(n_mels, frames, offset, scale, dim)
+        # pitch-aware input: the harmonic salience (MelPitch) projected and added to the embedding
+        self.pitch = None if pitch_sample_rate is None else MelPitch(n_mels, pitch_sample_rate)
+        self.pitch_proj = None if self.pitch is None else nn.Linear(self.pitch.n_candidates, dim)
         layers: list[nn.Module] = [nn.Conv2d(1, stem_channels, stem, stride=stem)]
         c_in = stem_channels
         for c in channels:
@@ -97,7 +152,10 @@ class MelCNN(MelInput):
         self.head = nn.Sequential(nn.GroupNorm(min(groups, c_in), c_in), nn.GELU(), nn.Flatten(), nn.Linear(flat, dim))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.head(self.net(self.standardise(mel)))  # (N, dim)
+        out = self.head(self.net(self.standardise(mel)))  # (N, dim)
+        if self.pitch is not None and self.pitch_proj is not None:
+            out = out + self.pitch_proj(self.pitch(mel))  # (N, C) salience -> (N, dim)
+        return out
 
 
 class MelAST(MelInput):

@@ -28,11 +28,12 @@ def registry() -> dict[str, Any]:
     """{name: synth class}: the built-in synths and one entry per plugin spec found now (synths/specs/*.yaml
     and the folders on SYNTHINV_SPEC_PATH)."""
     from synthinv.synths.dexed import DexedSynth
+    from synthinv.synths.dexed_simple import DexedSimpleSynth
     from synthinv.synths.kosc import KOscSynth
     from synthinv.synths.plugin import PluginSynth
     from synthinv.synths.plugin_spec import shipped_specs
 
-    return {"kosc": KOscSynth, "dexed": DexedSynth, **{name: PluginSynth for name in shipped_specs()}}
+    return {"kosc": KOscSynth, "dexed": DexedSynth, "dexed_simple": DexedSimpleSynth, **{name: PluginSynth for name in shipped_specs()}}
 
 
 def available() -> list[str]:
@@ -69,8 +70,9 @@ def from_settings(settings: dict) -> Synth:
 
 if TYPE_CHECKING:  # the type checker confirms that every built-in synth meets the whole contract
     from synthinv.synths.dexed import DexedSynth
+    from synthinv.synths.dexed_simple import DexedSimpleSynth
     from synthinv.synths.kosc import KOscSynth
     from synthinv.synths.plugin import PluginSynth
 
-    def _meets_contract(k: KOscSynth, d: DexedSynth, p: PluginSynth) -> list[Synth]:
-        return [k, d, p]
+    def _meets_contract(k: KOscSynth, d: DexedSynth, s: DexedSimpleSynth, p: PluginSynth) -> list[Synth]:
+        return [k, d, s, p]

@@ -256,7 +256,7 @@ class DexedSynth(LogMelFeatures, SynthBase):
         proposal drawn at notes 48-72 (the prior's range, the model's and the bank's) can move to a bass at
         MIDI 36 or a voice transposed two octaves down. Convert rows with `spec.convert`."""
         low, high = min(PLAYED_NOTES[0], self.spec.settings["min_note"]), max(PLAYED_NOTES[1], self.spec.settings["max_note"])
-        return DexedSynth.from_settings({**self.spec.settings, "min_note": low, "max_note": high})
+        return type(self).from_settings({**self.spec.settings, "min_note": low, "max_note": high})
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -265,10 +265,23 @@ class DexedSynth(LogMelFeatures, SynthBase):
 
     # --- parameters <-> voices ------------------------------------------------------------------
 
+    def voice_native(self, params) -> np.ndarray:
+        """Normalised (N, size) -> native values of the whole DX7 voice + note (N, 145), the layout of
+        `dexed_spec`: here the decoded row itself; a subset spec (DexedSimple) fills in its fixed fields."""
+        return self.spec.decode(_as_2d(params).double()).numpy()
+
+    def from_voice_native(self, native: np.ndarray) -> np.ndarray:
+        """Whole-voice native values (N, 145) -> this spec's native values: the inverse of `voice_native`
+        (a subset spec keeps its own columns and drops the fixed ones)."""
+        return native
+
+    def prior_native(self, seed: int, rows: np.ndarray, j: int) -> np.ndarray:
+        """Draw j of the patch prior for example `rows` of split `seed`: this spec's native values (N, len(params))."""
+        return sample_patch_native(prior_uniforms(seed, rows, j), self.spec)
+
     def to_vced(self, params, name: str = DEFAULT_NAME) -> np.ndarray:
-        """Normalised (N, 225) or (225,) -> VCED voice records (N, 156) uint8."""
-        native = self.spec.decode(_as_2d(params).double()).numpy()
-        return native_to_vced(native, self.transpose, name)
+        """Normalised (N, size) or (size,) -> VCED voice records (N, 156) uint8."""
+        return native_to_vced(self.voice_native(params), self.transpose, name)
 
     def to_patch(self, params_row, name: str = DEFAULT_NAME) -> dexed.Patch:
         """One normalised row (225,) -> a dexed.Patch (the note pitch is not part of a voice)."""
@@ -280,7 +293,7 @@ class DexedSynth(LogMelFeatures, SynthBase):
 
     def from_vced(self, vced: np.ndarray, note: int | np.ndarray = 60) -> torch.Tensor:
         """VCED voice records (N, >=155) -> normalised (N, 225)."""
-        return self.spec.encode(torch.from_numpy(vced_to_native(vced, note))).float()
+        return self.spec.encode(torch.from_numpy(self.from_voice_native(vced_to_native(vced, note)))).float()
 
     def write_preset(self, folder: Path, params: torch.Tensor, name: str = DEFAULT_NAME) -> Path:
         """folder/preset.syx: one row (225,) as a single-voice DX7 sysex file (the note is not part of it)."""
@@ -341,7 +354,7 @@ class DexedSynth(LogMelFeatures, SynthBase):
 
     def render(self, params: torch.Tensor) -> torch.Tensor:
         """params (N, 225) normalised -> audio (N, T) float32 mono; the same params give the same audio."""
-        native = self.spec.decode(_as_2d(params).double()).numpy()  # (N, 145), decoded once
+        native = self.voice_native(params)  # (N, 145), decoded once
         vced, notes = native_to_vced(native, self.transpose), np.rint(native[:, -1]).astype(int)
         if self._engine is None:
             self._engine = dexed.DexedSynth(sample_rate=float(self.sample_rate))
@@ -397,8 +410,7 @@ class DexedSynth(LogMelFeatures, SynthBase):
             params = self.uniform_params_at(seed, indices)
             return params, self.render(params)
         def propose(j: int, rows: np.ndarray) -> torch.Tensor:
-            native = sample_patch_native(prior_uniforms(seed, rows, j), self.spec)
-            return self.spec.encode(torch.from_numpy(native)).float()
+            return self.spec.encode(torch.from_numpy(self.prior_native(seed, rows, j))).float()
 
         return draw_until_audible(self, indices, propose)
 

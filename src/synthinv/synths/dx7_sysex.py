@@ -41,9 +41,11 @@ def _checksum(payload: bytes) -> int:
 def _dexed_synth(spec: ParamSpec | None) -> DexedSynth:
     if spec is None:
         return DexedSynth()
-    if spec.synth != "dexed":
+    if spec.synth not in ("dexed", "dexed_simple"):
         raise PresetError(f"DX7 sysex needs a Dexed parameter spec, got one for {spec.synth!r}")
-    return DexedSynth.from_settings(spec.settings)
+    from synthinv.synths.dexed_simple import DexedSimpleSynth
+
+    return (DexedSimpleSynth if spec.synth == "dexed_simple" else DexedSynth).from_settings(spec.settings)
 
 
 def _names(names, n: int) -> list[str]:

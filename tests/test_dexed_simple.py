@@ -1,0 +1,133 @@
+"""Dexed Simple: a DX7 subset that renders, writes and draws as whole DX7 voices, and is told apart from Full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("dexed")
+
+from synthinv import synths  # noqa: E402
+from synthinv.build import build_model  # noqa: E402
+from synthinv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from synthinv.config import load_config  # noqa: E402
+from synthinv.data.generate import generate  # noqa: E402
+from synthinv.datasets import DatasetError, open_dataset  # noqa: E402
+from synthinv.presets import read_syx_voice  # noqa: E402
+from synthinv.synths.dexed_simple import FIXED  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def simple():
+    return synths.get("dexed_simple")
+
+
+@pytest.fixture(scope="module")
+def full():
+    return synths.get("dexed")
+
+
+def test_spec_is_the_documented_subset(simple, full):
+    assert simple.spec.size == 112 and len(simple.spec.params) == 75
+    assert set(simple.spec.names) <= set(full.spec.names) and simple.spec.names[-1] == "note.midi"
+    assert not set(simple.spec.names) & set(FIXED)
+    assert set(simple.spec.names) | set(FIXED) == set(full.spec.names)  # every field kept or fixed
+    assert simple.spec.hash() != full.spec.hash()
+    again = synths.from_settings({"name": "dexed_simple", **simple.spec.settings})
+    assert again.spec.hash() == simple.spec.hash()
+
+
+def test_renders_as_the_whole_voice_with_the_fixed_fields(simple, full):
+    params = simple.random_params(4, seed=5)  # (4, 112)
+    voice = full.spec.encode(torch.from_numpy(simple.voice_native(params)))  # (4, 225)
+    assert torch.equal(simple.render(params), full.render(voice))
+    native = full.spec.decode(voice.double())
+    for name, value in FIXED.items():
+        assert (native[:, full.spec.names.index(name)] == value).all(), name
+
+
+def test_prior_is_dexeds_prior_with_the_fixed_fields_set(simple, full):
+    params, audio = simple.draw(1, np.arange(32))
+    assert params.shape == (32, 112) and audio.shape == (32, simple.length)
+    from synthinv.metrics import rms_dbfs
+    from synthinv.synths.sampling import SILENCE_DBFS
+
+    assert (rms_dbfs(audio) >= SILENCE_DBFS).all()  # silent draws redrawn
+    whole = full.spec.decode(full.random_params(32, seed=1).double()).numpy()  # (32, 145)
+    projected = simple.spec.encode(torch.from_numpy(simple.from_voice_native(whole)))
+    same = (projected.float() == params).all(1)
+    assert same.float().mean() > 0.8  # rows that needed no redraw in either are the same patch
+
+
+def test_syx_preset_is_a_complete_dx7_voice(simple, tmp_path):
+    params = simple.random_params(2, seed=3)
+    path = simple.write_preset(tmp_path, params[0], "SIMPLE")
+    patch = read_syx_voice(path)
+    back = simple.from_patch(patch, note=int(simple.notes(params[:1])[0]))
+    assert torch.equal(back, params[0])  # the kept fields survive the .syx round trip
+    assert all(op.detune == 7 and op.velocity_sensitivity == 0 and op.left_depth == 0 for op in patch.op)
+    assert patch.lfo.pitch_mod_depth == 0 and patch.lfo.amp_mod_depth == 0 and patch.osc_key_sync
+    vced = simple.to_vced(params[:1])[0]
+    assert vced[139] == 0 and vced[140] == 0 and list(vced[130:134]) == [50] * 4  # LFO depths 0, pitch EG flat
+    bank = simple.write_preset_bank(tmp_path / "bank", params, ["A", "B"])
+    assert bank.stat().st_size == 4104  # a 32-voice DX7 bulk dump
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    generate({"name": "dexed"}, 4, root / "full", seed=1, shard_size=4, progress=False)
+    generate({"name": "dexed_simple"}, 4, root / "simple", seed=1, shard_size=4, progress=False)
+    return root
+
+
+def test_a_full_dataset_is_refused_for_simple_and_back(simple, full, datasets):
+    with pytest.raises(DatasetError, match="is a 'dexed' dataset, but the model is for 'dexed_simple'") as exc:
+        open_dataset(datasets / "full", simple)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(DatasetError, match="is a 'dexed_simple' dataset, but the model is for 'dexed'"):
+        open_dataset(datasets / "simple", full)
+    assert len(open_dataset(datasets / "simple", simple)) == 4
+
+
+def test_a_full_checkpoint_is_refused_for_simple_and_back(simple, full, tmp_path):
+    for synth, other in ((full, "dexed_simple"), (simple, "dexed")):
+        config = load_config("regression_mse", synth.name)
+        path = save_checkpoint(tmp_path / f"{synth.name}.ckpt", build_model(config, synth), synth, config, {})
+        with pytest.raises(CheckpointError, match=f"trained for synth name='{synth.name}', not '{other}'") as exc:
+            load_checkpoint(path, expect_synth={"name": other})
+        assert "\n" not in str(exc.value)
+        assert load_checkpoint(path)[1].spec.hash() == synth.spec.hash()
+
+
+def test_a_checkpoint_of_another_simple_is_refused(simple, tmp_path):
+    config = load_config("regression_mse", "dexed_simple")
+    path = save_checkpoint(tmp_path / "s.ckpt", build_model(config, simple), simple, config, {})
+    blob = torch.load(path, weights_only=True)
+    blob["synth"]["fixed"] = {**FIXED, "op1.detune": 3}
+    torch.save(blob, path)
+    with pytest.raises(CheckpointError, match="fixes other values than the one recorded .*op1.detune"):
+        load_checkpoint(path)
+
+
+def test_ship_model_ships_a_simple_model(simple, datasets, tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    monkeypatch.setattr(ship, "SHIPPED_DIR", tmp_path / "shipped")
+    config = load_config("flow_mlp", "dexed_simple")
+    meta = {"steps": 1, "train_seconds": 1.0, "torch_threads": 1, "best_val_mss": 20.0, "val_data": "none",
+            "data": {"examples": 4, "seed": 7}}
+    save_checkpoint(tmp_path / "run" / "model.ckpt", build_model(config, simple), simple, config, meta)
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", str(tmp_path / "run"), "tiny-simple", "--n", "2", "--steps", "2",
+                                      "--candidates", "2", "--test-data", str(datasets / "simple")])
+    ship.main()
+    card = (tmp_path / "shipped" / "tiny-simple.md").read_text()
+    assert card.startswith("# tiny-simple\n\nDexed Simple") and "--synth dexed_simple" in card
+    assert load_checkpoint(tmp_path / "shipped" / "tiny-simple.ckpt")[1].name == "dexed_simple"
