@@ -59,7 +59,8 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     """Train (unless done) and score one (method, seed); runs in a worker process on one torch thread."""
     torch.set_num_threads(1)
     count_cpu_time()
-    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {method} s{seed}: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {method} s{seed}: %(message)s", datefmt="%H:%M:%S",
+                        force=True)  # a pool worker runs several (method, seed): each names itself
     logging.getLogger("synthinv").setLevel(logging.INFO)
     from synthinv import synths
     from synthinv.bank import get_bank
