@@ -59,7 +59,8 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     """Train (unless done) and score one (method, seed); runs in a worker process on one torch thread."""
     torch.set_num_threads(1)
     count_cpu_time()
-    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {method} s{seed}: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {method} s{seed}: %(message)s", datefmt="%H:%M:%S",
+                        force=True)  # a pool worker runs several (method, seed): each names itself
     logging.getLogger("synthinv").setLevel(logging.INFO)
     from synthinv import synths
     from synthinv.bank import get_bank
@@ -172,9 +173,11 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
             "shared with two other engineers' jobs; CPU min is the process's CPU time over training and its "
             "5 validations. Batch 64, data/dexed_simple_train "
             f"(seed 1, {rows[0]['train_examples'] if rows else '?'} examples), validation on 64 sounds of "
-            "data/dexed_simple_val. Encoders take the pitch feature (encoder pitch: true).",
+            "data/dexed_simple_val. Encoders take the pitch feature (encoder pitch: true), but for any --extra "
+            "ablation such as flow_mlp_nopitch (results/dexed_simple/flow_mlp_nopitch.yaml).",
             "Made by `PYTHONPATH=src python scripts/dexed_simple_experiment.py "
-            f"--budget {args.budget:g} --seeds {args.seeds} --jobs {args.jobs}`; rows in results/dexed_simple/."]
+            f"--budget {args.budget:g} --seeds {args.seeds}` (the ablation: `--methods '' --extra "
+            "results/dexed_simple/flow_mlp_nopitch.yaml`); rows in results/dexed_simple/."]
     notes = out / "dexed_simple_notes.md"  # hand-written: the choice of fixed fields, the pitch input, findings
     if notes.exists():
         text += ["", notes.read_text().rstrip()]
