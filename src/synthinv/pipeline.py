@@ -337,7 +337,8 @@ class Inverter:
         params, labels = self.proposals(target, sources, counts, steps, guidance, seed, random_offset)  # (N, P)
         clock.lap("propose")
         key = uuid.uuid4().hex  # names this target in the workers' caches (an id() could be reused)
-        objective = Objective(self.pool, target.audio, key, penalty=self._pitch_penalty(target, pitch_penalty) if transpose and pitch_penalty > 0 else None)
+        penalty = self._pitch_penalty(target, pitch_penalty) if transpose and pitch_penalty > 0 else None
+        objective = Objective(self.pool, target.audio, key, penalty=penalty)
         distance = torch.from_numpy(objective(params)).float()  # (N,)
         clock.lap("score")
         shift = torch.zeros(len(params), dtype=torch.long)
