@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from synthinv.bank import BankError, build_bank, embed, get_bank, load_bank
-from synthinv.metrics import MSSTarget, mss_distance
+from synthinv.metrics import mss_distance
+from synthinv.mss_target import MSSTarget
 from synthinv.search import Objective, categorical_sweep, cma_run, search_columns
 from synthinv.workers import SynthPool
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import Any
 
 import torch
@@ -67,21 +66,9 @@ def _mel_setup(sample_rate: int, n_mels: int, win_ms: float, hop_ms: float) -> t
     return win, hop, n_fft, window, fb
 
 
-@functools.lru_cache(maxsize=8)
-def _sparse_filterbank(sample_rate: int, n_mels: int, win_ms: float, hop_ms: float) -> torch.Tensor:
-    """The mel filterbank as a CSR matrix: each FFT bin feeds at most two triangles, so the dense product
-    is almost all multiplications by zero (at 100 ms windows it costs more than the STFT)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch calls its CSR support "beta"; the product used here is stable
-        return _mel_setup(sample_rate, n_mels, win_ms, hop_ms)[4].to_sparse_csr()
-
-
-SPARSE_ABOVE_FFT = 512
-
-
 def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = MEL_FEATURES["n_mels"],
                         win_ms: float = MEL_FEATURES["win_ms"], hop_ms: float = MEL_FEATURES["hop_ms"],
-                        floor_db: float = LOG_MEL_FLOOR_DB, sparse_filters: bool = False) -> torch.Tensor:
+                        floor_db: float = LOG_MEL_FLOOR_DB) -> torch.Tensor:
     """audio (N, T) -> log-mel power in dB (N, n_mels, frames), frames = 1 + T // hop; by default with the
     settings of MEL_FEATURES (the encoder input and what dataset shards store).
 
@@ -89,24 +76,17 @@ def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_mels: int = MEL
     power |STFT|^2 / (sum of window)^2 (a full-scale sine's peak bin reads about -6 dB), then HTK-mel
     triangles (`mel_filterbank`) and 10 log10, floored at `floor_db` (-100 dB: what dataset shards store). Rows are computed one at a time, so a
     row's features are bit-identical whatever batch it came in (batched FFT/GEMM kernels may reorder sums).
-    `sparse_filters`: the same filters as a sparse matrix where that is faster (FFTs above SPARSE_ABOVE_FFT
-    points; equal to float tolerance, not bit-identical: for scoring, never for stored features).
+    (A search's scoring has its own faster path to the same values: `mss_target.MSSTarget`.)
     """
     audio = torch.as_tensor(audio, dtype=torch.float32)
     audio = audio[None] if audio.dim() == 1 else audio
     win, hop, n_fft, window, fb = _mel_setup(sample_rate, n_mels, float(win_ms), float(hop_ms))
-    # a 512-point spectrum is small enough that the dense product wins (results/benchmarks/bench_invert.md)
-    sparse = (_sparse_filterbank(sample_rate, n_mels, float(win_ms), float(hop_ms))
-              if sparse_filters and n_fft > SPARSE_ABOVE_FFT else None)
     mel = audio.new_empty(len(audio), n_mels, 1 + audio.shape[-1] // hop)
     for row, out in zip(audio, mel):  # (T,), (n_mels, frames)
         spec = torch.stft(row, n_fft, hop_length=hop, win_length=win, window=window, center=True,
                           pad_mode="constant", return_complex=True)  # (F, frames)
         squares = torch.view_as_real(spec).square()  # re^2 and im^2 in one pass over contiguous memory
         power = squares[..., 0] + squares[..., 1]  # (F, frames)
-        if sparse is None:
-            torch.mm(fb, power, out=out)
-        else:
-            out.copy_(sparse @ power)
+        torch.mm(fb, power, out=out)
     scale = float(window.sum()) ** 2  # in place below: the same operations, without three (N, n_mels, frames) temporaries
     return mel.div_(scale).clamp_min_(10 ** (floor_db / 10)).log10_().mul_(10.0)

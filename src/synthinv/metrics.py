@@ -71,13 +71,12 @@ MSS_ABS_FLOOR_DB = -240.0  # absolute power floor before that (float32 power of 
 
 
 def relative_log_mel(audio: torch.Tensor, sample_rate: int, win_ms: float, hop_ms: float, n_mels: int,
-                     range_db: float = MSS_RANGE_DB, sparse_filters: bool = False) -> torch.Tensor:
+                     range_db: float = MSS_RANGE_DB) -> torch.Tensor:
     """audio (N, T) -> log-mel in dB relative to each example's own maximum, floored at -range_db
     (N, n_mels, frames), values in [-range_db, 0]. The absolute floor (MSS_ABS_FLOOR_DB, -240 dB) sits far
     below any peak, so only the relative floor acts; a silent example (nothing above the absolute floor)
     is -range_db everywhere rather than a flat 0 dB."""
-    mel = log_mel_spectrogram(audio, sample_rate, n_mels, win_ms, hop_ms, floor_db=MSS_ABS_FLOOR_DB,
-                              sparse_filters=sparse_filters)
+    mel = log_mel_spectrogram(audio, sample_rate, n_mels, win_ms, hop_ms, floor_db=MSS_ABS_FLOOR_DB)
     peak = mel.amax(dim=(1, 2), keepdim=True)
     rel = (mel - peak).clamp_min(-range_db)
     return torch.where(peak > MSS_ABS_FLOOR_DB + range_db, rel, torch.full_like(rel, -range_db))
@@ -117,28 +116,6 @@ def level_db(audio: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(N, T), (N, T) -> (N,): RMS level of each sound relative to its target in dB (`rms_dbfs` difference).
     The ranking distances are gain-blind, so a candidate can sound right but much louder or quieter."""
     return rms_dbfs(audio) - rms_dbfs(target)
-
-
-class MSSTarget:
-    """`mss_distance` to one fixed target, its three relative log-mels computed once: a search scores
-    thousands of candidates against the same sound, and recomputing the target doubled each score. The
-    mel filters are applied as a sparse matrix (`log_mel_spectrogram(sparse_filters=True)`)."""
-
-    def __init__(self, target: torch.Tensor, sample_rate: int, scales: tuple[tuple[float, float, int], ...] = MSS_SCALES):
-        self.sample_rate, self.scales = sample_rate, scales
-        self.length = target.shape[-1]
-        self._target = [relative_log_mel(target.reshape(1, -1), sample_rate, *scale, sparse_filters=True)
-                        for scale in scales]  # (1, M, F) each, computed as the candidates' are
-
-    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
-        """audio (N, T) -> MSS (N,) in dB against the target, equal to `mss_distance` to float tolerance."""
-        if audio.shape[-1] != self.length:
-            raise ValueError(f"audio has {audio.shape[-1]} samples, the target {self.length}")
-        total = torch.zeros(audio.shape[0])
-        for scale, target in zip(self.scales, self._target):
-            mel = relative_log_mel(audio, self.sample_rate, *scale, sparse_filters=True)
-            total += (mel - target).abs().mean(dim=(1, 2)).cpu()
-        return total / len(self.scales)
 
 
 # --- audio metrics of real synths (the paper's, PAPER.md "Real synthesizers") -----------------------

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from synthinv.metrics import MSSTarget, log_spectral_distance, mss_distance, multiscale_spectral_distance
+from synthinv.metrics import log_spectral_distance, mss_distance, multiscale_spectral_distance
+from synthinv.mss_target import MSSTarget
 
 if TYPE_CHECKING:
     from synthinv.synths.base import Synth
@@ -59,7 +60,7 @@ def ranking_distance(synth: Synth, audio: torch.Tensor, targets: torch.Tensor) -
 
 def target_distance(synth: Synth, target: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """target (T,) -> a function audio (N, T) -> `ranking_distance` (N,) to that target. A scoring with a
-    `prepare` (MSS: metrics.MSSTarget keeps the target's spectrograms) pays only for the candidates."""
+    `prepare` (MSS: mss_target.MSSTarget keeps the target's spectrograms) pays only for the candidates."""
     how = scoring(synth)
     if how.prepare is not None:
         return how.prepare(target, synth.sample_rate)
