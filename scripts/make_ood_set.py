@@ -32,10 +32,15 @@ from synthinv.audio_io import write_wav  # noqa: E402
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SAMPLE_RATE, VELOCITY, HOLD_S, RELEASE_S = 44100, 100, 1.0, 0.5  # as DexedSynth's defaults
 PEAK = 0.5  # -6 dBFS: uses the 16-bit range; level is re-set by prepare_sound anyway
-# (file name, General MIDI program, 0-based): ten families of timbre, two pitches each (20 files, 2.6 MB)
+# (file name, General MIDI program, 0-based): sixteen families of timbre, four pitches each (64 files).
+# The first ten at notes 50 and 65 are the set's first version (session 6), kept byte for byte.
 INSTRUMENTS = (("piano", 0), ("epiano", 4), ("marimba", 12), ("organ", 16), ("guitar", 24),
-               ("strings", 48), ("trumpet", 56), ("brass", 61), ("flute", 73), ("synthlead", 81))
-NOTES = (50, 65)  # D3 (147 Hz) and F4 (349 Hz), inside the Dexed models' MIDI 48-72
+               ("strings", 48), ("trumpet", 56), ("brass", 61), ("flute", 73), ("synthlead", 81),
+               ("vibraphone", 11), ("accordion", 21), ("bass", 33), ("violin", 40), ("clarinet", 71),
+               ("pad", 89))
+# G2 (98 Hz), D3 (147 Hz), F4 (349 Hz), C5 (523 Hz): every instrument at every note, in its range or not
+# (a flute at G2 is still a sound a user may bring), all inside the range invert plays Dexed over.
+NOTES = (43, 50, 65, 72)
 
 
 def render_note(program: int, note: int, soundfont: Path = SOUNDFONT) -> np.ndarray:

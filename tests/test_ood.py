@@ -35,7 +35,7 @@ def test_committed_ood_set_is_what_the_script_describes():
     files = audio_files(OOD)
     expected = {f"{name}_{note}.wav" for name, _ in script.INSTRUMENTS for note in script.NOTES}
     assert {f.name for f in files} == expected
-    assert sum(f.stat().st_size for f in files) <= 3_000_000
+    assert sum(f.stat().st_size for f in files) <= 9_000_000
     for f in files:
         info = sf.info(str(f))
         assert (info.samplerate, info.channels, info.frames, info.subtype) == (44100, 1, 66150, "PCM_16"), f.name

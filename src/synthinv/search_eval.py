@@ -41,7 +41,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "default-mss-only": {"sources": None, "counts": None, "pitch_penalty": 0.0},
 }
 COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "pitched", "level_db_abs",
-           "seconds_per_sound")
+           "level_within_3db", "seconds_per_sound")
+LEVEL_TOLERANCE_DB = 3.0  # issue 10's target: the first candidate plays within 3 dB of the target's level
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -130,6 +131,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                     "f0_within_50c": round(float(np.mean(np.array(cents) <= IN_TUNE_CENTS)), 3) if cents else None,
                     "pitched": len(cents),
                     "level_db_abs": round(float(np.mean([abs(r["level_db"]) for r in rs])), 2),
+                    "level_within_3db": round(float(np.mean([abs(r["level_db"]) <= LEVEL_TOLERANCE_DB for r in rs])), 3),
                     "seconds_per_sound": round(float(np.mean([r["seconds"] for r in rs])), 2)})
     return out
 
@@ -139,10 +141,11 @@ def csv_text(summary: list[dict]) -> str:
 
 
 def markdown_table(summary: list[dict]) -> str:
-    header = ["set", "method", "budget (s)", "n", "MSS (dB)", "wMFCC", "f0 within 50 c (pitched)", "abs level (dB)", "s per sound"]
+    header = ["set", "method", "budget (s)", "n", "MSS (dB)", "wMFCC", "f0 within 50 c (pitched)", "abs level (dB)", "level within 3 dB",
+              "s per sound"]
     rows = [[s["set"], s["method"], f"{s['budget_s']:g}", s["n"], f"{s['mss']:.2f} ± {s['mss_ci95']:.2f}",
              f"{s['wmfcc']:.2f}", "-" if s["f0_within_50c"] is None else f"{s['f0_within_50c']:.0%} ({s['pitched']})",
-             f"{s['level_db_abs']:.1f}", f"{s['seconds_per_sound']:.1f}"] for s in summary]
+             f"{s['level_db_abs']:.1f}", f"{s['level_within_3db']:.0%}", f"{s['seconds_per_sound']:.1f}"] for s in summary]
     return tables.markdown_table(header, rows) + "\n"
 
 
