@@ -77,9 +77,16 @@ def relative_log_mel(audio: torch.Tensor, sample_rate: int, win_ms: float, hop_m
     below any peak, so only the relative floor acts; a silent example (nothing above the absolute floor)
     is -range_db everywhere rather than a flat 0 dB."""
     mel = log_mel_spectrogram(audio, sample_rate, n_mels, win_ms, hop_ms, floor_db=MSS_ABS_FLOOR_DB)
-    peak = mel.amax(dim=(1, 2), keepdim=True)
-    rel = (mel - peak).clamp_min(-range_db)
-    return torch.where(peak > MSS_ABS_FLOOR_DB + range_db, rel, torch.full_like(rel, -range_db))
+    return relative_db_(mel, range_db)
+
+
+def relative_db_(mel_db: torch.Tensor, range_db: float = MSS_RANGE_DB) -> torch.Tensor:
+    """Log-mel in dB (N, M, frames), in place -> relative to each row's maximum, floored at -range_db; a row
+    with nothing above the absolute floor is -range_db everywhere. Shared with mss_target.MSSTarget."""
+    peak = mel_db.amax(dim=(1, 2), keepdim=True)  # (N, 1, 1)
+    mel_db.sub_(peak).clamp_min_(-range_db)
+    mel_db[(peak <= MSS_ABS_FLOOR_DB + range_db).expand_as(mel_db)] = -range_db
+    return mel_db
 
 
 def mss_distance(pred_audio: torch.Tensor, true_audio: torch.Tensor, sample_rate: int,

@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from synthinv.features import _mel_setup
-from synthinv.metrics import MSS_ABS_FLOOR_DB, MSS_RANGE_DB, MSS_SCALES
+from synthinv.metrics import MSS_ABS_FLOOR_DB, MSS_RANGE_DB, MSS_SCALES, relative_db_
 
 DENSE_UP_TO_FFT = 512  # at 512 points a dense product beat the sparse one (hand timing while writing this; not in results/)
 
@@ -96,7 +96,4 @@ def _relative_db(mel: torch.Tensor, power_scale: float) -> torch.Tensor:
     """Mel power (N, M, frames), in place -> dB relative to each row's maximum floored at -MSS_RANGE_DB, as
     `relative_log_mel` (a row with nothing above the absolute floor is -MSS_RANGE_DB everywhere)."""
     mel.mul_(power_scale).clamp_min_(10 ** (MSS_ABS_FLOOR_DB / 10)).log10_().mul_(10.0)
-    peak = mel.amax(dim=(1, 2), keepdim=True)  # (N, 1, 1)
-    mel.sub_(peak).clamp_min_(-MSS_RANGE_DB)
-    mel[(peak <= MSS_ABS_FLOOR_DB + MSS_RANGE_DB).expand_as(mel)] = -MSS_RANGE_DB
-    return mel
+    return relative_db_(mel, MSS_RANGE_DB)
