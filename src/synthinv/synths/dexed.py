@@ -312,19 +312,42 @@ class DexedSynth(LogMelFeatures, SynthBase):
         return self.spec.decode(_as_2d(params).double())[:, -1].round().long().numpy()
 
     def with_gain(self, params, gain_db) -> torch.Tensor:
-        """params (N, 225), gain_db (N,) -> params with every carrier's output level moved by about gain_db
-        (DX7 output levels near the top are about 0.75 dB a step; callers measure and repeat), clamped to
-        0..99. Carriers are the operators the patch's algorithm sends to the output, so the timbre stays."""
+        """params (N, 225), gain_db (N,) -> params about gain_db louder with the timbre kept: every carrier's
+        output level (clamped to 0..99) stepped until that carrier, rendered alone, has moved by gain_db.
+
+        Carriers are the operators the patch's algorithm sends to the output. Each is measured alone because
+        equal steps do not give equal changes: a carrier that velocity sensitivity or keyboard scaling pushes
+        past the DX7's level ceiling does not follow its first steps down, and moving the others without it
+        would change the balance, i.e. the timbre. Costs a few renders per carrier."""
+        from synthinv.metrics import rms_dbfs
+
         params = _as_2d(params)
         native = self.spec.decode(params.double())  # (N, 145)
         names = self.spec.names
+        level_cols = [names.index(f"op{op}.output_level") for op in range(1, N_OPS + 1)]
         algorithm = native[:, names.index("global.algorithm")].long().numpy()
-        carriers = torch.from_numpy(_carrier_table()[algorithm])  # (N, 6) bool
-        steps = torch.round(torch.as_tensor(gain_db, dtype=torch.float64) / DB_PER_LEVEL_STEP)  # (N,)
-        for op in range(1, N_OPS + 1):
-            col = names.index(f"op{op}.output_level")
-            moved = (native[:, col] + steps).clamp(0, 99)
-            native[:, col] = torch.where(carriers[:, op - 1], moved, native[:, col])
+        carriers = _carrier_table()[algorithm]  # (N, 6) bool
+        gain = torch.as_tensor(gain_db, dtype=torch.float64).reshape(-1).expand(len(native))  # (N,)
+        rows, ops = np.nonzero(carriers & (gain.abs() >= DB_PER_LEVEL_STEP / 2).numpy()[:, None])  # (S,) each
+        solo = native[rows].clone()  # (S, 145): one carrier sounding, the others silenced, modulators as they are
+        for k, col in enumerate(level_cols):
+            solo[torch.from_numpy(carriers[rows, k] & (ops != k)), col] = 0.0
+        col_of = torch.tensor(level_cols)[torch.from_numpy(ops)]  # (S,) the solo carrier's output level column
+        goal = rms_dbfs(self.render(self.spec.encode(solo).float())).double() + gain[rows]  # (S,) dB
+        level = solo[torch.arange(len(solo)), col_of]  # (S,) output levels, moved below
+        step = torch.round(gain[rows] / DB_PER_LEVEL_STEP)
+        todo = torch.ones(len(solo), dtype=torch.bool)
+        for _ in range(GAIN_ROUNDS):
+            moved = (level + step).clamp(0, 99)
+            todo &= moved != level  # converged, or at the end of the range
+            if not todo.any():
+                break
+            level = torch.where(todo, moved, level)
+            solo[todo, col_of[todo]] = level[todo]
+            miss = goal[todo] - rms_dbfs(self.render(self.spec.encode(solo[todo]).float())).double()  # dB
+            step = torch.zeros_like(level)
+            step[todo] = torch.round(miss / DB_PER_LEVEL_STEP)
+        native[torch.from_numpy(rows), col_of] = level
         out = self.spec.encode(native).to(params.dtype)
         out[:, -1] = params[:, -1]  # the note column is untouched (re-encoding it is exact anyway)
         return out
@@ -451,6 +474,7 @@ PRIORS = ("patch", "uniform")
 FULL_RANGE_WEIGHT = 0.02
 PITCH_EG_FLAT = 0.7  # probability of a flat pitch EG (levels 50, rates 99) - the usual DX7 setting
 DB_PER_LEVEL_STEP = 0.75  # DX7 output level near the top of its scale
+GAIN_ROUNDS = 6  # with_gain's measure-and-step rounds per carrier: one at a level ceiling needs several
 CARRIER_STEPS_PER_DOUBLING = 8  # output level steps per 6 dB near the top of the DX7 scale (~0.75 dB/step)
 
 _Mixture = tuple[tuple[float, int, int], ...]
