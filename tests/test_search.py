@@ -123,6 +123,33 @@ def test_with_gain_moves_the_level_and_keeps_the_note(synth, notes):
     assert np.array_equal(synth.notes(quieter), synth.notes(params))
 
 
+def test_with_gain_keeps_the_balance_of_a_carrier_at_the_level_ceiling(synth, notes):
+    from synthinv.metrics import level_db
+
+    names = synth.spec.names
+    native = synth.spec.decode(notes[0][:1].double())
+    native[0, names.index("global.algorithm")] = 31  # DX7 algorithm 32: six carriers, no modulation
+    for op in range(1, 7):
+        native[0, names.index(f"op{op}.output_level")] = 0
+        for k in range(1, 5):
+            native[0, names.index(f"op{op}.eg_level{k}")] = 99
+    # op1 loud and raised by keyboard scaling (+lin, the note far left of the break point) past the DX7's
+    # level ceiling; op2 three octaves up, plain
+    for op, level, depth, coarse in ((1, 90, 30, 1), (2, 80, 0, 8)):
+        for name, value in (("output_level", level), ("freq_coarse", coarse), ("kbd_break_point", 99),
+                            ("kbd_left_depth", depth), ("kbd_left_curve", 3), ("kbd_right_depth", 0)):
+            native[0, names.index(f"op{op}.{name}")] = value
+    params = synth.spec.encode(native).float()
+    audio = synth.render(params)
+    op1_down = native.clone()
+    op1_down[0, names.index("op1.output_level")] -= 6
+    assert level_db(synth.render(synth.spec.encode(op1_down).float()), audio).abs() < 1.0  # at the ceiling
+    quieter = synth.with_gain(params, torch.tensor([-6.0]))
+    moved = synth.render(quieter)
+    assert (level_db(moved, audio) + 6.0).abs() < 1.0
+    assert mss_distance(moved, audio, synth.sample_rate) < 0.5  # the same sound, only quieter
+
+
 def test_pick_starts_differ_in_their_categorical_choices(synth):
     from synthinv.pipeline import _categorical_signature, pick_starts
 

@@ -333,7 +333,8 @@ class DexedSynth(LogMelFeatures, SynthBase):
         for k, col in enumerate(level_cols):
             solo[torch.from_numpy(carriers[rows, k] & (ops != k)), col] = 0.0
         col_of = torch.tensor(level_cols)[torch.from_numpy(ops)]  # (S,) the solo carrier's output level column
-        goal = rms_dbfs(self.render(self.spec.encode(solo).float())).double() + gain[rows]  # (S,) dB
+        heard = rms_dbfs(self.render(self.spec.encode(solo).float())).double()  # (S,) dB
+        goal = heard + gain[rows]
         level = solo[torch.arange(len(solo)), col_of]  # (S,) output levels, moved below
         step = torch.round(gain[rows] / DB_PER_LEVEL_STEP)
         todo = torch.ones(len(solo), dtype=torch.bool)
@@ -344,9 +345,12 @@ class DexedSynth(LogMelFeatures, SynthBase):
                 break
             level = torch.where(todo, moved, level)
             solo[todo, col_of[todo]] = level[todo]
-            miss = goal[todo] - rms_dbfs(self.render(self.spec.encode(solo[todo]).float())).double()  # dB
-            step = torch.zeros_like(level)
-            step[todo] = torch.round(miss / DB_PER_LEVEL_STEP)
+            now = heard.clone()
+            now[todo] = rms_dbfs(self.render(self.spec.encode(solo[todo]).float())).double()
+            # still at the ceiling (nothing heard): twice the last step; else the step the miss asks for
+            step = torch.where((now - heard).abs() < 0.1, 2 * step, torch.round((goal - now) / DB_PER_LEVEL_STEP))
+            step[~todo] = 0
+            heard = now
         native[torch.from_numpy(rows), col_of] = level
         out = self.spec.encode(native).to(params.dtype)
         out[:, -1] = params[:, -1]  # the note column is untouched (re-encoding it is exact anyway)
