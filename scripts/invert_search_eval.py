@@ -42,6 +42,9 @@ def main() -> None:
                     help="default-first: the default method, then retrieval, random, model, model+retrieval")
     ap.add_argument("--ablate-pitch", action="store_true",
                     help="also run default-mss-only (the search without the pitch penalty) at the default's budgets")
+    ap.add_argument("--ablate-level", action="store_true",
+                    help="also run default-no-level (the search without the level penalty) at the default's budgets")
+    ap.add_argument("--no-baselines", action="store_true", help="the default method(s) only (a quick trial)")
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help="folder of rows.jsonl; the tables go beside it as "
                     "<folder>.md and <folder>.csv (a trial run elsewhere leaves the committed results alone)")
@@ -56,9 +59,11 @@ def main() -> None:
                     _, audio = inverter.synth.draw(TEST_SPLIT_SEED, np.arange(args.n))
                     sounds = [(f"test_{i:04d}", audio[i]) for i in range(args.n)]
                     budgets = args.test_budgets
-                kinds = ["default", "default-mss-only"] if args.ablate_pitch else ["default"]
+                kinds = ["default"] + ["default-mss-only"] * args.ablate_pitch + ["default-no-level"] * args.ablate_level
                 defaults = [(kind, float(b)) for b in budgets.split(",") if b for kind in kinds]
-                plan = BASELINES + defaults if args.order == "baselines-first" else defaults + [BASELINES[i] for i in (1, 0, 2, 3)]
+                baselines = [] if args.no_baselines else BASELINES
+                plan = baselines + defaults if args.order == "baselines-first" else defaults + baselines[1:2] + \
+                    baselines[:1] + baselines[2:]
                 run_methods(inverter, set_name, sounds, plan, args.out / "rows.jsonl", progress=search_eval.print_row)
                 write_tables(args.out)
     write_tables(args.out)

@@ -446,9 +446,24 @@ def test_objective_adds_the_pitch_penalty_to_mss(synth, notes):
                                       synth.sample_rate, penalty_db=5.0)
     pool = SynthPool(synth, workers=1)
     plain = Objective(pool, audio[i], "plain")(params)
-    steered = Objective(pool, audio[i], "steered", penalty=penalty)(params)
+    steered = Objective(pool, audio[i], "steered", penalties=(penalty,))(params)
     np.testing.assert_allclose(steered - plain, penalty(synth.render(params)), atol=1e-5)
     assert steered[i] == pytest.approx(plain[i], abs=1e-5)  # the target's own patch is in tune
+
+
+def test_level_penalty_is_free_near_the_targets_level_and_adds_to_the_distance(synth, notes):
+    from synthinv.metrics import rms_dbfs
+    from synthinv.search import LevelPenalty
+
+    params, audio = notes
+    penalty = LevelPenalty(float(rms_dbfs(audio[:1])[0]))
+    louder = audio[:1] * torch.tensor([[1.0], [10 ** (2 / 20)], [10 ** (13 / 20)], [10 ** (60 / 20)]])  # +0/2/13/60 dB
+    np.testing.assert_allclose(penalty(louder), [0.0, 0.0, 0.5, 1.0], atol=1e-4)
+    np.testing.assert_allclose(penalty(louder / 10 ** (13 / 20)), [0.5, 0.4, 0.0, 1.0], atol=1e-4)  # quieter too
+    with SynthPool(synth, workers=1) as pool:
+        plain = Objective(pool, audio[0], "plain")(params)
+        steered = Objective(pool, audio[0], "both", penalties=(penalty, penalty))(params)
+    np.testing.assert_allclose(steered - plain, 2 * penalty(synth.render(params)), atol=1e-5)
 
 
 def test_pitch_penalty_charges_a_candidate_that_does_not_repeat_at_the_targets_period():

@@ -38,7 +38,7 @@ from synthinv.bank import BANK_SEED, get_bank
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import OutputExistsError, UsageError
-from synthinv.metrics import level_db
+from synthinv.metrics import level_db, rms_dbfs
 from synthinv.models.sampler import Sampler, draw, takes_ode_settings
 from synthinv.pitch import (
     IN_TUNE_CENTS,
@@ -53,7 +53,7 @@ from synthinv.presets import preset_values, read_json_preset, write_json_preset,
 from synthinv.progress import search_progress
 from synthinv.ranking import closest_distinct, rank
 from synthinv.scoring import check_distance, ranking_distance, scoring
-from synthinv.search import Objective, search
+from synthinv.search import LevelPenalty, Objective, search
 from synthinv.synths.base import GAIN, RETUNE, Synth, draw_examples
 from synthinv.transpose import TRIES, note_column, semitone_shifts, transpose_params
 from synthinv.workers import SynthPool, torch_threads
@@ -292,7 +292,8 @@ class Inverter:
     def invert(self, sound, candidates: int = 8, budget: float = DEFAULT_BUDGET, steps: int = 50,
                guidance: float | None = None, seed: int = 0, transpose: bool = True, refine_budget: int = 0,
                sources: tuple[str, ...] | None = None, counts: dict | None = None, truth: str | Path | None = None,
-               random_offset: int = 0, pitch_penalty: float = SEARCH_PENALTY_DB) -> Inversion:
+               random_offset: int = 0, pitch_penalty: float = SEARCH_PENALTY_DB,
+               level_penalty: bool = True) -> Inversion:
         """Proposals (model samples, bank neighbours, random patches), each also tried at the target's pitch,
         then CMA-ES on real renders until `budget` seconds have passed since the proposals began; the best
         `candidates` of everything rendered, best first.
@@ -302,15 +303,18 @@ class Inverter:
         counts: how many of each (default MODEL_PROPOSALS, BANK_PROPOSALS; `candidates` at budget 0).
         pitch_penalty: dB added to the distance of a candidate off the target's pitch while proposals are
         scored and searched (targets with a steady pitch only; 0: MSS alone).
+        level_penalty: when searching, add search.LevelPenalty (synths that can move their level) to every
+        distance scored, proposals included.
         steps, guidance: how a flow solves its ODE (guidance default: the model's config); a model without
         them (regression, VAE) samples without, and refuses a guidance given."""
         with torch_threads(self.threads):
             return self._invert(sound, candidates, budget, steps, guidance, seed, transpose, refine_budget, sources,
-                                counts, truth, random_offset, pitch_penalty)
+                                counts, truth, random_offset, pitch_penalty, level_penalty)
 
     def _invert(self, sound, candidates: int, budget: float, steps: int, guidance: float | None, seed: int,
                 transpose: bool, refine_budget: int, sources: tuple[str, ...] | None, counts: dict | None,
-                truth: str | Path | None, random_offset: int, pitch_penalty: float) -> Inversion:
+                truth: str | Path | None, random_offset: int, pitch_penalty: float,
+                level_penalty: bool) -> Inversion:
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
         if guidance is not None and not takes_ode_settings(self.net):
             raise UsageError(f"guidance is a flow's sampler setting; {self.checkpoint.name} is a "
@@ -337,8 +341,9 @@ class Inverter:
         params, labels = self.proposals(target, sources, counts, steps, guidance, seed, random_offset)  # (N, P)
         clock.lap("propose")
         key = uuid.uuid4().hex  # names this target in the workers' caches (an id() could be reused)
-        penalty = self._pitch_penalty(target, pitch_penalty) if transpose and pitch_penalty > 0 else None
-        objective = Objective(self.pool, target.audio, key, penalty=penalty)
+        penalties = (self._pitch_penalty(target, pitch_penalty) if transpose and pitch_penalty > 0 else None,
+                     self._level_penalty(target) if level_penalty and searching else None)
+        objective = Objective(self.pool, target.audio, key, penalties=tuple(p for p in penalties if p is not None))
         distance = torch.from_numpy(objective(params)).float()  # (N,)
         clock.lap("score")
         shift = torch.zeros(len(params), dtype=torch.long)
@@ -418,6 +423,13 @@ class Inverter:
         track = self._target_track(target)
         return PitchPenalty.for_target(target.audio, track, self._target_f0(target), self.search_synth.sample_rate,
                                        penalty_db)
+
+    def _level_penalty(self, target: LoadedSound) -> LevelPenalty | None:
+        """What playing far from the target's level costs every candidate scored, for synths whose level
+        `_match_level` moves afterwards (the move is cheap in distance only for a candidate near the level)."""
+        if GAIN not in self.search_synth.capabilities:
+            return None
+        return LevelPenalty(float(rms_dbfs(target.audio[None])[0]))
 
     def _target_f0(self, target: LoadedSound) -> float:
         """The target's median f0 in Hz (NaN when unpitched); its pYIN track is kept in target.f0_track."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from synthinv.pitch import PitchPenalty
 from synthinv.scoring import target_distance
 from synthinv.synths.base import Synth
 from synthinv.transpose import NOTE_PARAM
@@ -31,27 +30,50 @@ SIGMA0 = 0.15  # initial CMA step in encoded units ([-1, 1]): about 7 steps of a
 _TARGETS: dict = {}  # per worker: the scorer of the target it saw last (a search asks thousands of times)
 
 
+@dataclass(frozen=True)
+class LevelPenalty:
+    """candidate audio (N, T) -> dB (N,): 0 within `free_db` of the target's RMS level, then `per_db` for
+    every dB further, at most `cap_db`. MSS is gain-blind, yet a DX7 patch moved to the target's level after
+    the search sounds different (its envelopes run in dB from a fixed floor, its engine's noise floor is
+    fixed): searched near the level the preset must play at, the finish has little left to move."""
+
+    target_dbfs: float  # the target's RMS level (metrics.rms_dbfs)
+    free_db: float = 3.0  # issue 10's tolerance for the first candidate's level
+    per_db: float = 0.05
+    cap_db: float = 1.0
+
+    def __call__(self, audio: torch.Tensor | np.ndarray) -> np.ndarray:
+        from synthinv.metrics import rms_dbfs
+
+        off = np.abs(rms_dbfs(torch.as_tensor(audio)).numpy() - self.target_dbfs)
+        return np.clip((off - self.free_db) * self.per_db, 0.0, self.cap_db)
+
+
+Penalty = Callable[[torch.Tensor], np.ndarray]  # candidate audio (N, T) -> dB added to its distance (N,)
+
+
 def _score_job(synth: Synth, key: str, target: torch.Tensor, params: torch.Tensor,
-               penalty: PitchPenalty | None = None) -> np.ndarray:
+               penalties: tuple[Penalty, ...] = ()) -> np.ndarray:
     """In a worker: render params (N, P) and score them against `target` (T,) -> (N,) distances, plus the
-    pitch penalty where one is given."""
+    penalties (what a wrong note or level costs)."""
     if key not in _TARGETS:
         _TARGETS.clear()
         _TARGETS[key] = target_distance(synth, target)
     audio = synth.render(params.clamp(-1, 1))  # (N, T)
     distance = _TARGETS[key](audio).numpy()
-    return distance + penalty(audio) if penalty is not None else distance
+    return distance + sum((penalty(audio) for penalty in penalties), np.zeros_like(distance))
 
 
 class Objective:
     """Renders and scores parameter sets (N, P) -> distances (N,) on the pool, counting renders and keeping
-    the best seen. `stop` (a deadline, Ctrl-C) is checked by the search between batches. With a `penalty`
-    (synthinv.pitch.PitchPenalty) the distances are MSS + what a wrong note costs, so the search keeps the
-    target's pitch; the finish re-scores what it returns by the ranking distance alone."""
+    the best seen. `stop` (a deadline, Ctrl-C) is checked by the search between batches. With `penalties`
+    (synthinv.pitch.PitchPenalty, LevelPenalty) the distances are MSS + what a wrong note or level costs,
+    so the search keeps the target's pitch and level; the finish re-scores what it returns by the ranking
+    distance alone."""
 
     def __init__(self, pool: SynthPool, target: torch.Tensor, key: str, on_best: Callable | None = None,
-                 penalty: PitchPenalty | None = None):
-        self.pool, self.target, self.key, self.penalty = pool, target, key, penalty
+                 penalties: tuple[Penalty, ...] = ()):
+        self.pool, self.target, self.key, self.penalties = pool, target, key, tuple(penalties)
         self.renders, self.best = 0, float("inf")
         self.best_params: torch.Tensor | None = None
         self.on_best = on_best
@@ -60,7 +82,7 @@ class Objective:
         if not len(params):
             return np.zeros(0)
         chunks = [c for c in torch.tensor_split(params, self.pool.workers) if len(c)]
-        out = np.concatenate(self.pool.map(_score_job, [(self.key, self.target, c, self.penalty) for c in chunks]))
+        out = np.concatenate(self.pool.map(_score_job, [(self.key, self.target, c, self.penalties) for c in chunks]))
         self.renders += len(params)
         i = int(np.argmin(out))
         if out[i] < self.best:

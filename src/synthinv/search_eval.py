@@ -8,6 +8,7 @@ matches levels where the synth can):
     model+retrieval  both, no search
     default          what `invert --budget S` does: both, then CMA-ES on real renders for S seconds
     default-mss-only the same without the pitch penalty (the search minimises MSS only)
+    default-no-level the same without the level penalty (search.LevelPenalty)
 
 Rows (one per sound and method) go to a JSONL file as they are made, so a long run resumes where it stopped.
 """
@@ -39,6 +40,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "model+retrieval": {"sources": ("model", "bank"), "counts": {"model": MODEL_N, "bank": BANK_N}},
     "default": {"sources": None, "counts": None},
     "default-mss-only": {"sources": None, "counts": None, "pitch_penalty": 0.0},
+    "default-no-level": {"sources": None, "counts": None, "level_penalty": False},
 }
 COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "pitched", "level_db_abs",
            "level_within_3db", "seconds_per_sound")
