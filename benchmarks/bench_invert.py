@@ -61,19 +61,20 @@ def pitch_penalty(synth, audio: torch.Tensor):
 
 
 def per_candidate(synth, n: int = 64, repeats: int = 5) -> None:
-    from synthinv.metrics import mss_distance
+    from synthinv.metrics import mss_distance, rms_dbfs
     from synthinv.mss_target import MSSTarget
-    from synthinv.search import Objective
+    from synthinv.search import LevelPenalty, Objective
     from synthinv.workers import SynthPool
 
     params, audio = synth.draw(3, np.arange(n))
     target = audio[0]
     scorer = MSSTarget(target, synth.sample_rate)
     penalty = pitch_penalty(synth, audio)
+    level = LevelPenalty(float(rms_dbfs(target[None])[0]))
     rendered = synth.render(params)
     steps = {"render": lambda: synth.render(params), "score": lambda: scorer(rendered),
              "recompute": lambda: mss_distance(rendered, target.expand_as(rendered), synth.sample_rate),
-             "penalty": lambda: penalty(rendered)}
+             "penalty": lambda: penalty(rendered), "level": lambda: level(rendered)}
     best = dict.fromkeys(steps, float("inf"))
     # taking turns, least of the repeats, in this thread's CPU time: other processes' load slows every step
     # alike and does not count
@@ -84,7 +85,8 @@ def per_candidate(synth, n: int = 64, repeats: int = 5) -> None:
             best[name] = min(best[name], (time.thread_time() - t) / n * 1e3)
     print(f"per candidate, one process, CPU time, least of {repeats}: render {best['render']:.2f} ms, score {best['score']:.2f} ms "
           f"against the cached target (score/render {best['score'] / best['render']:.2f}; {best['recompute']:.2f} ms "
-          f"recomputing the target), pitch penalty {best['penalty']:.2f} ms (pitched targets)")
+          f"recomputing the target), pitch penalty {best['penalty']:.2f} ms (pitched targets), level penalty "
+          f"{best['level']:.3f} ms (searching)")
     for workers in (1, 2):
         with SynthPool(synth, workers) as pool:
             objective = Objective(pool, target, "bench")
