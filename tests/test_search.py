@@ -178,6 +178,24 @@ def test_budgeted_invert_beats_its_own_proposals(tmp_path):
     assert torch.allclose(rescored, torch.tensor(distances), atol=1e-3)  # each distance is its audio's
 
 
+def test_the_finish_moves_a_loud_candidate_to_the_targets_level():
+    """The ranking is gain-blind; the finish moves each candidate to the target's level (issue 10: within
+    3 dB) where the synth can: here the target is a patch 8 dB down and the candidate the patch itself."""
+    from synthinv.audio_io import LoadedSound
+    from synthinv.metrics import level_db
+    from synthinv.pipeline import Inverter, score
+
+    with Inverter(workers=1, show_progress=False, say=lambda _: None) as inverter:
+        synth = inverter.search_synth
+        params, _ = synth.draw(3, np.arange(32, 34))  # (2, P)
+        target = LoadedSound(synth.render(synth.with_gain(params[:1], torch.tensor([-8.0])))[0])
+        audio, dist, check = score(synth, params, target.audio)
+        assert torch.all(level_db(audio, target.audio.expand_as(audio))[:1] > 6.0)
+        _, moved, moved_dist, _, labels = inverter._match_level(target, params, audio, dist, check, ["a", "b"])
+    assert abs(float(level_db(moved[:1], target.audio[None])[0])) <= 3.0 and labels[0] == "a, level matched"
+    assert moved_dist[0] < 0.5 < dist[0]  # the candidate is now the target's own patch, or nearly
+
+
 def test_ctrl_c_ends_the_search_with_a_complete_result(monkeypatch):
     import synthinv.pipeline as inv_module
     from synthinv.progress import search_progress
