@@ -61,9 +61,9 @@ def main() -> None:
                     budgets = args.test_budgets
                 kinds = ["default"] + ["default-mss-only"] * args.ablate_pitch + ["default-no-level"] * args.ablate_level
                 defaults = [(kind, float(b)) for b in budgets.split(",") if b for kind in kinds]
-                baselines = [] if args.no_baselines else BASELINES
-                plan = baselines + defaults if args.order == "baselines-first" else defaults + baselines[1:2] + \
-                    baselines[:1] + baselines[2:]
+                baselines = [] if args.no_baselines else BASELINES if args.order == "baselines-first" else \
+                    [BASELINES[i] for i in (1, 0, 2, 3)]
+                plan = baselines + defaults if args.order == "baselines-first" else defaults + baselines
                 run_methods(inverter, set_name, sounds, plan, args.out / "rows.jsonl", progress=search_eval.print_row)
                 write_tables(args.out)
     write_tables(args.out)

@@ -538,7 +538,7 @@ class Inverter:
         most LEVEL_TOLERANCE of ranking distance: a synth's level can change its envelope, not only its gain."""
         targets = target.audio.expand_as(audio)
         moved = params
-        for _ in range(2):  # the level-to-gain curve is not exactly linear: measure again and correct
+        for _ in range(2):  # with_gain measures each carrier, but clamping at 0..99 and its rounds' limit can leave a miss
             level = level_db(self.search_synth.render(moved), targets)
             moved = self.search_synth.with_gain(moved, -level)
         m_audio, m_dist, m_check = score(self.search_synth, moved, target.audio)

@@ -34,8 +34,8 @@ _TARGETS: dict = {}  # per worker: the scorer of the target it saw last (a searc
 class LevelPenalty:
     """candidate audio (N, T) -> dB (N,): 0 within `free_db` of the target's RMS level, then `per_db` for
     every dB further, at most `cap_db`. MSS is gain-blind, yet a DX7 patch moved to the target's level after
-    the search sounds different (its envelopes run in dB from a fixed floor, its engine's noise floor is
-    fixed): searched near the level the preset must play at, the finish has little left to move."""
+    the search sounds different (its envelopes run in dB from a fixed floor, and the engine seems to have a
+    fixed floor of its own): searched near the level the preset must play at, the finish has little left to move."""
 
     target_dbfs: float  # the target's RMS level (metrics.rms_dbfs)
     free_db: float = 3.0  # issue 10's tolerance for the first candidate's level
