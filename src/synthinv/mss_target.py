@@ -9,7 +9,9 @@ candidate's spectrograms built with fewer passes over memory than `torch.stft` t
   into a buffer whose tail stays zero. stft centres the window inside the FFT frame instead; the two frames
   differ by a circular shift, which changes only the phase, so the power spectrum is the same;
 - the real and imaginary parts are squared in place and summed straight into a (bins, frames) buffer, the
-  layout in which the mel filters (a sparse matrix where the spectrum is long) multiply without a copy;
+  layout in which the mel filters (a sparse matrix) multiply without a copy;
+- frames that lie wholly in a candidate's exactly silent tail (many DX7 patches end in digital zeros) are
+  not transformed: their power is 0, which is what the FFT of a zero frame gives;
 - the small per-frame work (log, relative floor, difference to the target) runs once on the whole batch.
 Rows are transformed one at a time: batched FFTs over many rows left the cache and ran slower.
 """
@@ -22,8 +24,6 @@ import torch
 
 from synthinv.features import _mel_setup
 from synthinv.metrics import MSS_ABS_FLOOR_DB, MSS_RANGE_DB, MSS_SCALES, relative_db_
-
-DENSE_UP_TO_FFT = 512  # at 512 points a dense product beat the sparse one (hand timing while writing this; not in results/)
 
 
 class _Scale:
@@ -38,26 +38,28 @@ class _Scale:
         self.start = pad - n_fft // 2 + (n_fft - win) // 2
         self.buffer = torch.zeros(self.frames, n_fft)  # (frames, n_fft); columns from win on stay zero
         self.power = torch.empty(n_fft // 2 + 1, self.frames)  # (F, frames): the layout the filters multiply fastest
-        self.sparse = n_fft > DENSE_UP_TO_FFT
-        if self.sparse:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch calls CSR "beta"; the product used here is stable
-                self.filters = filters.to_sparse_csr()  # (M, F)
-        else:
-            self.filters = filters
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch calls CSR "beta"; the product used here is stable
+            self.filters = filters.to_sparse_csr()  # (M, F); faster than dense at every scale (bench_invert)
         self.n_mels = n_mels
         self.power_scale = 1.0 / float(window.sum()) ** 2  # as log_mel_spectrogram: |X|^2 / (sum of window)^2
 
-    def mel_power(self, padded: torch.Tensor, out: torch.Tensor) -> None:
-        """padded (T + 2 pad,) -> out (M, frames): mel power, unscaled."""
-        frames = padded[self.start:self.start + (self.frames - 1) * self.hop + self.win].unfold(0, self.win, self.hop)
-        torch.mul(frames, self.window, out=self.buffer[:, :self.win])  # (frames, win)
-        squares = torch.view_as_real(torch.fft.rfft(self.buffer)).square_()  # (frames, F, 2)
-        torch.add(squares[..., 0].T, squares[..., 1].T, out=self.power)  # |X|^2 written transposed in the same pass
-        if self.sparse:
-            out.copy_(self.filters @ self.power)
-        else:
-            torch.mm(self.filters, self.power, out=out)
+    def sounding_frames(self, end: int) -> int:
+        """How many frames, from the first, touch a padded candidate whose samples from `end` on are all 0."""
+        return min(self.frames, max(0, (end - self.start + self.hop - 1) // self.hop))
+
+    def mel_power(self, padded: torch.Tensor, end: int, out: torch.Tensor) -> None:
+        """padded (T + 2 pad,), zero from index `end` on -> out (M, frames): mel power, unscaled."""
+        n = self.sounding_frames(end)  # frames from n on hold only zeros: power 0, no FFT needed
+        self.power[:, n:] = 0.0
+        if n == 0:
+            out.zero_()
+            return
+        frames = padded[self.start:self.start + (n - 1) * self.hop + self.win].unfold(0, self.win, self.hop)
+        torch.mul(frames, self.window, out=self.buffer[:n, :self.win])  # (n, win)
+        squares = torch.view_as_real(torch.fft.rfft(self.buffer[:n])).square_()  # (n, F, 2)
+        torch.add(squares[..., 0].T, squares[..., 1].T, out=self.power[:, :n])  # |X|^2 written transposed in the same pass
+        out.copy_(self.filters @ self.power)
 
 
 class MSSTarget:
@@ -87,9 +89,19 @@ class MSSTarget:
         middle = self._padded[self.pad:self.pad + self.length]
         for i, row in enumerate(audio):
             middle.copy_(row)
+            end = self.pad + _sounding_length(row)
             for scale, mel in zip(self._scales, mels):
-                scale.mel_power(self._padded, mel[i])
+                scale.mel_power(self._padded, end, mel[i])
         return [_relative_db(mel, scale.power_scale) for scale, mel in zip(self._scales, mels)]
+
+
+def _sounding_length(row: torch.Tensor) -> int:
+    """row (T,) -> the length of the row without its exactly-zero tail (0 for an all-zero row)."""
+    nonzero = row.ne(0)
+    if bool(nonzero[-1]):
+        return len(row)
+    last_from_end = int(torch.argmax(nonzero.flip(0).to(torch.uint8)))  # the first True from the end
+    return 0 if not bool(nonzero[-1 - last_from_end]) else len(row) - last_from_end
 
 
 def _relative_db(mel: torch.Tensor, power_scale: float) -> torch.Tensor:
