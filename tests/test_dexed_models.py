@@ -27,7 +27,7 @@ from synthinv.datasets import DatasetError, open_dataset  # noqa: E402
 from synthinv.evaluation import best_of_candidates, evaluate_model, mss_of, sample_params  # noqa: E402
 from synthinv.experiment import assignment_group_shares, plot_assignment  # noqa: E402
 from synthinv.features import MEL_FEATURES  # noqa: E402
-from synthinv.models.encoders import MelAST, MelCNN, SpectrumCNN  # noqa: E402
+from synthinv.models.encoders import MelAST, MelCNN, MelPooled, SpectrumCNN  # noqa: E402
 from synthinv.models.sampler import draw  # noqa: E402
 from synthinv.training import ShardBatches, train  # noqa: E402
 
@@ -139,6 +139,29 @@ def test_ast_encoder_reads_patches_through_one_query_token():
     raw = load_config("regression_mse", "dexed").to_dict()
     with pytest.raises(ConfigError, match="unknown encoder kind 'rnn'"):
         parse_config({**raw, "encoder": {**raw["encoder"], "kind": "rnn"}}, "dexed")
+
+
+def test_pooled_encoder_hears_the_pooled_log_mel_and_its_level(synth):
+    torch.manual_seed(0)
+    enc = MelPooled(n_mels=128, frames=151, mel_pool=2, segments=16, hidden=32, layers=1, dim=24).eval()
+    mel = (torch.randn(3, 128, 151) * 20 - 50).clamp_min(-100.0)
+    summary = enc.summary(mel)
+    assert summary.shape == (3, 64 * 16 + 1) and summary[:, :-1].abs().max() <= 1.0 + 1e-6
+    # a pooled value is the mean of its two bands' dB below the peak, over its stretch of frames
+    relative = (mel[0] - mel[0].max()).clamp_min(-80.0)
+    assert torch.allclose(summary[0, 0], (relative[:2, :10].mean() / 40 + 1), atol=1e-5)
+    louder = enc(mel + 6.0)  # the same shape 6 dB up: only the level input differs
+    assert torch.allclose(enc.summary(mel + 6.0)[:, :-1], summary[:, :-1], atol=1e-5)
+    assert not torch.allclose(louder, enc(mel))
+    with pytest.raises(ValueError, match="MelPooled expects"):
+        enc(torch.zeros(1, 64, 151))
+    raw = load_config("flow_mlp", "dexed").to_dict()
+    model = build_model(parse_config({**raw, "encoder": {"kind": "pooled", "pitch": True}}, "dexed"), synth)
+    assert isinstance(model.encoder, MelPooled) and model.encoder.pitch is not None
+    assert model.loss(synth.random_params(3, seed=5), mel).ndim == 0
+    vae = load_config("vae_realnvp", "dexed").to_dict()
+    with pytest.raises(ConfigError, match="MelPooled"):
+        build_model(parse_config({**vae, "encoder": {"kind": "pooled"}}, "dexed"), synth)
 
 
 def test_shipped_dexed_configs():

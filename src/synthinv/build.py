@@ -10,13 +10,14 @@ from synthinv.config import (
     Config,
     ConfigError,
     MelASTConfig,
+    MelPooledConfig,
     MLPFlowConfig,
     RegressionConfig,
     SpectrumCNNConfig,
     TransformerFlowConfig,
     VAERealNVPConfig,
 )
-from synthinv.models.encoders import Encoder, MelAST, MelCNN, SpectrumCNN
+from synthinv.models.encoders import Encoder, MelAST, MelCNN, MelPooled, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
@@ -33,7 +34,7 @@ def uses_dataset(synth: Synth) -> bool:
 
 def build_encoder(config: Config, synth: Synth) -> Encoder:
     """By what `synth.features` gives: the audio itself (k-osc) -> SpectrumCNN over its spectrum; a log-mel
-    (Dexed, plugins) -> MelCNN or MelAST."""
+    (Dexed, plugins) -> MelCNN, MelAST or MelPooled."""
     enc = config.encoder
     if isinstance(enc, SpectrumCNNConfig) != (len(synth.feature_shape) == 1):
         raise ConfigError(f"config {config.name} was read for another synth: its encoder does not fit {synth.name}")
@@ -41,6 +42,10 @@ def build_encoder(config: Config, synth: Synth) -> Encoder:
         return SpectrumCNN(n_samples=synth.length, channels=enc.channels, blocks=enc.blocks, kernel=enc.kernel,
                            dim=enc.dim, stem_stride=enc.stem_stride)
     n_mels, frames = synth.feature_shape
+    if isinstance(enc, MelPooledConfig):
+        return MelPooled(n_mels=n_mels, frames=frames, mel_pool=enc.mel_pool, segments=enc.segments, hidden=enc.hidden,
+                         layers=enc.layers, dim=enc.dim, range_db=enc.range_db,
+                         pitch_sample_rate=synth.sample_rate if enc.pitch else None)
     if isinstance(enc, MelASTConfig):
         return MelAST(n_mels=n_mels, frames=frames, patch=enc.patch, d_model=enc.d_model, layers=enc.layers,
                       heads=enc.heads, ff=enc.ff, dim=enc.dim, offset=enc.offset, scale=enc.scale)
@@ -94,9 +99,11 @@ def build_vae_flow(m: VAERealNVPConfig, encoder: Encoder, synth: Synth) -> VAEFl
         decoder = MelDecoder(m.latent, feature_shape, tuple(c.out_channels for c in convs[1:]), convs[0].out_channels,
                              convs[0].stride[0], encoder.input_shape)
         target = MelTarget(encoder.offset, encoder.scale)
-    else:  # k-osc: reconstruct the scaled log power spectrum the SpectrumCNN sees
+    elif isinstance(encoder, SpectrumCNN):  # k-osc: reconstruct the scaled log power spectrum the SpectrumCNN sees
         decoder = MLPDecoder(m.latent, synth.length // 2 + 1, m.decoder_hidden)
         target = SpectrumTarget()
+    else:
+        raise ConfigError(f"the vae_realnvp baseline decodes a MelCNN's or SpectrumCNN's features, not {type(encoder).__name__}'s")
     return VAEFlowModel(encoder, decoder, target, synth.spec.size, latent=m.latent, flow_layers=m.flow_layers,
                         flow_hidden=m.flow_hidden, scale_limit=m.scale_limit, beta=m.beta,
                         kl_warmup_steps=m.kl_warmup_steps, dequant=m.dequant, temperature=m.temperature)

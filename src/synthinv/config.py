@@ -149,7 +149,21 @@ class MelASTConfig:
     scale: float = 25.0
 
 
-EncoderConfig = SpectrumCNNConfig | MelCNNConfig | MelASTConfig
+@dataclass
+class MelPooledConfig:
+    """An MLP over the log-mel pooled to a coarse grid (the bank lookup's kind of summary) and its peak level."""
+
+    kind: Literal["pooled"] = "pooled"
+    mel_pool: int = 2  # adjacent mel bands averaged
+    segments: int = 16  # equal stretches of time averaged
+    hidden: int = 512
+    layers: int = 2  # hidden layers
+    dim: int = 128
+    range_db: float = 80.0  # the relative log-mel is floored this far below its peak
+    pitch: bool = False
+
+
+EncoderConfig = SpectrumCNNConfig | MelCNNConfig | MelASTConfig | MelPooledConfig
 
 # --- training and sampling ------------------------------------------------------------------------
 
@@ -271,9 +285,10 @@ def _encoder(raw: Any, synth: str) -> EncoderConfig:
     if spectrum_input(synth):
         return _section(SpectrumCNNConfig, raw, "encoder")
     kind = raw.get("kind", "cnn") if isinstance(raw, Mapping) else "cnn"
-    kinds: dict[str, type[MelCNNConfig] | type[MelASTConfig]] = {"cnn": MelCNNConfig, "ast": MelASTConfig}
+    kinds: dict[str, type[MelCNNConfig] | type[MelASTConfig] | type[MelPooledConfig]] = {
+        "cnn": MelCNNConfig, "ast": MelASTConfig, "pooled": MelPooledConfig}
     if kind not in kinds:
-        raise ConfigError(f"unknown encoder kind {kind!r}; use 'cnn' or 'ast'")
+        raise ConfigError(f"unknown encoder kind {kind!r}; use 'cnn', 'ast' or 'pooled'")
     return _section(kinds[kind], raw, "encoder")
 
 

@@ -158,6 +158,49 @@ class MelCNN(MelInput):
         return out
 
 
+class MelPooled(MelInput):
+    """An MLP over a coarse summary of the log-mel, the kind of summary the bank lookup ranks by: (N, n_mels,
+    frames) dB -> relative to the example's peak, floored `range_db` below it -> `mel_pool` adjacent bands and
+    `segments` equal stretches of time averaged -> (N, n_mels / mel_pool * segments), with the peak level
+    beside it (relative dB drops it, and output levels are parameters) -> `layers` x [Linear, GELU] -> Linear
+    -> (N, dim). Nothing spatial is left to learn, so it trains in fewer steps than the CNN; the optional
+    pitch feature is added as in MelCNN.
+    """
+
+    def __init__(self, n_mels: int, frames: int, mel_pool: int, segments: int, hidden: int, layers: int, dim: int,
+                 range_db: float = 80.0, pitch_sample_rate: int | None = None):
+        super().__init__(n_mels, frames, offset=-50.0, scale=25.0, dim=dim)  # offset/scale: the peak level's map
+        if n_mels % mel_pool or segments > frames:
+            raise ValueError(f"MelPooled: {n_mels} mels do not split into groups of {mel_pool}, or {segments} "
+                             f"segments exceed {frames} frames")
+        self.mel_pool, self.segments, self.range_db = mel_pool, segments, float(range_db)
+        width = n_mels // mel_pool * segments + 1
+        mlp: list[nn.Module] = []
+        for _ in range(layers):
+            mlp += [nn.Linear(width, hidden), nn.GELU()]
+            width = hidden
+        self.mlp = nn.Sequential(*mlp, nn.Linear(width, dim))
+        self.pitch = None if pitch_sample_rate is None else MelPitch(n_mels, pitch_sample_rate)
+        self.pitch_proj = None if self.pitch is None else nn.Linear(self.pitch.n_candidates, dim)
+
+    def summary(self, mel: torch.Tensor) -> torch.Tensor:
+        """(N, n_mels, frames) dB -> (N, n_mels / mel_pool * segments + 1), each value about in [-1, 1]."""
+        x = self.standardise(mel)[:, 0]  # shape check; (N, M, F) as (dB + 50) / 25
+        peak = x.amax(dim=(1, 2))  # (N,)
+        relative = (x - peak[:, None, None]).clamp_min(-self.range_db / self.scale)  # (N, M, F)
+        n, m, f = relative.shape
+        bands = relative.reshape(n, m // self.mel_pool, self.mel_pool, f).mean(dim=2)  # (N, M / pool, F)
+        pooled = nn.functional.adaptive_avg_pool1d(bands, self.segments)  # (N, M / pool, S)
+        pooled = pooled * (2 * self.scale / self.range_db) + 1.0  # [-range, 0] dB -> [-1, 1]
+        return torch.cat([pooled.flatten(1), peak[:, None]], dim=1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        out = self.mlp(self.summary(mel))  # (N, dim)
+        if self.pitch is not None and self.pitch_proj is not None:
+            out = out + self.pitch_proj(self.pitch(mel))
+        return out
+
+
 class MelAST(MelInput):
     """AST-style encoder (the paper's choice for real synths), for comparison with MelCNN: non-overlapping
     `patch` x `patch` patches of the standardised log-mel -> linear patch embedding + learned positions ->
