@@ -174,7 +174,7 @@ def refine(synth: Synth, start: torch.Tensor, target: torch.Tensor, budget: int)
     return torch.from_numpy(np.clip(result.x, -1, 1)).float()
 
 
-DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md measures 0 / 5 / 10 / 30
+DEFAULT_BUDGET = 10.0  # seconds of proposals + search; results/invert_search.md measures 0 / 5 / 10 / 15 / 30
 MAX_BUDGET = 600.0
 MODEL_PROPOSALS = 64  # flow samples when searching (budget > 0)
 BANK_PROPOSALS = 32  # nearest bank patches when searching
