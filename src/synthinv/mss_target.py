@@ -97,11 +97,12 @@ class MSSTarget:
 
 def _sounding_length(row: torch.Tensor) -> int:
     """row (T,) -> the length of the row without its exactly-zero tail (0 for an all-zero row)."""
-    nonzero = row.ne(0)
-    if bool(nonzero[-1]):
+    if row[-1] != 0:  # the usual case: sounding to the end
         return len(row)
-    last_from_end = int(torch.argmax(nonzero.flip(0).to(torch.uint8)))  # the first True from the end
-    return 0 if not bool(nonzero[-1 - last_from_end]) else len(row) - last_from_end
+    from_end = row.flip(0).ne(0)
+    if not bool(from_end.any()):
+        return 0
+    return len(row) - int(torch.argmax(from_end.to(torch.uint8)))  # argmax: the first nonzero from the end
 
 
 def _relative_db(mel: torch.Tensor, power_scale: float) -> torch.Tensor:

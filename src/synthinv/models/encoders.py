@@ -68,6 +68,17 @@ class MelInput(Encoder):
                              f"{self.input_shape[1]}), got {tuple(mel.shape)}")
         return ((mel - self.offset) / self.scale)[:, None]
 
+    def add_pitch_input(self, sample_rate: int | None) -> None:
+        """The pitch-aware input (None: none): the harmonic salience (MelPitch) projected to the embedding."""
+        self.pitch = None if sample_rate is None else MelPitch(self.input_shape[0], sample_rate)
+        self.pitch_proj = None if self.pitch is None else nn.Linear(self.pitch.n_candidates, self.dim)
+
+    def with_pitch(self, mel: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out (N, dim) plus the projected pitch salience of mel (N, n_mels, frames), where there is one."""
+        if self.pitch is not None and self.pitch_proj is not None:
+            out = out + self.pitch_proj(self.pitch(mel))  # (N, C) salience -> (N, dim)
+        return out
+
 
 class MelPitch(nn.Module):
     """A pitch feature read off the log-mel: harmonic salience over semitone candidates (no weights learned).
@@ -138,9 +149,7 @@ class MelCNN(MelInput):
     def __init__(self, n_mels: int, frames: int, channels: tuple[int, ...], stem_channels: int, stem: int, dim: int,
                  offset: float, scale: float, groups: int = 4, pitch_sample_rate: int | None = None):
         super().__init__(n_mels, frames, offset, scale, dim)
-        # pitch-aware input: the harmonic salience (MelPitch) projected and added to the embedding
-        self.pitch = None if pitch_sample_rate is None else MelPitch(n_mels, pitch_sample_rate)
-        self.pitch_proj = None if self.pitch is None else nn.Linear(self.pitch.n_candidates, dim)
+        self.add_pitch_input(pitch_sample_rate)
         layers: list[nn.Module] = [nn.Conv2d(1, stem_channels, stem, stride=stem)]
         c_in = stem_channels
         for c in channels:
@@ -152,10 +161,7 @@ class MelCNN(MelInput):
         self.head = nn.Sequential(nn.GroupNorm(min(groups, c_in), c_in), nn.GELU(), nn.Flatten(), nn.Linear(flat, dim))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.net(self.standardise(mel)))  # (N, dim)
-        if self.pitch is not None and self.pitch_proj is not None:
-            out = out + self.pitch_proj(self.pitch(mel))  # (N, C) salience -> (N, dim)
-        return out
+        return self.with_pitch(mel, self.head(self.net(self.standardise(mel))))  # (N, dim)
 
 
 class MelPooled(MelInput):
@@ -180,8 +186,7 @@ class MelPooled(MelInput):
             mlp += [nn.Linear(width, hidden), nn.GELU()]
             width = hidden
         self.mlp = nn.Sequential(*mlp, nn.Linear(width, dim))
-        self.pitch = None if pitch_sample_rate is None else MelPitch(n_mels, pitch_sample_rate)
-        self.pitch_proj = None if self.pitch is None else nn.Linear(self.pitch.n_candidates, dim)
+        self.add_pitch_input(pitch_sample_rate)
 
     def summary(self, mel: torch.Tensor) -> torch.Tensor:
         """(N, n_mels, frames) dB -> (N, n_mels / mel_pool * segments + 1), each value about in [-1, 1]."""
@@ -195,10 +200,7 @@ class MelPooled(MelInput):
         return torch.cat([pooled.flatten(1), peak[:, None]], dim=1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        out = self.mlp(self.summary(mel))  # (N, dim)
-        if self.pitch is not None and self.pitch_proj is not None:
-            out = out + self.pitch_proj(self.pitch(mel))
-        return out
+        return self.with_pitch(mel, self.mlp(self.summary(mel)))  # (N, dim)
 
 
 class MelAST(MelInput):
