@@ -51,7 +51,8 @@ class _Scale:
     def mel_power(self, padded: torch.Tensor, end: int, out: torch.Tensor) -> None:
         """padded (T + 2 pad,), zero from index `end` on -> out (M, frames): mel power, unscaled."""
         n = self.sounding_frames(end)  # frames from n on hold only zeros: power 0, no FFT needed
-        self.power[:, n:] = 0.0
+        if n < self.frames:
+            self.power[:, n:] = 0.0
         if n == 0:
             out.zero_()
             return
@@ -59,7 +60,7 @@ class _Scale:
         torch.mul(frames, self.window, out=self.buffer[:n, :self.win])  # (n, win)
         squares = torch.view_as_real(torch.fft.rfft(self.buffer[:n])).square_()  # (n, F, 2)
         torch.add(squares[..., 0].T, squares[..., 1].T, out=self.power[:, :n])  # |X|^2 written transposed in the same pass
-        out.copy_(self.filters @ self.power)
+        torch.mm(self.filters, self.power, out=out)
 
 
 class MSSTarget:
@@ -97,12 +98,12 @@ class MSSTarget:
 
 def _sounding_length(row: torch.Tensor) -> int:
     """row (T,) -> the length of the row without its exactly-zero tail (0 for an all-zero row)."""
-    if row[-1] != 0:  # the usual case: sounding to the end
-        return len(row)
-    from_end = row.flip(0).ne(0)
-    if not bool(from_end.any()):
-        return 0
-    return len(row) - int(torch.argmax(from_end.to(torch.uint8)))  # argmax: the first nonzero from the end
+    samples = row.numpy()
+    if samples[-1] != 0:  # the usual case: sounding to the end
+        return len(samples)
+    nonzero_from_end = samples[::-1] != 0
+    last = int(nonzero_from_end.argmax())  # the first True; numpy's boolean argmax stops there
+    return 0 if not nonzero_from_end[last] else len(samples) - last
 
 
 def _relative_db(mel: torch.Tensor, power_scale: float) -> torch.Tensor:
