@@ -322,6 +322,23 @@ def test_rk4_linear_field_matches_the_rk4_growth_factor():
     assert abs(factor - math.e) < 1e-3  # and that is close to the true flow e^1
 
 
+
+def test_temperature_scales_the_starting_noise():
+    """The identity field (v = x) carries noise x0 to about e * x0, so the result scales with the noise: at
+    temperature 0.5 half the temperature-1 sample, at 0 exactly 0 whatever the generator."""
+    field = FunctionField(lambda x, t: x)
+    model = FlowModel(TinyEncoder(), field, 6, cond_drop=0.1, ot_coupling=True)
+    audio = torch.randn(3, 16)
+
+    def sample(temperature, seed=5):
+        return model.sample(audio, steps=4, generator=torch.Generator().manual_seed(seed), temperature=temperature)
+
+    assert sample(1.0).abs().min() > 1e-3  # nonzero, so the scaling below can fail
+    torch.testing.assert_close(sample(0.5), 0.5 * sample(1.0), atol=1e-6, rtol=1e-6)
+    assert torch.equal(sample(0.0, seed=1), torch.zeros(3, 6)) and torch.equal(sample(0.0, seed=2), torch.zeros(3, 6))
+    torch.testing.assert_close(draw(model, audio, steps=4, generator=torch.Generator().manual_seed(5), temperature=0.5),
+                               sample(0.5))
+
 # --- classifier-free guidance ---------------------------------------------------------------------
 
 

@@ -32,11 +32,12 @@ def split_batch(synth: Synth, seed: int, n: int, device: str | torch.device = "c
 
 @torch.no_grad()
 def sample_params(model: Sampler, cond: torch.Tensor, steps: int, guidance: float, seed: int,
-                  batch: int = 256) -> torch.Tensor:
+                  batch: int = 256, temperature: float = 1.0) -> torch.Tensor:
     """One parameter estimate per sound (N, P) from the encoder input cond (N, ...), sampled in chunks with
-    a seeded generator; `steps` and `guidance` are a flow's (synthinv.models.sampler.draw)."""
+    a seeded generator; `steps`, `guidance` and `temperature` are a flow's (synthinv.models.sampler.draw)."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.cat([draw(model, c, generator=gen, steps=steps, guidance=guidance) for c in cond.split(batch)])
+    return torch.cat([draw(model, c, generator=gen, steps=steps, guidance=guidance, temperature=temperature)
+                      for c in cond.split(batch)])
 
 
 def mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
@@ -125,7 +126,7 @@ def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.
 def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                       split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                       candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64,
-                      transpose: bool = True) -> dict:
+                      transpose: bool = True, temperature: float = 1.0) -> dict:
     """Real-synth metrics on n test examples: the first n of `data_dir` (a dataset directory generated for
     this synth; its prior may differ), or examples 0..n-1 drawn from `split_seed`. `train_seed` (the
     training data's seed, from the checkpoint) guards against testing on training examples.
@@ -153,7 +154,7 @@ def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 1
         source = {"drawn": True, "seed": int(split_seed), "prior": synth.spec.settings.get("prior")}
     n = len(params)
     start = time.perf_counter()
-    pred = sample_params(model, feats.to(device), steps, guidance, seed).cpu().clamp(-1, 1)
+    pred = sample_params(model, feats.to(device), steps, guidance, seed, temperature=temperature).cpu().clamp(-1, 1)
     sample_seconds = time.perf_counter() - start
     rand, rand_audio = draw_examples(synth, RANDOM_BASELINE_SEED, np.arange(n))
     pred_audio = synth.render(pred)
@@ -170,20 +171,20 @@ def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 1
         **mean_and_ci95("mss", mss_distance(pred_audio, audio.cpu(), synth.sample_rate)),
         **extra,
         **best_of_candidates(model, synth, feats, audio, params, candidates, steps, guidance, seed, device,
-                             transpose=transpose, true_f0=true_f0),
+                             transpose=transpose, true_f0=true_f0, temperature=temperature),
         **mean_and_ci95("mss_random", mss_distance(rand_audio, audio, synth.sample_rate)),
         "param_mse": param_mse(pred, params).mean().item(),
         "param_mse_random": param_mse(rand, params).mean().item(),
         "categorical_accuracy": categorical_accuracy(synth.spec, pred, params).mean().item(),
         "categorical_accuracy_random": categorical_accuracy(synth.spec, rand, params).mean().item(),
-        "n": n, "sample_steps": steps, "guidance": guidance, "sample_seconds": round(sample_seconds, 3), "test": source,
+        "n": n, "sample_steps": steps, "guidance": guidance, "temperature": temperature, "sample_seconds": round(sample_seconds, 3), "test": source,
     }
 
 
 @torch.no_grad()
 def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16,
-                       transpose: bool = True, true_f0=None) -> dict:
+                       transpose: bool = True, true_f0=None, temperature: float = 1.0) -> dict:
     """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
     by `synthinv invert`'s ranking distance (for real synths MSS itself: the target audio is all invert needs),
     and the first one is scored: the MSS of what invert returns first, plus its wMFCC, which the ranking does
@@ -199,7 +200,8 @@ def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio:
         return {}
     n, c = len(audio), candidates
     repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
-    pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1).cpu().clamp(-1, 1)  # (n * c, P)
+    pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1,
+                         temperature=temperature).cpu().clamp(-1, 1)  # (n * c, P)
     chosen, chosen_audio, mss, wmfcc, transposed = [], [], [], [], 0
     with progress_bar(n, f"best of {c}", unit="sounds") as advance:
         for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes

@@ -58,12 +58,15 @@ class FlowModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None,
-               steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE) -> torch.Tensor:
+               steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, temperature: float = 1.0) -> torch.Tensor:
         """cond: encoder input (N, ...) -> `repeats` parameter samples per example (N * repeats, P), example
         i's at rows i*repeats ...; the encoder runs once per example. `steps` RK4 steps from t = 0 to 1 under
-        guidance weight `guidance` (1: the conditional field alone).
+        guidance weight `guidance` (1: the conditional field alone), from noise scaled by `temperature` (below 1
+        the samples crowd towards what the field makes of the noise's centre, 0: one deterministic answer).
 
         Samples are unbounded; callers clamp to [-1, 1] and let the synth decode (argmax for one-hot blocks)."""
         emb = self.encoder(cond).repeat_interleave(repeats, 0)  # (N * repeats, dim)
         noise = torch.randn(emb.shape[0], self.n_params, generator=generator).to(cond.device)  # (N * repeats, P)
+        if temperature != 1.0:
+            noise = noise * temperature
         return solve(guided(self.field, emb, self.null_embedding, guidance), noise, steps, method="rk4")

@@ -44,12 +44,14 @@ def takes_ode_settings(model: Sampler) -> bool:
 
 
 def draw(model: Sampler, cond: torch.Tensor, *, repeats: int = 1, generator: torch.Generator | None = None,
-         steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE) -> torch.Tensor:
-    """model.sample(cond, ...) -> (N * repeats, P). `steps` and `guidance` say how a flow solves its ODE;
+         steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, temperature: float = 1.0) -> torch.Tensor:
+    """model.sample(cond, ...) -> (N * repeats, P). `steps`, `guidance` and `temperature` (the scale of the
+    starting noise) say how a flow solves its ODE;
     a model that solves none (the VAE's RealNVP is inverted exactly, regression predicts) is sampled
     without them: callers that let a user choose them refuse them first (`takes_ode_settings`)."""
     if isinstance(model, FlowModel):
-        return model.sample(cond, repeats=repeats, generator=generator, steps=steps, guidance=guidance)
+        return model.sample(cond, repeats=repeats, generator=generator, steps=steps, guidance=guidance,
+                            temperature=temperature)
     return model.sample(cond, repeats=repeats, generator=generator)
 
 
