@@ -31,6 +31,9 @@ from _common import add_common_args, apply_threads, finish, machine_info, print_
 K = 4
 BATCH = 256
 SEED = 1_000_000  # synthinv.training.TRAIN_SEED_BASE + seed 0
+# The paper's reference implementation on 2 CPU cores at batch 256, k = 4 (../shared/PAPER.md, "Compute
+# reality"): 1.2-1.4 steps/s, about 300-400 examples/s for every method. Issue #13 asks for 10x.
+REFERENCE_EX_PER_S = (300.0, 400.0)
 
 
 def _current_rss_kib() -> int:
@@ -76,6 +79,12 @@ def _setup(method: str, batch: int):
         return loss
 
     return config, synth, model, make_batch, train_step
+
+
+def _times_reference(ex_per_s: float) -> str:
+    """'a-b': how many times the reference's examples/s (a range) this is."""
+    low, high = REFERENCE_EX_PER_S
+    return f"{ex_per_s / high:.1f}-{ex_per_s / low:.1f}"
 
 
 def _timed_loop(n: int, body, start_step: int = 0) -> float:
@@ -219,10 +228,11 @@ def main(argv: list[str] | None = None) -> None:
             ot_ms=result["ot_s_per_step"] * 1e3 if result["ot_s_per_step"] is not None else None,
             peak_rss_mib=maxrss_kib / 1024, rss_before_training_mib=result["rss_after_build_kib"] / 1024,
             params_m=result["n_parameters"] / 1e6,
+            x_reference=_times_reference(args.batch / full) if args.batch == BATCH else None,
         ))
     print_table(rows, [
         ("method", "method"), ("params_m", "params (M)"),
-        ("full_steps_per_s", "steps/s"), ("full_ex_per_s", "ex/s"),
+        ("full_steps_per_s", "steps/s"), ("full_ex_per_s", "ex/s"), ("x_reference", "x reference"),
         ("train_only_steps_per_s", "steps/s no-gen"), ("train_only_ex_per_s", "ex/s no-gen"),
         ("make_batch_ms", "make_batch ms"), ("make_batch_share", "gen share"), ("ot_ms", "OT ms"),
         ("rss_before_training_mib", "RSS built MiB"), ("peak_rss_mib", "peak RSS MiB"),
@@ -251,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
 
     notes = [
         "steps/s, ex/s: the full loop (batch generation included), as training does; 'no-gen' reuses one pre-made batch",
+        f"x reference = ex/s over the paper's reference implementation's {REFERENCE_EX_PER_S[0]:.0f}-"
+        f"{REFERENCE_EX_PER_S[1]:.0f} examples/s on 2 CPU cores at batch {BATCH} (../shared/PAPER.md; the goal of "
+        "issue #13 is 10x); shown at batch 256 only",
         "gen share = make_batch time / full step time: the part of a step spent making data (params_at + render)",
         "peak RSS: ru_maxrss of the method's own subprocess (imports + model + training); 'RSS built' is before any step",
         "Lightning ratio = Lightning seconds per step / plain-loop seconds per step (1.0 = no overhead); "

@@ -13,7 +13,9 @@ and the lookup: the --candidates nearest patches of a bank of --bank rendered pr
 same way as the model's best of 8 (`evaluation.lookup_best_of`).
 
 Resumable: a finished (method, seed) has results/dexed_simple/<method>_s<seed>.json and is skipped; a run
-with a model.ckpt but no row is only scored. Each row is written as it finishes, and results/dexed_simple.csv
+with a model.ckpt but no row is only scored; a run stopped part-way (its last.ckpt, written every 10 minutes)
+continues from there, the budget being the total (its CPU minutes then count the stopped part by its
+training clock, which leaves out that part's validations). Each row is written as it finishes, and results/dexed_simple.csv
 and .md are rewritten from all finished rows every time.
 """
 
@@ -74,10 +76,14 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     run = args.runs / f"{method}_s{seed}"
     cpu = 0.0
     if not (run / "model.ckpt").exists():
+        # a run stopped part-way (a session's end) left last.ckpt: continue it, the budget being the total
+        resume = run / "last.ckpt" if (run / "last.ckpt").exists() else None
+        # the stopped part's process CPU time died with it: its training clock (CPU time without validation) counts
+        stopped = _training_minutes(resume) if resume is not None else 0.0
         start = time.process_time()
-        train(config, synths.get(SYNTH), run, budget_minutes=args.budget, seed=seed,
-              progress_bar=False, data_dir=args.data / f"{SYNTH}_train", val_dir=args.data / f"{SYNTH}_val")
-        cpu = (time.process_time() - start) / 60
+        train(config, synths.get(SYNTH), run, budget_minutes=args.budget, seed=seed, progress_bar=False,
+              data_dir=args.data / f"{SYNTH}_train", val_dir=args.data / f"{SYNTH}_val", resume=resume)
+        cpu = stopped + (time.process_time() - start) / 60
         (run / "cpu_minutes.txt").write_text(f"{cpu:.3f}\n")
     elif (run / "cpu_minutes.txt").exists():
         cpu = float((run / "cpu_minutes.txt").read_text())
@@ -103,6 +109,16 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
            "eval_seconds": round(time.perf_counter() - start, 1), "weights": sum(p.numel() for p in model.parameters()),
            "grouping": _grouping(model, synth), "bank": args.bank, "candidates": args.candidates}
     return row
+
+
+def _training_minutes(last_ckpt: Path) -> float:
+    """The training clock stored in a resumable last.ckpt (synthinv.training.BudgetAndValidation's state)."""
+    from synthinv.checkpoint import safe_load
+
+    for state in (safe_load(last_ckpt, "resumable checkpoint").get("callbacks") or {}).values():
+        if isinstance(state, dict) and "train_seconds" in state:
+            return float(state["train_seconds"]) / 60
+    return 0.0
 
 
 def _note_exact(model, synth, test: Path, args, guidance: float) -> float:

@@ -42,3 +42,12 @@ def test_tiny_experiment_writes_every_column_and_resumes(tmp_path):
     assert "MSS lookup" in md and "MSS random patch" in md
     again = run(tmp_path)  # every row done: nothing trained or scored again
     assert again.returncode == 0 and "seed 0: MSS" not in again.stdout
+    first_steps = int(by_method["flow_mlp"]["steps"])
+    # a run stopped part-way: its last.ckpt is there, its model.ckpt and row are not; a larger budget continues it
+    (tmp_path / "runs" / "flow_mlp_s0" / "model.ckpt").unlink()
+    (tmp_path / "results" / "dexed_simple" / "flow_mlp_s0.json").unlink()
+    resumed = run(tmp_path, "--budget", "0.06")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with open(tmp_path / "results" / "dexed_simple.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["method"] == "flow_mlp")
+    assert int(row["steps"]) > first_steps
