@@ -339,6 +339,26 @@ def test_temperature_scales_the_starting_noise():
     torch.testing.assert_close(draw(model, audio, steps=4, generator=torch.Generator().manual_seed(5), temperature=0.5),
                                sample(0.5))
 
+
+def test_refine_keeps_the_start_at_one_and_is_a_fresh_sample_at_zero():
+    """t_start 1: the starts come back; 0: exactly `sample` from the same noise; in between, the identity field
+    (v = x) carries the path point x = (1 - t) noise + t start from t to 1, a factor e^(1 - t)."""
+    field = FunctionField(lambda x, t: x)
+    model = FlowModel(TinyEncoder(), field, 6, cond_drop=0.1, ot_coupling=True)
+    audio, start = torch.randn(3, 16), torch.randn(3, 6)
+
+    def gen():
+        return torch.Generator().manual_seed(5)
+
+    assert torch.equal(model.refine(audio, start, 1.0, generator=gen()), start)
+    torch.testing.assert_close(model.refine(audio, start, 0.0, generator=gen(), steps=4),
+                               model.sample(audio, generator=gen(), steps=4))
+    noise = torch.randn(3, 6, generator=gen())
+    torch.testing.assert_close(model.refine(audio, start, 0.5, generator=gen(), steps=8),
+                               (0.5 * noise + 0.5 * start) * math.exp(0.5), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="t_start"):
+        model.refine(audio, start, 1.5)
+
 # --- classifier-free guidance ---------------------------------------------------------------------
 
 

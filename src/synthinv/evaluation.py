@@ -10,6 +10,7 @@ metrics (synthinv.metrics: wMFCC, spectral OT, RMS-envelope cosine, f0 error on 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -263,14 +264,24 @@ def lookup_best_of(synth: Synth, audio: torch.Tensor, bank, candidates: int, tra
     """The lookup baseline with as many candidates as best-of-N: per target sound (audio (n, T)), the bank's
     `candidates` nearest patches (synthinv.bank embedding), ranked as `best_of_candidates` ranks a model's
     samples (invert's distance, each also tried at the target's pitch); {name, name_ci95}: the MSS of the first."""
-    from synthinv.metrics import mss_distance
+    return mean_and_ci95(name, lookup_first_mss(synth, audio, bank, candidates, transpose=transpose, chunk=chunk))
+
+
+@torch.no_grad()
+def lookup_first_mss(synth: Synth, audio: torch.Tensor, bank, candidates: int, transpose: bool = True, chunk: int = 16,
+                     refine: Callable[[slice, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """audio (n, T) -> (n,): per sound, the MSS of the first of its `candidates` nearest bank patches ranked as
+    invert ranks. `refine(sounds, starts)`, if given, replaces the patches of sounds `sounds` (a slice of
+    audio) by what it makes of them, (m * candidates, P) -> (m * candidates, P), before the ranking: e.g. a
+    flow moving each patch towards the target (`FlowModel.refine`)."""
     from synthinv.ranking import rank
 
     c, mss = candidates, []
     for i in range(0, len(audio), chunk):
         target = audio[i : i + chunk].cpu()  # (m, T)
         rows = torch.cat([bank.nearest(t, synth.sample_rate, c)[0] for t in target])  # (m * c,) bank rows
-        ranked = rank(synth, bank.params[rows], target.repeat_interleave(c, 0), transpose=transpose)
+        params = bank.params[rows] if refine is None else refine(slice(i, i + len(target)), bank.params[rows])
+        ranked = rank(synth, params, target.repeat_interleave(c, 0), transpose=transpose)
         best = ranked.best(per_target=c)  # (m,)
         mss.append(mss_distance(ranked.audio[best], target, synth.sample_rate))
-    return mean_and_ci95(name, torch.cat(mss))
+    return torch.cat(mss)

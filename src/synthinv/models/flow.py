@@ -70,3 +70,21 @@ class FlowModel(nn.Module):
         if temperature != 1.0:
             noise = noise * temperature
         return solve(guided(self.field, emb, self.null_embedding, guidance), noise, steps, method="rk4")
+
+    @torch.no_grad()
+    def refine(self, cond: torch.Tensor, start: torch.Tensor, t_start: float, *, generator: torch.Generator | None = None,
+               steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE) -> torch.Tensor:
+        """Samples that begin from given parameter sets: cond (N, ...) encoder input, start (N, P) -> (N, P).
+
+        Each start is put on the training path at time t_start as if it were the data end, x = (1 - t_start)
+        noise + t_start start, and the ODE is solved from there to t = 1 in `steps` RK4 steps: t_start 1
+        returns the starts, 0 is `sample` (a new draw), in between the flow moves a start (a bank patch near
+        the target) towards what it hears in cond, keeping more of the start the closer t_start is to 1."""
+        if not 0.0 <= t_start <= 1.0:
+            raise ValueError(f"t_start must be in [0, 1], got {t_start}")
+        emb = self.encoder(cond)  # (N, dim)
+        noise = torch.randn(start.shape, generator=generator).to(start.device)  # (N, P)
+        x = (1.0 - t_start) * noise + t_start * start
+        if t_start == 1.0:
+            return x
+        return solve(guided(self.field, emb, self.null_embedding, guidance), x, steps, method="rk4", t0=t_start)
