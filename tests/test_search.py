@@ -44,6 +44,19 @@ def test_pool_scores_equal_in_process_scores(synth, notes):
     assert pooled[0] == pytest.approx(0.0, abs=1e-5)  # the target's own patch
 
 
+def _describe(synth, tensor, array, number):
+    return type(tensor).__name__, tensor.dtype, tensor.clone(), type(array).__name__, number
+
+
+def test_pool_jobs_get_tensors_as_tensors_and_everything_else_as_it_was(synth):
+    tensor, array = torch.arange(6, dtype=torch.float64).reshape(2, 3).T, np.arange(3)  # a transposed view
+    with SynthPool(synth, workers=2) as pool:
+        got = pool.map(_describe, [(tensor, array, 7), (tensor[:1], array, 8)])
+    assert [g[:2] for g in got] == [("Tensor", torch.float64)] * 2
+    assert torch.equal(got[0][2], tensor) and torch.equal(got[1][2], tensor[:1])
+    assert [g[3:] for g in got] == [("ndarray", 7), ("ndarray", 8)]
+
+
 def test_bank_rows_are_a_function_of_seed_and_index(synth, tmp_path):
     a = load_bank(build_bank(synth, 24, seed=11, workers=1, path=tmp_path / "a.npz", show_progress=False), synth)
     b = load_bank(build_bank(synth, 24, seed=11, workers=2, path=tmp_path / "b.npz", show_progress=False), synth)
