@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 ENV = "SYNTHINV_PLUGIN_INSTANCES"  # "fresh": a new plugin instance per note instead of this server
-INSTANCES = 16  # pristine instances per server at most = notes per fork (made as batches need them)
+INSTANCES = 64  # pristine instances per server at most = notes per fork (made as batches need them; 64: bench_plugin)
 
 
 class ForkServerError(RuntimeError):
