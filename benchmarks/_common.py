@@ -156,3 +156,12 @@ def finish(name: str, args: argparse.Namespace, info: dict, settings: dict, resu
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")
+
+
+def current_rss_kib() -> int:
+    """This process's resident memory now, KiB (-1 where /proc is missing)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return -1

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_common_args, apply_threads, finish, machine_info, print_machine, print_table
+from _common import add_common_args, apply_threads, current_rss_kib, finish, machine_info, print_machine, print_table
 
 K = 4
 BATCH = 256
@@ -34,14 +34,6 @@ SEED = 1_000_000  # synthinv.training.TRAIN_SEED_BASE + seed 0
 # The paper's reference implementation on 2 CPU cores at batch 256, k = 4 (../shared/PAPER.md, "Compute
 # reality"): 1.2-1.4 steps/s, about 300-400 examples/s for every method. Issue #13 asks for 10x.
 REFERENCE_EX_PER_S = (300.0, 400.0)
-
-
-def _current_rss_kib() -> int:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
-    except (OSError, ValueError, IndexError):
-        return -1
 
 
 # ----------------------------------------------------------------------------------------------- workers
@@ -97,9 +89,9 @@ def _timed_loop(n: int, body, start_step: int = 0) -> float:
 def worker_plain(method: str, steps: int, warmup: int, batch: int) -> dict:
     import torch
 
-    rss_imports = _current_rss_kib()
+    rss_imports = current_rss_kib()
     config, synth, model, make_batch, train_step = _setup(method, batch)
-    rss_built = _current_rss_kib()
+    rss_built = current_rss_kib()
     for step in range(warmup):
         train_step(*make_batch(step))
     full_s = _timed_loop(steps, lambda s: train_step(*make_batch(s)), warmup)

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_common_args, apply_threads, finish, machine_info, print_machine, print_table
+from _common import add_common_args, apply_threads, current_rss_kib, finish, machine_info, print_machine, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = "dexed_simple"
@@ -48,14 +48,6 @@ DEFAULT_DATA = ROOT / "data" / "dexed_simple_train"
 METHODS = ("flow_mlp", "flow_param2tok", "regression_mse", "vae_realnvp")  # configs/dexed_simple
 VARIANTS = ("base", "batch256", "channels_last", "bf16")
 BIG_BATCH = 256
-
-
-def _current_rss_kib() -> int:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
-    except (OSError, ValueError, IndexError):
-        return -1
 
 
 def variant_config(method: str, variant: str):
@@ -79,7 +71,7 @@ def worker_train(case: dict) -> dict:
     from synthinv.build import build_model
     from synthinv.training import dataset_loader
 
-    rss_imports = _current_rss_kib()
+    rss_imports = current_rss_kib()
     synth = synths.from_settings({"name": SYNTH})
     config = variant_config(case["method"], case["variant"])
     t = config.train
@@ -110,7 +102,7 @@ def worker_train(case: dict) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     clip, l1 = t.grad_clip, config.model.l1_weight
     bf16 = case["variant"] == "bf16"
-    rss_built = _current_rss_kib()
+    rss_built = current_rss_kib()
     reads = [0]  # shards read from the files, not the cache (counted with no loader processes only)
     if t.num_workers == 0:
         shard_batches, plain_read = loader.dataset, loader.dataset._read

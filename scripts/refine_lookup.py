@@ -14,12 +14,13 @@ in <out>/rows.jsonl; <out>.md gives each t_start's mean and its paired differenc
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+
+import _sweep_rows
 
 RESERVED_SPLITS = (1, 2, 3)  # train, val, test seeds of the generated datasets: the bank stays off them
 
@@ -93,22 +94,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_refine"))
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
-    from synthinv.checkpoint import load_checkpoint
-
-    if args.data is None:
-        _, synth, _ = load_checkpoint(args.checkpoint)
-        args.data = Path("data") / f"{synth.name}_test"
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows_path = args.out / "rows.jsonl"
-    rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
+    rows_path, rows = _sweep_rows.prepare(args)
     done = {r["t_start"] for r in rows}
     todo = [float(t) for t in args.t_start.split(",") if float(t) not in done]
     if not args.table_only:
         with ProcessPoolExecutor(max(1, args.jobs)) as pool:
             for row in pool.map(score, [args.checkpoint] * len(todo), [args.data] * len(todo), todo, [args] * len(todo)):
-                rows.append(row)
-                with rows_path.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                _sweep_rows.append(rows_path, rows, row)
                 print(f"t_start {row['t_start']:g}: MSS {sum(row['mss']) / row['n']:.2f} ({row['cpu_seconds']:.0f} CPU s)",
                       flush=True)
     print(write_table(rows, args.out, args))

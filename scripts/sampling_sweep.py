@@ -14,12 +14,13 @@ setting; finished settings are skipped; <out>.md is rewritten from all rows.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+
+import _sweep_rows
 
 RESERVED_SPLITS = (1, 2, 3)  # train, val, test seeds of the generated datasets: the bank stays off them
 
@@ -95,14 +96,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_sampling"))
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
-    from synthinv.checkpoint import load_checkpoint
-
-    if args.data is None:
-        _, synth, _ = load_checkpoint(args.checkpoint)
-        args.data = Path("data") / f"{synth.name}_test"
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows_path = args.out / "rows.jsonl"
-    rows = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []
+    rows_path, rows = _sweep_rows.prepare(args)
     done = {(r["guidance"], r["temperature"]) for r in rows if not r.get("lookup")}
     todo = [(float(g), float(t)) for g in args.guidance.split(",") for t in args.temperature.split(",")
             if (float(g), float(t)) not in done]
@@ -113,9 +107,7 @@ def main() -> None:
                 futures.append(pool.submit(lookup_row, args.checkpoint, args.data, args))
             for future in futures:
                 row = future.result()
-                rows.append(row)
-                with rows_path.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                _sweep_rows.append(rows_path, rows, row)
                 print(row, flush=True)
     print(write_table(rows, args.out, args))
 
