@@ -165,3 +165,22 @@ def current_rss_kib() -> int:
         return pages * os.sysconf("SC_PAGE_SIZE") // 1024
     except (OSError, ValueError, IndexError):
         return -1
+
+
+def training_step(model, opt, params, cond, clip: float, l1: float, bf16: bool = False):
+    """One step as synthinv trains: InversionModule.training_step's loss (+ l1 x the field's penalty), then
+    what Lightning's automatic optimisation does with it (zero grads, backward, grad-norm clip, step).
+    bf16: the loss under torch.autocast("cpu", bfloat16), backward and the step outside it. -> the loss."""
+    import contextlib
+
+    import torch
+
+    with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+        loss = model.loss(params, cond)
+        total = loss + l1 * model.penalty() if l1 else loss
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return loss

@@ -26,7 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_common_args, apply_threads, current_rss_kib, finish, machine_info, print_machine, print_table
+from _common import (
+    add_common_args,
+    apply_threads,
+    current_rss_kib,
+    finish,
+    machine_info,
+    print_machine,
+    print_table,
+    training_step,
+)
 
 K = 4
 BATCH = 256
@@ -60,15 +69,8 @@ def _setup(method: str, batch: int):
         params = synth.params_at(SEED, idx)
         return params, synth.render(params)
 
-    def train_step(params, audio):  # what Lightning's automatic optimisation does per step
-        loss = model.loss(params, audio)
-        total = loss + l1 * model.penalty() if l1 else loss
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        return loss
+    def train_step(params, audio):  # params (B, P), audio (B, T)
+        return training_step(model, opt, params, audio, clip, l1)
 
     return config, synth, model, make_batch, train_step
 

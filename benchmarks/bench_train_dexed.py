@@ -28,7 +28,6 @@ channels_last (the model, i.e. its conv weights, and every conv input in torch.c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -40,7 +39,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_common_args, apply_threads, current_rss_kib, finish, machine_info, print_machine, print_table
+from _common import (
+    add_common_args,
+    apply_threads,
+    current_rss_kib,
+    finish,
+    machine_info,
+    print_machine,
+    print_table,
+    training_step,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = "dexed_simple"
@@ -124,16 +132,7 @@ def worker_train(case: dict) -> dict:
             return next(batches)
 
     def model_step(params, mel) -> torch.Tensor:  # params (B, 112) in [-1, 1], mel (B, 128, 151) dB float32
-        # InversionModule.training_step, then what Lightning's automatic optimisation does with its loss
-        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-            loss = model.loss(params, mel)
-            total = loss + l1 * model.penalty() if l1 else loss
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        return loss
+        return training_step(model, opt, params, mel, clip, l1, bf16=bf16)
 
     for _ in range(case["warmup"]):
         model_step(*next_batch())

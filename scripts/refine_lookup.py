@@ -74,25 +74,16 @@ def write_table(rows: list[dict], out: Path, args: argparse.Namespace) -> str:
               "paired: the per-sound difference to t_start 1 (the lookup), negative is better. Made by "
               f"`PYTHONPATH=src python scripts/refine_lookup.py --checkpoint {args.checkpoint} --t-start {args.t_start} "
               f"--n {args.n}`; rows in {out}/rows.jsonl.", ""]
-    text = "\n".join(lines)
-    out.with_suffix(".md").write_text(text)
-    return text
+    return _sweep_rows.write_markdown(out, lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", type=Path, required=True)
+    _sweep_rows.add_common_args(ap, "results/dexed_simple_refine", "t_start values scored at once, one torch thread each")
     ap.add_argument("--t-start", default="1,0.9,0.8,0.6,0.4", help="comma-separated; 1 is the lookup itself")
-    ap.add_argument("--n", type=int, default=256, help="test sounds")
-    ap.add_argument("--candidates", type=int, default=8)
-    ap.add_argument("--bank", type=int, default=8192, help="rendered prior patches the lookup searches")
     ap.add_argument("--steps", type=int, default=20, help="RK4 steps from t_start to 1")
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", type=Path, default=None, help="test dataset (default: data/<synth>_test)")
-    ap.add_argument("--jobs", type=int, default=2, help="t_start values scored at once, one torch thread each")
-    ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_refine"))
-    ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     rows_path, rows = _sweep_rows.prepare(args)
     done = {r["t_start"] for r in rows}

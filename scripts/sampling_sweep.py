@@ -77,24 +77,15 @@ def write_table(rows: list[dict], out: Path, args: argparse.Namespace) -> str:
               "sounds. Temperature scales the flow's starting noise (1: as trained). Made by "
               f"`PYTHONPATH=src python scripts/sampling_sweep.py --checkpoint {args.checkpoint} --guidance "
               f"{args.guidance} --temperature {args.temperature} --n {args.n}`; rows in {out}/rows.jsonl.", ""]
-    text = "\n".join(lines)
-    out.with_suffix(".md").write_text(text)
-    return text
+    return _sweep_rows.write_markdown(out, lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", type=Path, required=True)
+    _sweep_rows.add_common_args(ap, "results/dexed_simple_sampling", "settings scored at once, one torch thread each")
     ap.add_argument("--guidance", default="1,2,3,4", help="comma-separated guidance weights")
     ap.add_argument("--temperature", default="1,0.8,0.6", help="comma-separated noise scales")
-    ap.add_argument("--n", type=int, default=256, help="test sounds")
     ap.add_argument("--steps", type=int, default=50, help="RK4 steps per sample")
-    ap.add_argument("--candidates", type=int, default=8, help="best of N, and the lookup's N")
-    ap.add_argument("--bank", type=int, default=8192, help="rendered prior patches the lookup searches")
-    ap.add_argument("--data", type=Path, default=None, help="test dataset (default: data/<synth>_test)")
-    ap.add_argument("--jobs", type=int, default=2, help="settings scored at once, one torch thread each")
-    ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_sampling"))
-    ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     rows_path, rows = _sweep_rows.prepare(args)
     done = {(r["guidance"], r["temperature"]) for r in rows if not r.get("lookup")}

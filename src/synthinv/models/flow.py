@@ -82,9 +82,9 @@ class FlowModel(nn.Module):
         the target) towards what it hears in cond, keeping more of the start the closer t_start is to 1."""
         if not 0.0 <= t_start <= 1.0:
             raise ValueError(f"t_start must be in [0, 1], got {t_start}")
+        if t_start == 1.0:
+            return start.clone()
         emb = self.encoder(cond)  # (N, dim)
         noise = torch.randn(start.shape, generator=generator).to(start.device)  # (N, P)
         x = (1.0 - t_start) * noise + t_start * start
-        if t_start == 1.0:
-            return x
         return solve(guided(self.field, emb, self.null_embedding, guidance), x, steps, method="rk4", t0=t_start)
