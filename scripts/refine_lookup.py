@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import _sweep_rows
@@ -25,13 +26,14 @@ import _sweep_rows
 RESERVED_SPLITS = (1, 2, 3)  # train, val, test seeds of the generated datasets: the bank stays off them
 
 
-def score(checkpoint: Path, test: Path, t_start: float, args: argparse.Namespace) -> dict:
-    """One t_start on one torch thread -> {t_start, mss: [per sound], ...}."""
+def score(checkpoint: Path, test: Path, t_start: float | None, args: argparse.Namespace) -> dict:
+    """One t_start on one torch thread -> {t_start, mss: [per sound], ...}. t_start None: the random baseline,
+    random prior patches in place of the nearest ones, ranked the same way."""
     torch.set_num_threads(1)
     from synthinv.bank import get_bank
     from synthinv.checkpoint import load_checkpoint
     from synthinv.datasets import first_examples
-    from synthinv.evaluation import lookup_first_mss
+    from synthinv.evaluation import RANDOM_BASELINE_SEED, lookup_first_mss
     from synthinv.models.flow import FlowModel
 
     model, synth, blob = load_checkpoint(checkpoint)
@@ -47,15 +49,20 @@ def score(checkpoint: Path, test: Path, t_start: float, args: argparse.Namespace
         cond = feats[sounds].repeat_interleave(c, 0)  # (m * c, n_mels, frames)
         return model.refine(cond, starts, t_start, generator=gen, steps=args.steps, guidance=args.guidance).clamp(-1, 1)
 
+    def random_patches(sounds: slice, starts: torch.Tensor) -> torch.Tensor:  # -> (m * c, P) prior patches
+        return synth.params_at(RANDOM_BASELINE_SEED, np.arange(sounds.start * c, sounds.start * c + len(starts)))
+
     start = time.process_time()
-    mss = lookup_first_mss(synth, audio, bank, c, refine=None if t_start == 1.0 else refine)
+    mss = lookup_first_mss(synth, audio, bank, c,
+                           refine=random_patches if t_start is None else None if t_start == 1.0 else refine)
     return {"t_start": t_start, "mss": mss.tolist(), "n": len(mss), "candidates": c, "bank": args.bank,
             "steps": args.steps, "guidance": args.guidance, "cpu_seconds": round(time.process_time() - start, 1)}
 
 
 def write_table(rows: list[dict], out: Path, args: argparse.Namespace) -> str:
-    by_t = {r["t_start"]: torch.tensor(r["mss"]) for r in rows}
+    by_t = {r["t_start"]: torch.tensor(r["mss"]) for r in rows if r["t_start"] is not None}
     lookup = by_t.get(1.0)
+    random = next((torch.tensor(r["mss"]) for r in rows if r["t_start"] is None), None)
     lines = [f"# Refining the lookup with a flow ({args.checkpoint})", "",
              f"| t_start | MSS best of {args.candidates} | paired vs lookup (dB) | better than the lookup on |",
              "| --- | --- | --- | --- |"]
@@ -68,10 +75,16 @@ def write_table(rows: list[dict], out: Path, args: argparse.Namespace) -> str:
         d = m - lookup
         lines.append(f"| {t:g} | {cell} | {d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f} | "
                      f"{int((d < 0).sum())} of {len(d)} |")
+    if random is not None:
+        d = random - lookup if lookup is not None and len(lookup) == len(random) else None
+        lines.append(f"| random prior patches | {random.mean():.2f} ± {1.96 * random.std() / len(random) ** 0.5:.2f} | "
+                     + ("- | - |" if d is None else f"{d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f} | "
+                        f"{int((d < 0).sum())} of {len(d)} |"))
     lines += ["", f"The first {args.n} sounds of {args.data}; the {args.candidates} nearest of {args.bank} rendered "
               f"prior patches per sound, each moved by the flow from t_start to 1 ({args.steps} RK4 steps, guidance "
               f"{args.guidance:g}), ranked as invert ranks; MSS (dB) of the first, mean ± 95% interval over sounds; "
-              "paired: the per-sound difference to t_start 1 (the lookup), negative is better. Made by "
+              "paired: the per-sound difference to t_start 1 (the lookup), negative is better; random prior patches: "
+              f"{args.candidates} per sound, ranked the same way. Made by "
               f"`PYTHONPATH=src python scripts/refine_lookup.py --checkpoint {args.checkpoint} --t-start {args.t_start} "
               f"--n {args.n}`; rows in {out}/rows.jsonl.", ""]
     return _sweep_rows.write_markdown(out, lines)
@@ -87,12 +100,13 @@ def main() -> None:
     args = ap.parse_args()
     rows_path, rows = _sweep_rows.prepare(args)
     done = {r["t_start"] for r in rows}
-    todo = [float(t) for t in args.t_start.split(",") if float(t) not in done]
+    todo: list[float | None] = [float(t) for t in args.t_start.split(",") if float(t) not in done]
+    todo += [] if None in done else [None]  # the random baseline, once
     if not args.table_only:
         with ProcessPoolExecutor(max(1, args.jobs)) as pool:
             for row in pool.map(score, [args.checkpoint] * len(todo), [args.data] * len(todo), todo, [args] * len(todo)):
                 _sweep_rows.append(rows_path, rows, row)
-                print(f"t_start {row['t_start']:g}: MSS {sum(row['mss']) / row['n']:.2f} ({row['cpu_seconds']:.0f} CPU s)",
+                print(f"t_start {row['t_start']}: MSS {sum(row['mss']) / row['n']:.2f} ({row['cpu_seconds']:.0f} CPU s)",
                       flush=True)
     print(write_table(rows, args.out, args))
 
