@@ -90,8 +90,9 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     model, synth, blob = load_checkpoint(run / "model.ckpt", expect_synth={"name": SYNTH})
     test = args.data / f"{SYNTH}_test"
     start = time.perf_counter()
-    m = evaluate_model(model, synth, n=args.eval_examples, steps=args.eval_steps, guidance=stored_config(blob).sample.guidance,
-                       data_dir=test, train_seed=blob["meta"]["data"]["seed"], candidates=args.candidates)
+    sampling = stored_config(blob).sample
+    m = evaluate_model(model, synth, n=args.eval_examples, steps=args.eval_steps, guidance=sampling.guidance,
+                       temperature=sampling.temperature, data_dir=test, train_seed=blob["meta"]["data"]["seed"], candidates=args.candidates)
     _, _, audio, _ = first_examples(test, synth, args.eval_examples)
     bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLITS.values()))
     lookup = lookup_best_of(synth, audio, bank, args.candidates)
@@ -104,10 +105,11 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
            "wmfcc_random": m["wmfcc_random"], "f0_within_50c_random": m.get("f0_cents_random_within_50"),
            "f0_within_50c_best_of_8": m.get("f0_cents_best_of_within_50"),
            "param_mse": m["param_mse"], "categorical_accuracy": m["categorical_accuracy"],
-           "note_exact": _note_exact(model, synth, test, args, stored_config(blob).sample.guidance), "train_seconds": blob["meta"]["train_seconds"],
+           "note_exact": _note_exact(model, synth, test, args, sampling.guidance, sampling.temperature), "train_seconds": blob["meta"]["train_seconds"],
            "budget_minutes": args.budget, "train_examples": blob["meta"]["data"]["examples"], "n": m["n"],
            "eval_seconds": round(time.perf_counter() - start, 1), "weights": sum(p.numel() for p in model.parameters()),
-           "grouping": _grouping(model, synth), "bank": args.bank, "candidates": args.candidates}
+           "grouping": _grouping(model, synth), "bank": args.bank, "candidates": args.candidates,
+           "guidance": sampling.guidance, "temperature": sampling.temperature}
     return row
 
 
@@ -121,14 +123,14 @@ def _training_minutes(last_ckpt: Path) -> float:
     return 0.0
 
 
-def _note_exact(model, synth, test: Path, args, guidance: float) -> float:
-    """Share of test sounds whose one sample (evaluate's: the same seed, steps and guidance) has the right
+def _note_exact(model, synth, test: Path, args, guidance: float, temperature: float) -> float:
+    """Share of test sounds whose one sample (evaluate's: the same seed, steps, guidance, temperature) has the right
     MIDI note: what the pitch input is for."""
     from synthinv.datasets import first_examples
     from synthinv.evaluation import sample_params
 
     params, feats, _, _ = first_examples(test, synth, args.eval_examples)
-    pred = sample_params(model, feats, args.eval_steps, guidance, seed=0).clamp(-1, 1)
+    pred = sample_params(model, feats, args.eval_steps, guidance, seed=0, temperature=temperature).clamp(-1, 1)
     return float((synth.notes(pred) == synth.notes(params)).mean())
 
 

@@ -71,7 +71,7 @@ def test_model_kind_picks_the_dataclass_and_omitted_keys_take_defaults():
     ({"model": {"kind": "regression", "width": 3}}, "unknown regression model setting.s. width"),
     ({"encoder": {"chanels": [8]}}, "unknown encoder setting.s. chanels"),
     ({"train": {**MINIMAL["train"], "epochs": 3}}, "unknown train setting.s. epochs"),
-    ({"sample": {**MINIMAL["sample"], "temperature": 0.5}}, "unknown sample setting.s. temperature"),
+    ({"sample": {**MINIMAL["sample"], "heat": 0.5}}, "unknown sample setting.s. heat"),
     ({"extra": {}}, "unknown section.s. extra"),
     ({"train": {**MINIMAL["train"], "lr": "1e-3"}}, "train lr must be a number, got '1e-3'"),
     ({"train": {**MINIMAL["train"], "batch_size": 6.5}}, "train batch_size must be an integer, got 6.5"),

@@ -519,3 +519,19 @@ def test_torch_threads_are_set_inside_and_restored_after():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_the_configs_temperature_sets_how_far_invert_samples_spread(synth):
+    """invert's model proposals start from noise scaled by the config's sample.temperature: at 0 every
+    sample of one sound is the same ODE solution, at 1 they differ."""
+    from synthinv.pipeline import Inverter
+
+    with Inverter(workers=1, show_progress=False, say=lambda _: None) as inverter:
+        target = inverter.prepare(synth.draw(3, np.arange(1))[1][0])
+
+        def proposals(temperature: float) -> torch.Tensor:
+            inverter.config.sample.temperature = temperature
+            return inverter.proposals(target, ("model",), {"model": 4}, steps=4, guidance=2.0, seed=0)[0]  # (4, P)
+
+        spread_at_1, spread_at_0 = proposals(1.0).std(0).max(), proposals(0.0).std(0).max()
+    assert spread_at_1 > 0.05 and spread_at_0 < 1e-5

@@ -213,7 +213,7 @@ class Oracle(nn.Module):
 
 
 METRIC_KEYS = {"lsd", "lsd_ci95", "lsd_random", "lsd_random_ci95", "chamfer", "assignment_mse", "param_mse", "n", "sample_steps", "guidance",
-               "sample_seconds"}
+               "temperature", "sample_seconds"}
 
 
 def test_evaluate_model_reports_finite_metrics(kosc4):

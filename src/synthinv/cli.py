@@ -284,7 +284,8 @@ def evaluate(
     if candidates > 1 and not synth.trains_from_data:
         raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
-                             candidates=candidates, transpose=transpose)
+                             candidates=candidates, transpose=transpose,
+                             temperature=stored_config(blob, checkpoint).sample.temperature)
     metrics = {"checkpoint": str(checkpoint), "method": stored_config(blob, checkpoint).name, "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)

@@ -186,6 +186,7 @@ class SampleConfig:
     val_examples: int  # validation sounds
     guidance: float  # a flow's classifier-free guidance weight: the default of evaluate and invert
     test_steps: int = 100  # a flow's RK4 steps the method is meant to be tested with (evaluate: --steps)
+    temperature: float = 1.0  # a flow's scale of the starting noise (below 1: nearer the mode): evaluate's and invert's
 
 
 @dataclass

@@ -228,19 +228,19 @@ def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio:
 @torch.no_grad()
 def evaluate_model(model: Sampler, synth: Synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                    split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
-                   candidates: int = 1, transpose: bool = True) -> dict:
+                   candidates: int = 1, transpose: bool = True, temperature: float = 1.0) -> dict:
     """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD.
 
     For dataset-backed synths (Dexed) this is `evaluate_rendered` (MSS etc.; `data_dir`, `train_seed`)."""
     if synth.trains_from_data:
         return evaluate_rendered(model, synth, n, steps, guidance, seed, split_seed, device, data_dir, train_seed,
-                                 candidates, transpose=transpose)
+                                 candidates, transpose=transpose, temperature=temperature)
     if data_dir is not None:
         raise UsageError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
     model = model.to(device).eval()
     params, audio = split_batch(synth, split_seed, n, device)
     start = time.perf_counter()
-    pred = sample_params(model, audio, steps, guidance, seed)
+    pred = sample_params(model, audio, steps, guidance, seed, temperature=temperature)
     sample_seconds = time.perf_counter() - start
     rand = synth.params_at(RANDOM_BASELINE_SEED, np.arange(n)).to(device)
     token_scores = {}  # set distances over parameter tokens (k-osc oscillators), for synths that have tokens
@@ -253,7 +253,8 @@ def evaluate_model(model: Sampler, synth: Synth, n: int = 512, steps: int = 100,
         **mean_and_ci95("lsd_random", lsd_of(synth, rand, audio)),
         **token_scores,
         "param_mse": param_mse(pred.clamp(-1, 1), params).mean().item(),
-        "n": n, "sample_steps": steps, "guidance": guidance, "sample_seconds": round(sample_seconds, 3),
+        "n": n, "sample_steps": steps, "guidance": guidance, "temperature": temperature,
+        "sample_seconds": round(sample_seconds, 3),
     }
     return result
 

@@ -55,7 +55,8 @@ def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path,
     run_dir = runs_dir / method.name
     meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar)
     model, synth, _ = load_checkpoint(run_dir / "model.ckpt")
-    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=config.sample.guidance)
+    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=config.sample.guidance,
+                             temperature=config.sample.temperature)
     row = {"method": method.name, "task": "asym" if method.asym else "sym", "k": k, **metrics,
            **{key: meta[key] for key in ("steps", "train_seconds", "examples_per_second", "best_val_lsd",
                                          "budget_minutes", "torch_threads", "history")},
@@ -71,7 +72,9 @@ def reevaluate_method(method: Method, results_dir: Path, runs_dir: Path, eval_ex
     if not done.is_file() or not ckpt.is_file():
         raise InputNotFoundError(f"{method.name} has no finished run to re-evaluate ({done} and {ckpt} are needed)")
     model, synth, blob = load_checkpoint(ckpt)
-    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=stored_config(blob, ckpt).sample.guidance)
+    sampling = stored_config(blob, ckpt).sample
+    metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=sampling.guidance,
+                             temperature=sampling.temperature)
     row = {**json.loads(done.read_text()), **metrics}
     write_json_atomic(done, row)
     return row

@@ -274,7 +274,8 @@ class Inverter:
             cond = self.synth.features(target.audio[None])  # what the encoder hears
             n = counts["model"] if self.net.stochastic else 1  # a regressor has one answer
             gen = torch.Generator().manual_seed(seed)
-            params = draw(self.net, cond, repeats=n, generator=gen, steps=steps, guidance=guidance)  # (n, P)
+            params = draw(self.net, cond, repeats=n, generator=gen, steps=steps, guidance=guidance,
+                          temperature=self.config.sample.temperature)  # (n, P)
             found.append(params.clamp(-1, 1))
             labels += ["flow sample" if self.net.stochastic else "regression"] * n
         if "bank" in sources:
@@ -386,7 +387,8 @@ class Inverter:
                     "model": str(self.checkpoint), "model_kind": self.config.model.kind,
                     "synth": synth.name, "candidates": candidates, "budget": budget, "sources": list(sources),
                     "proposals": len(params), "renders": renders, "interrupted": interrupted,
-                    "steps": steps, "guidance": guidance, "refine_budget": refine_budget, "seed": seed,
+                    "steps": steps, "guidance": guidance,
+                    "temperature": self.config.sample.temperature, "refine_budget": refine_budget, "seed": seed,
                     "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps}
         return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
 

@@ -226,11 +226,12 @@ class KOscValidation:
         self.n = n
         self._data: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def score(self, model: Sampler, synth: Synth, device, steps: int, guidance: float) -> float:
+    def score(self, model: Sampler, synth: Synth, device, steps: int, guidance: float,
+              temperature: float = 1.0) -> float:
         if self._data is None:
             self._data = split_batch(synth, VAL_SEED, self.n, device)
         params, audio = self._data
-        pred = sample_params(model, audio, steps, guidance, seed=0)
+        pred = sample_params(model, audio, steps, guidance, seed=0, temperature=temperature)
         return lsd_of(synth, pred, audio).mean().item()
 
 
@@ -252,11 +253,12 @@ class RenderedValidation:
             return first_examples(self.val_dir, synth, self.n, role="validation")[:3]
         return drawn_examples(synth, VAL_SEED, self.n)
 
-    def score(self, model: Sampler, synth: Synth, device, steps: int, guidance: float) -> float:
+    def score(self, model: Sampler, synth: Synth, device, steps: int, guidance: float,
+              temperature: float = 1.0) -> float:
         if self._data is None:
             self._data = self.load(synth)
         _, feats, audio = self._data
-        pred = sample_params(model, feats.to(device), steps, guidance, seed=0).cpu()
+        pred = sample_params(model, feats.to(device), steps, guidance, seed=0, temperature=temperature).cpu()
         return mss_of(synth, pred, audio).mean().item()
 
 
@@ -331,7 +333,8 @@ class BudgetAndValidation(L.Callback):
     @torch.no_grad()
     def validate(self, trainer, module, loss: float):
         model = module.model.eval()
-        value = self.validation.score(model, module.synth, module.device, self.s.val_steps, self.s.guidance)
+        value = self.validation.score(model, module.synth, module.device, self.s.val_steps, self.s.guidance,
+                                         self.s.temperature)
         model.train()
         step = trainer.global_step
         key = f"val_{self.metric}"
