@@ -164,13 +164,14 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
     def share(v) -> str:
         return "-" if v is None else f"{v:.0%}"
 
-    cells = [[r["method"], r["seed"], r["steps"], f"{r['cpu_minutes']:.1f}", pm(r, "mss"), pm(r, "mss_random"),
+    cells = [[r["method"], r["seed"], r["steps"], f"{r['cpu_minutes']:.1f}", f"{r.get('temperature', 1.0):g}",
+              pm(r, "mss"), pm(r, "mss_random"),
               pm(r, "best_of_8_mss"), pm(r, "retrieval_mss"), f"{r['wmfcc']:.2f}", f"{r['wmfcc_random']:.2f}",
               share(r["f0_within_50c"]), share(r["f0_within_50c_random"]), share(r["note_exact"]),
               f"{r['categorical_accuracy']:.3f}",
               "-" if not r.get("grouping") else f"{r['grouping']['score']:.2f} (chance {r['grouping']['chance']:.2f})"]
              for r in rows]
-    header = ["method", "seed", "steps", "CPU min", "MSS (1 sample)", "MSS random patch", "MSS best of 8",
+    header = ["method", "seed", "steps", "CPU min", "T", "MSS (1 sample)", "MSS random patch", "MSS best of 8",
               "MSS lookup (8 nearest)", "wMFCC", "wMFCC random", "f0 within 50c", "f0 random", "note exact",
               "categorical acc.", "Param2Tok grouping"]
     n = rows[0]["n"] if rows else "?"
@@ -185,7 +186,8 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
             "ranked the same way: the baseline best of 8 must beat. wMFCC on the one sample. f0 within 50c: share of "
             "the first 64 sounds whose pYIN f0 is within 50 cents of the target's (of those with an f0). note exact: "
             "share of sounds whose one sample has the target's MIDI note. Param2Tok grouping: "
-            "synthinv.models.grouping over the 8 groups op1..op6, global, note.",
+            "synthinv.models.grouping over the 8 groups op1..op6, global, note. T: the temperature the flows "
+            "sampled at (sample.temperature; rows from before it was a setting sampled at 1).",
             f"Training: {args.budget:g} CPU-minutes of training (the process's CPU time, shard loading included, "
             "validation excluded) per (method, seed) on one torch thread, two runs at once on a 2-core machine "
             "shared with two other engineers' jobs; CPU min is the process's CPU time over training and its "
@@ -194,8 +196,10 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
             "data/dexed_simple_val. Encoders take the pitch feature (encoder pitch: true), but for any --extra "
             "ablation such as flow_mlp_nopitch (results/dexed_simple/flow_mlp_nopitch.yaml).",
             "Made by `PYTHONPATH=src python scripts/dexed_simple_experiment.py "
-            f"--budget {args.budget:g} --seeds {args.seeds}` (the ablation: `--methods '' --extra "
-            "results/dexed_simple/flow_mlp_nopitch.yaml`); rows in results/dexed_simple/."]
+            f"--budget {args.budget:g} --seeds {args.seeds}"
+            + ("" if args.out == Path("results") else f" --out {args.out}")
+            + "` (the ablation: `--methods '' --extra "
+            f"results/dexed_simple/flow_mlp_nopitch.yaml`); rows in {results}/."]
     notes = out / "dexed_simple_notes.md"  # hand-written: the choice of fixed fields, the pitch input, findings
     if notes.exists():
         text += ["", notes.read_text().rstrip()]
