@@ -152,6 +152,17 @@ def test_nan_mean_and_ci95_skips_undefined_examples():
     assert nan_mean_and_ci95("f0", torch.tensor([float("nan")])) == {"f0": None, "f0_ci95": None, "f0_n": 0}
 
 
+def test_the_interval_across_seeds_is_students_t_not_the_normal_one():
+    """Three seeds 1, 2, 3: sd 1, so the half-width is t(0.975, 2 dof) = 4.303 over sqrt(3), not 1.96 over it."""
+    from synthinv.evaluation import across_runs_ci95
+
+    mean, half = across_runs_ci95([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0) and half == pytest.approx(4.3027 / 3**0.5, rel=1e-4)
+    assert across_runs_ci95([5.0, 5.0]) == (5.0, 0.0)
+    one_mean, one_half = across_runs_ci95([7.0])
+    assert one_mean == 7.0 and np.isnan(one_half)
+
+
 class NoteOfTruth(torch.nn.Module):
     """A stand-in Sampler that 'samples' fixed parameters whatever it hears: (N, ...) -> (N, P)."""
 
