@@ -70,15 +70,19 @@ def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
         ["MSS, one sample per sound (dB)", f"{metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f}"],
         *best_rows,
         ["MSS of random patches (dB)", f"{metrics['mss_random']:.3f} ± {metrics['mss_random_ci95']:.3f}"],
+        *([[f"MSS of the lookup: the {metrics['candidates']} nearest of {metrics['bank']:,} rendered prior patches, "
+            "ranked as invert ranks (dB)", f"{metrics['retrieval_mss']:.3f} ± {metrics['retrieval_mss_ci95']:.3f}"]]
+          if "retrieval_mss" in metrics else []),
         ["parameter MSE (random patches)", f"{metrics['param_mse']:.4f} ({metrics['param_mse_random']:.4f})"],
         ["categorical accuracy (random patches)",
          f"{metrics['categorical_accuracy']:.3f} ({metrics['categorical_accuracy_random']:.3f})"],
     ])
+    lookup = f", the bank lookup's best of {metrics['candidates']} {metrics['retrieval_mss']:.2f} dB" if "retrieval_mss" in metrics else ""
     headline = f"best of {metrics['candidates']} {best:.2f} dB, " if best is not None else ""
     title = "Dexed Simple (a DX7 subset, synths/dexed_simple.py)" if blob["synth"]["name"] == "dexed_simple" else "Dexed (DX7)"
     return f"""# {args.name}
 
-{title} {blob['config']['name']}: test MSS {headline}one sample {metrics['mss']:.2f} dB (random patches {metrics['mss_random']:.2f} dB).
+{title} {blob['config']['name']}: test MSS {headline}one sample {metrics['mss']:.2f} dB (random patches {metrics['mss_random']:.2f} dB{lookup}).
 
 - Synth: Dexed via dexed-py, {settings['note_duration']} s held + {settings['release']} s release at velocity {settings['velocity']}, MIDI notes {settings['min_note']}-{settings['max_note']}, {settings['sample_rate']} Hz; spec hash {blob['spec_hash']}.
 - Model: {blob['config']['name']} ({n_weights:,} weights), MelCNN encoder on a 128-band log-mel; config stored in the checkpoint.
@@ -86,7 +90,7 @@ def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
 - Training: {training_line(blob, 'mss')}.
 - Trained by: `{args.command or 'see scripts/train_shipped_models.sh'}`
 
-## Test set ({metrics['n']} examples of {metrics['test'].get('data', 'drawn')}, seed {metrics['test']['seed']}; {metrics['sample_steps']} RK4 steps, guidance {metrics['guidance']})
+## Test set ({metrics['n']} examples of {metrics['test'].get('data', 'drawn')}, seed {metrics['test']['seed']}; {metrics['sample_steps']} RK4 steps, guidance {metrics['guidance']}, temperature {metrics['temperature']:g})
 
 MSS: the multi-scale log-mel distance in dB (lower is better); random patches are drawn from the same prior.
 
@@ -103,15 +107,25 @@ def main() -> None:
     ap.add_argument("--command", default="", help="the command that trained the run, for the card")
     ap.add_argument("--test-data", type=Path, default=Path("data/dexed_test"), help="Dexed: the test dataset")
     ap.add_argument("--candidates", type=int, default=8, help="Dexed: best-of-N scoring (1: off)")
+    ap.add_argument("--bank", type=int, default=8192, help="Dexed: rendered prior patches of the lookup baseline")
     args = ap.parse_args()
 
     ckpt = args.run_dir / "model.ckpt"
     model, synth, blob = load_checkpoint(ckpt)
-    guidance = stored_config(blob, ckpt).sample.guidance
+    sampling = stored_config(blob, ckpt).sample  # the card measures the model as evaluate and invert sample it
     data_dir = args.test_data if synth.trains_from_data else None
     train_seed = (blob["meta"].get("data") or {}).get("seed")
-    metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=guidance, data_dir=data_dir,
+    metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=sampling.guidance,
+                             temperature=sampling.temperature, data_dir=data_dir,
                              train_seed=train_seed, candidates=args.candidates if data_dir else 1)
+    if data_dir and args.candidates > 1:  # the baseline a best of N must beat: the N nearest bank patches
+        from synthinv.bank import get_bank
+        from synthinv.datasets import first_examples
+        from synthinv.evaluation import lookup_best_of
+
+        audio = first_examples(data_dir, synth, args.n)[2]
+        bank = get_bank(synth, args.bank, reserved=(1, 2, 3), show_progress=False)  # the split seeds of the datasets
+        metrics |= {**lookup_best_of(synth, audio, bank, args.candidates), "bank": args.bank}
     n_weights = sum(p.numel() for p in model.parameters())
     card = (dexed_card if synth.trains_from_data else kosc_card)(args, blob, metrics, n_weights)
     SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
