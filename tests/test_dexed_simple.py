@@ -126,8 +126,34 @@ def test_ship_model_ships_a_simple_model(simple, datasets, tmp_path, monkeypatch
             "data": {"examples": 4, "seed": 7}}
     save_checkpoint(tmp_path / "run" / "model.ckpt", build_model(config, simple), simple, config, meta)
     monkeypatch.setattr(sys, "argv", ["ship_model.py", str(tmp_path / "run"), "tiny-simple", "--n", "2", "--steps", "2",
-                                      "--candidates", "2", "--test-data", str(datasets / "simple")])
+                                      "--candidates", "2", "--bank", "16", "--test-data", str(datasets / "simple")])
     ship.main()
     card = (tmp_path / "shipped" / "tiny-simple.md").read_text()
     assert card.startswith("# tiny-simple\n\nDexed Simple") and "--synth dexed_simple" in card
+    # every figure beside both baselines: random patches and the bank lookup with as many candidates
+    assert "random patches" in card and "the 2 nearest of 16 rendered prior patches" in card
+    assert "temperature 0.7" in card  # measured as the config samples
     assert load_checkpoint(tmp_path / "shipped" / "tiny-simple.ckpt")[1].name == "dexed_simple"
+
+
+def test_swapping_operators_keeps_the_sound_only_where_the_algorithm_allows_it(simple):
+    """The symmetry scripts/dexed_symmetry.py counts: in algorithm 32 operators 1 and 2 are both plain
+    carriers, so swapping all their fields changes nothing; in algorithm 1 operator 1 is a carrier and
+    operator 2 its modulator, so the same swap changes the sound."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "dexed_symmetry.py"
+    spec = importlib.util.spec_from_file_location("dexed_symmetry", path)
+    symmetry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(symmetry)
+    from synthinv.metrics import mss_distance
+
+    params = simple.random_params(256, seed=21)  # (256, P)
+    algorithm = params[:, simple.spec.slices[simple.spec.names.index("global.algorithm")]].argmax(1)
+    blocks = symmetry.operator_blocks(simple.spec)
+    swap = (1, 0, 2, 3, 4, 5)
+    for alg, keeps in ((31, True), (0, False)):
+        base = params[int(torch.nonzero(algorithm == alg)[0])]
+        audio = simple.render(torch.stack([base, symmetry.permuted(base, blocks, swap)]))  # (2, T)
+        mss = float(mss_distance(audio[1:], audio[:1], simple.sample_rate)[0])
+        assert (mss < 0.05) if keeps else (mss > 1.0), (alg + 1, mss)
