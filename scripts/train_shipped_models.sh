@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Train and ship the models that live in src/synthinv/shipped/ (the README's main job uses them).
-#   bash scripts/train_shipped_models.sh [kosc] [dexed]     (default: both)
+#   bash scripts/train_shipped_models.sh [kosc] [dexed] [dexed_simple]     (default: all three)
 # k-osc: BUDGET minutes of CPU training (default 25). Dexed: DEXED_STEPS optimiser steps (default 20000;
 # about 35 minutes on one idle thread) on a 98,304-patch dataset that this script generates first
-# (about 8 minutes with one worker; resumable). Run directories are overwritten.
+# (about 8 minutes with one worker; resumable). Dexed Simple: three MLP-flow seeds of 12 CPU-minutes
+# (scripts/dexed_simple_experiment.py, which makes its datasets), the one with the best validation MSS shipped.
+# Run directories are overwritten.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUDGET=${BUDGET:-25}
 THREADS=${THREADS:-1}
 DEXED_STEPS=${DEXED_STEPS:-20000}
-WHICH=${*:-kosc dexed}
+WHICH=${*:-kosc dexed dexed_simple}
 
 if [[ " $WHICH " == *" kosc "* ]]; then
   CMD=".venv/bin/synthinv train flow_transformer --k 4 --budget $BUDGET --threads $THREADS --out runs/shipped/kosc4-flow-transformer --force --seed 0"
@@ -25,4 +27,11 @@ if [[ " $WHICH " == *" dexed "* ]]; then
   CMD=".venv/bin/synthinv train flow_mlp --synth dexed --data data/dexed_train_big --val-data data/dexed_val --steps $DEXED_STEPS --threads $THREADS --out runs/shipped/dexed-flow-mlp --force --seed 0"
   $CMD
   .venv/bin/python scripts/ship_model.py runs/shipped/dexed-flow-mlp dexed-flow-mlp --n 256 --steps 50 --test-data data/dexed_test --command "$CMD"
+fi
+
+if [[ " $WHICH " == *" dexed_simple "* ]]; then
+  CMD=".venv/bin/python scripts/dexed_simple_experiment.py --budget 12 --seeds 0,1,2 --methods flow_mlp --runs runs/shipped/dexed_simple --out runs/shipped/dexed_simple_results"
+  PYTHONPATH=src $CMD
+  best=$(for s in 0 1 2; do .venv/bin/python -c "import torch, sys; m = torch.load(sys.argv[1], weights_only=True, map_location='cpu')['meta']; print(m['best_val_mss'], sys.argv[1])" "runs/shipped/dexed_simple/flow_mlp_s$s/model.ckpt"; done | sort -g | head -1 | cut -d' ' -f2)
+  PYTHONPATH=src .venv/bin/python scripts/ship_model.py "$(dirname "$best")" dexed-simple-flow-mlp --n 256 --steps 50 --test-data data/dexed_simple_test --command "$CMD (the seed with the best validation MSS)"
 fi
