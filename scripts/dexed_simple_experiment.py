@@ -147,6 +147,11 @@ def _grouping(model, synth) -> dict | None:
             "covered": groups_covered(assign.detach(), groups), "groups": len(set(groups))}
 
 
+def temperature(row: dict) -> str:
+    """The flows' sampling temperature as the tables show it ("-": regression and the VAE have none of it)."""
+    return f"{row.get('temperature', 1.0):g}" if row["method"].startswith("flow") else "-"
+
+
 def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
     from synthinv.tables import markdown_table
 
@@ -164,7 +169,7 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
     def share(v) -> str:
         return "-" if v is None else f"{v:.0%}"
 
-    cells = [[r["method"], r["seed"], r["steps"], f"{r['cpu_minutes']:.1f}", f"{r.get('temperature', 1.0):g}",
+    cells = [[r["method"], r["seed"], r["steps"], f"{r['cpu_minutes']:.1f}", temperature(r),
               pm(r, "mss"), pm(r, "mss_random"),
               pm(r, "best_of_8_mss"), pm(r, "retrieval_mss"), f"{r['wmfcc']:.2f}", f"{r['wmfcc_random']:.2f}",
               share(r["f0_within_50c"]), share(r["f0_within_50c_random"]), share(r["note_exact"]),
@@ -189,9 +194,9 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
             "synthinv.models.grouping over the 8 groups op1..op6, global, note. T: the temperature the flows "
             "sampled at (sample.temperature; rows from before it was a setting sampled at 1).",
             f"Training: {args.budget:g} CPU-minutes of training (the process's CPU time, shard loading included, "
-            "validation excluded) per (method, seed) on one torch thread, two runs at once on a 2-core machine "
-            "shared with two other engineers' jobs; CPU min is the process's CPU time over training and its "
-            "5 validations. Batch 64, data/dexed_simple_train "
+            "validation excluded) per (method, seed) on one torch thread, --jobs runs at once on the 2-core machine "
+            "(other jobs may share it: the budget is CPU time, so they change little of a run's work); CPU min is "
+            "the process's CPU time over training and its 5 validations. Batch 64, data/dexed_simple_train "
             f"(seed 1, {rows[0]['train_examples'] if rows else '?'} examples), validation on 64 sounds of "
             "data/dexed_simple_val. Encoders take the pitch feature (encoder pitch: true), but for any --extra "
             "ablation such as flow_mlp_nopitch (results/dexed_simple/flow_mlp_nopitch.yaml).",
@@ -215,7 +220,7 @@ def across_seeds(rows: list[dict]) -> list[str]:
 
     runs: dict[tuple, list[dict]] = {}
     for r in rows:
-        runs.setdefault((r["method"], r.get("temperature", 1.0), r["budget_minutes"]), []).append(r)
+        runs.setdefault((r["method"], temperature(r), r["budget_minutes"]), []).append(r)
 
     def over_seeds(group: list[dict], key: str) -> str:
         values = [r[key] for r in group if r.get(key) is not None]
@@ -224,7 +229,7 @@ def across_seeds(rows: list[dict]) -> list[str]:
         mean, half = across_runs_ci95(values)
         return f"{mean:.2f} ± {half:.2f}"
 
-    cells = [[method, f"{t:g}", f"{budget:g}", ",".join(str(r["seed"]) for r in group),
+    cells = [[method, t, f"{budget:g}", ",".join(str(r["seed"]) for r in group),
               f"{sum(r['steps'] for r in group) / len(group):.0f}", over_seeds(group, "mss"),
               over_seeds(group, "best_of_8_mss"), over_seeds(group, "mss_random"), over_seeds(group, "retrieval_mss")]
              for (method, t, budget), group in runs.items() if len(group) >= 2]
