@@ -55,6 +55,11 @@ k-osc (k={settings['k']}, {task}) {blob['config']['name']}: test LSD {metrics['l
 """
 
 
+def share(value: float | None) -> str:
+    """A share as a percentage, or "none" where no sound had what it counts (e.g. no one-sample f0 at all)."""
+    return "none" if value is None else f"{value:.0%}"
+
+
 def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     meta, settings, data = blob["meta"], blob["synth"], blob["meta"]["data"]
     best = metrics.get("mss_best_of")
@@ -65,7 +70,7 @@ def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     if within is not None:
         best_rows.append(["f0 within 50 cents of the target's, for what `invert` ranks first",
                           f"{within:.0%} of {metrics['f0_cents_best_of_n']} sounds with a pitch (one sample: "
-                          f"{metrics['f0_cents_within_50']:.0%})"])
+                          f"{share(metrics.get('f0_cents_within_50'))})"])
     table = markdown_table(["metric", "value"], [
         ["MSS, one sample per sound (dB)", f"{metrics['mss']:.3f} ± {metrics['mss_ci95']:.3f}"],
         *best_rows,
