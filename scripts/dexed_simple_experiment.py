@@ -31,10 +31,11 @@ from pathlib import Path
 
 import torch
 
+from synthinv.datasets import SPLIT_SEEDS
+
 CSV_COLUMNS = ["method", "seed", "steps", "cpu_minutes", "mss", "mss_ci95", "mss_random", "wmfcc", "f0_within_50c",
                "best_of_8_mss", "retrieval_mss"]
 METHODS = ["flow_param2tok", "flow_mlp", "regression_mse", "vae_realnvp"]
-SPLITS = {"train": 1, "val": 2, "test": 3}  # dataset split seeds, as scripts/dexed_experiment.py's
 SYNTH = "dexed_simple"
 
 
@@ -43,7 +44,7 @@ def make_data(data: Path, n_train: int, n_val: int, n_test: int, workers: int) -
 
     for split, n in (("val", n_val), ("test", n_test), ("train", n_train)):
         out = data / f"{SYNTH}_{split}"
-        generate({"name": SYNTH}, n, out, seed=SPLITS[split], shard_size=1024, workers=workers, progress=False)
+        generate({"name": SYNTH}, n, out, seed=SPLIT_SEEDS[split], shard_size=1024, workers=workers, progress=False)
 
 
 def count_cpu_time() -> None:
@@ -94,7 +95,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     m = evaluate_model(model, synth, n=args.eval_examples, steps=args.eval_steps, guidance=sampling.guidance,
                        temperature=sampling.temperature, data_dir=test, train_seed=blob["meta"]["data"]["seed"], candidates=args.candidates)
     _, _, audio, _ = first_examples(test, synth, args.eval_examples)
-    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLITS.values()))
+    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values()))
     lookup = lookup_best_of(synth, audio, bank, args.candidates)
     row = {"method": method, "seed": seed, "steps": blob["meta"]["steps"], "cpu_minutes": round(cpu, 2),
            "mss": m["mss"], "mss_ci95": m["mss_ci95"], "mss_random": m["mss_random"], "mss_random_ci95": m["mss_random_ci95"], "wmfcc": m["wmfcc"],
@@ -272,7 +273,7 @@ def main() -> None:
         from synthinv import synths
         from synthinv.bank import get_bank
 
-        get_bank(synths.get(SYNTH), args.bank, reserved=tuple(SPLITS.values()), show_progress=False)  # once, before the workers
+        get_bank(synths.get(SYNTH), args.bank, reserved=tuple(SPLIT_SEEDS.values()), show_progress=False)  # once, before the workers
         todo = [(m, int(s)) for s in args.seeds.split(",") for m in [*filter(None, args.methods.split(",")), *args.configs]
                 if not (results / f"{m}_s{int(s)}.json").exists()]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:

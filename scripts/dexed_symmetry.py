@@ -62,7 +62,7 @@ def main() -> None:
     synth = synths.get("dexed_simple")
     spec = synth.spec
     blocks = operator_blocks(spec)
-    alg = spec.slices[[p.name for p in spec.params].index("global.algorithm")]
+    alg = spec.slices[spec.names.index("global.algorithm")]
     params = synth.random_params(args.draws, seed=SPLIT_SEED)  # (draws, P)
     algorithms = params[:, alg].argmax(1).numpy()  # (draws,) 0-based
     share = np.bincount(algorithms, minlength=32) / len(algorithms)
@@ -77,8 +77,10 @@ def main() -> None:
         for i in chosen:
             base = params[i]
             audio = synth.render(torch.stack([permuted(base, blocks, p) for p in perms]))  # (720, T)
-            mss = MSSTarget(audio[0], synth.sample_rate)(audio).numpy()  # (720,) against the unpermuted render
-            nonzero_identity = max(nonzero_identity, float(synth_repeat_mss(synth, base)))
+            to_patch = MSSTarget(audio[0], synth.sample_rate)  # the unpermuted render's spectrograms, once
+            mss = to_patch(audio).numpy()  # (720,)
+            again = to_patch(synth.render(base[None]))  # (1,) the patch rendered anew: the engine's own noise
+            nonzero_identity = max(nonzero_identity, float(again[0]))
             keeps &= mss < args.same_db
         kept = [p for p, k in zip(perms, keeps) if k]
         swaps = sorted({tuple(sorted(k + 1 for k in range(6) if p[k] != k)) for p in kept
@@ -112,12 +114,6 @@ def main() -> None:
          "permutations": {str(a + 1): int(kept_per_alg[a]) for a in range(32) if kept_per_alg[a]},
          "prior_share": {str(a + 1): float(share[a]) for a in range(32)}}, indent=1) + "\n")
     print("\n".join(text))
-
-
-def synth_repeat_mss(synth, params: torch.Tensor) -> float:
-    """MSS between two renders of the same patch (0 for a deterministic engine)."""
-    a, b = synth.render(params[None]), synth.render(params[None])
-    return float(MSSTarget(a[0], synth.sample_rate)(b)[0])
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def main() -> None:
     start = time.time()
     from synthinv import synths
     from synthinv.bank import get_bank
-    from synthinv.datasets import first_examples
+    from synthinv.datasets import SPLIT_SEEDS, first_examples
     from synthinv.evaluation import RANDOM_BASELINE_SEED, lookup_first_mss
     from synthinv.metrics import mss_distance
     from synthinv.synths.base import draw_examples
@@ -78,7 +78,7 @@ def main() -> None:
                 print(f"scored {run.name}", flush=True)
     _, random_audio = draw_examples(synth, RANDOM_BASELINE_SEED, np.arange(args.n))  # evaluate's random patches
     random = mss_distance(random_audio, audio, synth.sample_rate).numpy()
-    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=(1, 2, 3))
+    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values()))
     lookup = lookup_first_mss(synth, audio, bank, 8).numpy()
 
     header = ["method (mean over seeds per sound)", "seeds", "all", *(f"{g} ({int(m.sum())} sounds)" for g, m in group.items())]

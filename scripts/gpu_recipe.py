@@ -32,7 +32,7 @@ from synthinv.bank import get_bank
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.config import load_config
 from synthinv.data.generate import generate
-from synthinv.datasets import first_examples
+from synthinv.datasets import SPLIT_SEEDS, first_examples
 from synthinv.evaluation import evaluate_model, lookup_best_of
 from synthinv.training import train
 
@@ -78,7 +78,7 @@ def main() -> None:
     m = evaluate_model(model, synth, n=args.eval_examples, steps=50, guidance=stored_config(blob).sample.guidance,
                        device=device, data_dir=test, train_seed=blob["meta"]["data"]["seed"], candidates=8)
     _, _, audio, _ = first_examples(test, synth, args.eval_examples)
-    lookup = lookup_best_of(synth, audio, get_bank(synth, args.bank, reserved=(1, 2, 3), show_progress=False), 8)
+    lookup = lookup_best_of(synth, audio, get_bank(synth, args.bank, reserved=tuple(SPLIT_SEEDS.values()), show_progress=False), 8)
     meta = blob["meta"]
     result = {"method": args.method, "device": args.device, "steps": meta["steps"], "batch_size": args.batch_size,
               "lr": config.train.lr, "examples_seen": meta["steps"] * args.batch_size,

@@ -23,8 +23,6 @@ import torch
 
 import _sweep_rows
 
-RESERVED_SPLITS = (1, 2, 3)  # train, val, test seeds of the generated datasets: the bank stays off them
-
 
 def score(checkpoint: Path, test: Path, t_start: float | None, args: argparse.Namespace) -> dict:
     """One t_start on one torch thread -> {t_start, mss: [per sound], ...}. t_start None: the random baseline,
@@ -32,7 +30,7 @@ def score(checkpoint: Path, test: Path, t_start: float | None, args: argparse.Na
     torch.set_num_threads(1)
     from synthinv.bank import get_bank
     from synthinv.checkpoint import load_checkpoint
-    from synthinv.datasets import first_examples
+    from synthinv.datasets import SPLIT_SEEDS, first_examples
     from synthinv.evaluation import RANDOM_BASELINE_SEED, lookup_first_mss
     from synthinv.models.flow import FlowModel
 
@@ -41,7 +39,7 @@ def score(checkpoint: Path, test: Path, t_start: float | None, args: argparse.Na
         raise SystemExit(f"{checkpoint} is not a flow model")
     model.eval()
     _, feats, audio, _ = first_examples(test, synth, args.n)
-    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=RESERVED_SPLITS)
+    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values()))
     gen = torch.Generator().manual_seed(args.seed)
     c = args.candidates
 

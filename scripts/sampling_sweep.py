@@ -22,8 +22,6 @@ import torch
 
 import _sweep_rows
 
-RESERVED_SPLITS = (1, 2, 3)  # train, val, test seeds of the generated datasets: the bank stays off them
-
 
 def score_setting(checkpoint: Path, test: Path, guidance: float, temperature: float, args: argparse.Namespace) -> dict:
     """One (guidance, temperature) on one torch thread -> a row."""
@@ -47,12 +45,12 @@ def lookup_row(checkpoint: Path, test: Path, args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     from synthinv.bank import get_bank
     from synthinv.checkpoint import load_checkpoint
-    from synthinv.datasets import first_examples
+    from synthinv.datasets import SPLIT_SEEDS, first_examples
     from synthinv.evaluation import lookup_best_of
 
     _, synth, _ = load_checkpoint(checkpoint)
     _, _, audio, _ = first_examples(test, synth, args.n)
-    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=RESERVED_SPLITS)
+    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values()))
     found = lookup_best_of(synth, audio, bank, args.candidates)
     return {"lookup": True, "retrieval_mss": found["retrieval_mss"], "retrieval_mss_ci95": found["retrieval_mss_ci95"],
             "bank": args.bank, "candidates": args.candidates, "n": args.n}

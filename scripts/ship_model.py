@@ -125,11 +125,11 @@ def main() -> None:
                              train_seed=train_seed, candidates=args.candidates if data_dir else 1)
     if data_dir and args.candidates > 1:  # the baseline a best of N must beat: the N nearest bank patches
         from synthinv.bank import get_bank
-        from synthinv.datasets import first_examples
+        from synthinv.datasets import SPLIT_SEEDS, first_examples
         from synthinv.evaluation import lookup_best_of
 
         audio = first_examples(data_dir, synth, args.n)[2]
-        bank = get_bank(synth, args.bank, reserved=(1, 2, 3), show_progress=False)  # the split seeds of the datasets
+        bank = get_bank(synth, args.bank, reserved=tuple(SPLIT_SEEDS.values()), show_progress=False)
         metrics |= {**lookup_best_of(synth, audio, bank, args.candidates), "bank": args.bank}
     n_weights = sum(p.numel() for p in model.parameters())
     card = (dexed_card if synth.trains_from_data else kosc_card)(args, blob, metrics, n_weights)

@@ -22,6 +22,9 @@ from synthinv.synths import Synth
 __all__ = ["DatasetError", "open_dataset", "synth_of_dataset", "check_disjoint", "first_examples"]
 
 PRIOR_KEY = "prior"
+# The seeds the scripts generate their train, validation and test datasets with (`synthinv generate --seed`);
+# a lookup bank built beside them must stay off all three (bank.get_bank's `reserved`).
+SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
 
 
 def _manifest(data_dir: Path | str, role: str) -> dict:
