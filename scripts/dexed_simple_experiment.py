@@ -216,7 +216,7 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
 def across_seeds(rows: list[dict]) -> list[str]:
     """Markdown lines: per (method, T) run with 2 or more seeds, the mean over seeds with the Student-t 95%
     interval across seeds (issue #12's intervals across training seeds; the per-row intervals are over sounds)."""
-    from synthinv.evaluation import across_runs_ci95
+    from synthinv.evaluation import across_runs_cell
     from synthinv.tables import markdown_table
 
     runs: dict[tuple, list[dict]] = {}
@@ -224,11 +224,7 @@ def across_seeds(rows: list[dict]) -> list[str]:
         runs.setdefault((r["method"], temperature(r), r["budget_minutes"]), []).append(r)
 
     def over_seeds(group: list[dict], key: str) -> str:
-        values = [r[key] for r in group if r.get(key) is not None]
-        if not values:
-            return "-"
-        mean, half = across_runs_ci95(values)
-        return f"{mean:.2f} ± {half:.2f}"
+        return across_runs_cell([r.get(key) for r in group])
 
     cells = [[method, t, f"{budget:g}", ",".join(str(r["seed"]) for r in group),
               f"{sum(r['steps'] for r in group) / len(group):.0f}", over_seeds(group, "mss"),

@@ -163,6 +163,13 @@ def test_the_interval_across_seeds_is_students_t_not_the_normal_one():
     assert one_mean == 7.0 and np.isnan(one_half)
 
 
+def test_a_table_cell_across_seeds_skips_missing_values():
+    from synthinv.evaluation import across_runs_cell
+
+    assert across_runs_cell([1.0, None, 3.0, 2.0]) == f"2.00 ± {4.3027 / 3**0.5:.2f}"
+    assert across_runs_cell([None, None]) == "-"
+
+
 class NoteOfTruth(torch.nn.Module):
     """A stand-in Sampler that 'samples' fixed parameters whatever it hears: (N, ...) -> (N, P)."""
 

@@ -59,6 +59,15 @@ def across_runs_ci95(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean()), float(student_t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
 
 
+def across_runs_cell(values: Sequence[float | None], digits: int = 2) -> str:
+    """A table cell "mean ± half-width" of `across_runs_ci95` over the values that are not None; "-" if none."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "-"
+    mean, half = across_runs_ci95(present)
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
 @torch.no_grad()
 def lsd_of(synth: Synth, params: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
     return log_spectral_distance(synth.render(params.clamp(-1, 1)), audio)
