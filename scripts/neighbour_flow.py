@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthinv.flow import drop_condition, guided, solve
 from synthinv.models.fields import MLPField
+from synthinv.models.flow import FlowModel
 
 OUT = Path("results/dexed_simple_neighbour_flow")
 RUNS = Path("runs/neighbour_flow")
@@ -72,16 +74,39 @@ class NeighbourField(MLPField):
         return self.out(self.norm(h))
 
 
-def build(synth, embed_dim: int):
+class BridgeFlow(FlowModel):
+    """The flow's path starts at the neighbour instead of noise: x_0 = neighbour + sigma * noise, x_1 = the
+    target's parameters. An untrained field leaves the neighbour where it is; what the field learns moves it."""
+
+    sigma = 0.1
+
+    def _starts(self, cond: torch.Tensor, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        theta = cond[:, self.encoder.mel_size:self.encoder.mel_size + self.n_params]  # (B, P)
+        return theta + self.sigma * scale * torch.randn(theta.shape, generator=generator)
+
+    def loss(self, params: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        emb = drop_condition(self.encoder(cond), self.null_embedding, self.cond_drop)  # (B, dim + P)
+        t = torch.rand(params.shape[0])  # (B,)
+        target = self.path.sample(self._starts(cond, 1.0), params, t)
+        return (self.field(target.x_t, t, emb) - target.velocity).square().mean()
+
+    @torch.no_grad()
+    def sample(self, cond, *, repeats=1, generator=None, steps=50, guidance=2.0, temperature=1.0):
+        assert repeats == 1
+        emb = self.encoder(cond)
+        return solve(guided(self.field, emb, self.null_embedding, guidance), self._starts(cond, temperature, generator),
+                     steps, method="rk4")
+
+
+def build(synth, embed_dim: int, bridge: bool = False):
     from synthinv.build import build_encoder
     from synthinv.config import load_config
-    from synthinv.models.flow import FlowModel
-
     config = load_config("flow_mlp", synth="dexed_simple")
     m, p = config.model, synth.spec.size
     encoder = NeighbourEncoder(build_encoder(config, synth), tuple(synth.feature_shape), p, embed_dim)
     field = NeighbourField(p, encoder.audio_dim, width=m.width, layers=m.layers)
-    return FlowModel(encoder, field, p, cond_drop=m.cond_drop, ot_coupling=m.ot), config
+    kind = BridgeFlow if bridge else FlowModel
+    return kind(encoder, field, p, cond_drop=m.cond_drop, ot_coupling=m.ot), config
 
 
 def get_bank_and_synth(bank_size: int):
@@ -149,7 +174,7 @@ def train(args) -> None:
     params, mels = load_split(args.data, synth)
     nb = np.load(RUNS / f"train_neighbours_bank{args.bank}.npz")
     rows, emb = torch.from_numpy(nb["rows"]), torch.from_numpy(nb["embedding"]).float()  # (n, N), (n, D)
-    model, config = build(synth, bank.embedding.shape[1])
+    model, config = build(synth, bank.embedding.shape[1], args.bridge)
     tc = config.train
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     gen = torch.Generator().manual_seed(args.seed)
@@ -170,7 +195,7 @@ def train(args) -> None:
         step += 1
         if step % 1000 == 0:
             print(f"step {step}: loss {np.mean(losses[-1000:]):.4f}, {elapsed / 60:.1f} CPU min", flush=True)
-    out = RUNS / f"s{args.seed}_b{args.budget:g}"
+    out = RUNS / f"{'bridge_' if args.bridge else ''}s{args.seed}_b{args.budget:g}"
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / "weights.pt")
     (out / "train.json").write_text(json.dumps({"steps": step, "cpu_minutes": round((time.process_time() - start) / 60, 2),
@@ -185,8 +210,8 @@ def evaluate(args) -> None:
 
     torch.set_num_threads(args.threads)
     synth, bank = get_bank_and_synth(args.bank)
-    run = RUNS / f"s{args.seed}_b{args.budget:g}"
-    model, config = build(synth, bank.embedding.shape[1])
+    run = RUNS / f"{'bridge_' if args.bridge else ''}s{args.seed}_b{args.budget:g}"
+    model, config = build(synth, bank.embedding.shape[1], args.bridge)
     model.load_state_dict(torch.load(run / "weights.pt", weights_only=True))
     model.eval()
     data = args.data_eval or Path(f"data/dexed_simple_{args.set}")
@@ -218,7 +243,7 @@ def evaluate(args) -> None:
 
         t0 = time.process_time()
         mss = lookup_first_mss(synth, audio, bank, c, refine=sample)
-        row = {"method": "neighbour_flow", **key, "temperature": temperature, "seed": args.seed, "budget": args.budget,
+        row = {"method": "neighbour_bridge" if args.bridge else "neighbour_flow", **key, "temperature": temperature, "seed": args.seed, "budget": args.budget,
                "steps": args.steps, "guidance": args.guidance, "mss": mss.tolist(),
                "cpu_seconds": round(time.process_time() - t0, 1)}
         with out_rows.open("a") as f:
@@ -226,9 +251,32 @@ def evaluate(args) -> None:
         print(f"T {temperature}: {mss.mean():.2f} dB", flush=True)
 
 
+def table(args) -> None:
+    """<out>/rows.jsonl -> <out>.md: per set, the lookup and every (method, seed, budget, T) beside it, paired."""
+    rows = [json.loads(line) for line in (OUT / "rows.jsonl").read_text().splitlines()]
+    lines = ["# A flow shown the lookup's neighbours, against the lookup (Dexed Simple, best of 8)", "",
+             "| set | method | seed | budget (CPU min) | T | MSS best of 8 | paired vs lookup (dB) | better than the lookup on |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lookup = next(x for x in rows if x["method"] == "lookup" and x["set"] == r["set"] and x["n"] == r["n"])
+        m, base = torch.tensor(r["mss"]), torch.tensor(lookup["mss"])
+        cell = f"{m.mean():.2f} ± {1.96 * m.std() / len(m) ** 0.5:.2f}"
+        if r is lookup:
+            lines.append(f"| {r['set']} ({r['n']}) | lookup (8 nearest of {r['bank']}) | - | - | - | {cell} | - | - |")
+            continue
+        d = m - base
+        lines.append(f"| {r['set']} ({r['n']}) | {r['method']} | {r['seed']} | {r['budget']:g} | {r['temperature']:g} | {cell} | "
+                     f"{d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f} | {int((d < 0).sum())} of {len(d)} |")
+    (OUT.parent / f"{OUT.name}.md").write_text("\n".join(lines + [""] + NOTES) + "\n")
+    print("\n".join(lines))
+
+
+NOTES: list[str] = []  # what the table means: filled in with the results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("phase", choices=["neighbours", "train", "eval"])
+    ap.add_argument("phase", choices=["neighbours", "train", "eval", "table"])
     ap.add_argument("--bank", type=int, default=8192)
     ap.add_argument("--candidates", type=int, default=8)
     ap.add_argument("--data", type=Path, default=Path("data/dexed_simple_train"))
@@ -241,8 +289,9 @@ def main() -> None:
     ap.add_argument("--temperatures", default="0.5")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=2.0)
+    ap.add_argument("--bridge", action="store_true", help="paths start at the neighbour, not at noise (BridgeFlow)")
     args = ap.parse_args()
-    {"neighbours": neighbours, "train": train, "eval": evaluate}[args.phase](args)
+    {"neighbours": neighbours, "train": train, "eval": evaluate, "table": table}[args.phase](args)
 
 
 if __name__ == "__main__":

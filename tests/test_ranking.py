@@ -77,3 +77,18 @@ def test_transposed_candidates_are_kept_only_where_closer():
     kept = moved.shift == 0
     torch.testing.assert_close(moved.distance[kept], plain.distance[kept])
     torch.testing.assert_close(moved.distance, ranking_distance(dexed, moved.audio, targets))
+
+
+def test_a_candidates_rank_distance_does_not_depend_on_the_others():
+    """scripts/best_of_n.py ranks N_max candidates once and takes best of N among the first N for every N:
+    exact only if each candidate's distance (transposition included) is the same ranked alone or in a crowd."""
+    pytest.importorskip("dexed")
+    from synthinv.synths.dexed import DexedSynth
+
+    dexed = DexedSynth()
+    params = dexed.draw(13, np.arange(6))[0]
+    target = dexed.render(dexed.draw(14, np.arange(1))[0])[0]  # (T,)
+    crowd = rank(dexed, params, target.expand(6, -1), transpose=True)
+    first_two = rank(dexed, params[:2], target.expand(2, -1), transpose=True)
+    torch.testing.assert_close(first_two.distance, crowd.distance[:2])
+    assert torch.equal(first_two.shift, crowd.shift[:2])
