@@ -233,7 +233,7 @@ def evaluate(args) -> None:
     for temperature in [float(t) for t in args.temperatures.split(",")]:
         gen = torch.Generator().manual_seed(0)
 
-        def sample(sounds: slice, starts: torch.Tensor) -> torch.Tensor:
+        def sample(sounds: slice, starts: torch.Tensor, gen=gen, temperature=temperature) -> torch.Tensor:
             idx = torch.arange(sounds.start, sounds.stop).repeat_interleave(c)  # (m * c,)
             which = torch.cat([bank.nearest_embedding(target_emb[i], c)[0] for i in range(sounds.start, sounds.stop)])
             assert torch.equal(bank.params[which], starts)  # the lookup's own candidates, in its order
