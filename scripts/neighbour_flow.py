@@ -271,7 +271,26 @@ def table(args) -> None:
     print("\n".join(lines))
 
 
-NOTES: list[str] = []  # what the table means: filled in with the results
+NOTES = [
+    "The first 256 sounds of data/dexed_simple_val (validation: no test sound was used to try these). MSS (dB) of the",
+    "first of 8 candidates by invert's ranking (each also tried at the target's pitch), mean ± 95% interval over",
+    "sounds; paired: per sound, minus the lookup's, negative when better. lookup: the 8 nearest of 8,192 rendered",
+    "prior patches. neighbour_flow: one flow sample per neighbour, the flow (configs/dexed_simple/flow_mlp, from",
+    "noise) conditioned on the target's log-mel, the neighbour's parameters (also fed to the field beside x_t) and",
+    "the target's minus the neighbour's bank embedding. neighbour_bridge: the same, but every path starts at the",
+    "neighbour (x_0 = neighbour + 0.1 T noise) and ends at the target's parameters, so an untrained field returns",
+    "the neighbour. 12 CPU-minutes of training each (seed 0, one thread, batch 64, training sounds paired with one",
+    "of their 8 nearest bank patches drawn uniformly). Made by `PYTHONPATH=src python scripts/neighbour_flow.py`",
+    "(phases neighbours, train [--bridge], eval --set val, table); rows in results/dexed_simple_neighbour_flow/rows.jsonl.",
+    "",
+    "Neither beats the lookup: both move good neighbours away from the target. The training loss says why: the",
+    "neighbour-conditioned flow ends at the plain MLP flow's loss (0.354 against 0.34-0.36 for flow_mlp's three",
+    "seeds at 12 minutes), so a sound-space neighbour tells the flow almost nothing about the target's parameters:",
+    "patches that sound alike on Dexed differ widely in parameters (other algorithms, other operators doing the",
+    "same job). The bridge, which has to learn a displacement from neighbour to target, learns roughly its mean",
+    "and carries every neighbour part of the way towards an average patch (8.66 dB at T 0.5; it already scored",
+    "8.6 dB on 16 sounds after 175 steps, against 5.0 for the neighbours it started from).",
+]
 
 
 def main() -> None:
