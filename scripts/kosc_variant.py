@@ -5,11 +5,17 @@ kosc` trains and scores the shipped methods, so its row compares with theirs at 
         [--asym] [--out results/kosc_lean] [--runs runs/kosc_lean] [--eval-examples 2048]
 
 -> <out>/<config name>_s<seed>.json (the experiment's row: LSD, random LSD, steps, examples/s, ...).
+
+    PYTHONPATH=src python scripts/kosc_variant.py --table [--out results/kosc_lean] \
+        [--compare results/kosc_k4_seeds/s0/kosc_k4/flow_transformer.json ...]
+
+-> <out>.md: every row of <out> beside the --compare rows (e.g. the shipped config's run at the same budget and seed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -17,10 +23,26 @@ import torch
 from synthinv.experiment import Method, run_method
 
 
+def write_table(out: Path, compare: list[Path]) -> str:
+    from synthinv.tables import markdown_table
+
+    rows = [(p, json.loads(p.read_text())) for p in [*compare, *sorted(out.glob("*.json"))]]
+    cells = [[str(p), r.get("seed", "-"), f"{r['budget_minutes']:g}", r["steps"], f"{r['examples_per_second']:.0f}",
+              f"{r['lsd']:.3f} ± {r['lsd_ci95']:.3f}", f"{r['lsd_random']:.3f}", f"{r['lsd_random'] - r['lsd']:.2f}"]
+             for p, r in rows]
+    text = "\n".join([f"# k-osc k=4 variants ({out})", "", markdown_table(
+        ["row", "seed", "budget (CPU min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
+         "below random (dB)"], cells), ""])
+    out.with_suffix(".md").write_text(text)
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("config", type=Path, help="a k-osc method config (.yaml)")
-    ap.add_argument("--budget", type=float, required=True, help="training CPU minutes")
+    ap.add_argument("config", type=Path, nargs="?", help="a k-osc method config (.yaml)")
+    ap.add_argument("--budget", type=float, help="training CPU minutes")
+    ap.add_argument("--table", action="store_true", help="write <out>.md from the rows in <out>; train nothing")
+    ap.add_argument("--compare", type=Path, nargs="*", default=[], help="other rows (.json) to show first")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--asym", action="store_true", help="the asym task (oscillators in a fixed order)")
@@ -30,6 +52,11 @@ def main() -> None:
     ap.add_argument("--eval-steps", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if args.table:
+        print(write_table(args.out, args.compare))
+        return
+    if args.config is None or args.budget is None:
+        ap.error("a config and --budget are needed to train")
     torch.set_num_threads(args.threads)
     name = f"{args.config.stem}{'_asym' if args.asym else ''}_s{args.seed}"
     args.out.mkdir(parents=True, exist_ok=True)
