@@ -168,14 +168,23 @@ def run_child(argv: list[str]) -> tuple[dict | None, int, str]:
         return result, usage.ru_maxrss, text
 
 
+def _method_or_yaml(shipped: list[str]):
+    """argparse type: a shipped k-osc config name, or the path of a .yaml config (e.g. a variant under results/)."""
+    def parse(text: str) -> str:
+        if text in shipped or (text.endswith((".yaml", ".yml")) and Path(text).is_file()):
+            return text
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a shipped config ({', '.join(shipped)}) nor a .yaml file")
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     from synthinv.config import builtin_configs
 
     methods_all = list(builtin_configs("kosc"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--methods", nargs="+", default=methods_all, choices=methods_all, metavar="METHOD",
-                        help=f"configs to time (default all: {', '.join(methods_all)})")
+    parser.add_argument("--methods", nargs="+", default=methods_all, type=_method_or_yaml(methods_all), metavar="METHOD",
+                        help=f"configs to time: shipped names (default all: {', '.join(methods_all)}) or k-osc .yaml files")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per loop (default 12; --quick 3)")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"batch size (default {BATCH})")
     parser.add_argument("--lightning-method", default="flow_transformer", choices=methods_all + ["none"],
