@@ -9,7 +9,7 @@ exactly what separate runs at each N would give on the same draws, at the cost o
 source's pick is paired per sound against the lookup's.
 
     PYTHONPATH=src python scripts/best_of_n.py --checkpoint src/synthinv/shipped/dexed-simple-flow-mlp.ckpt \
-        --n 128 --ns 8,32,128,256 [--sources model,lookup] [--jobs 2]
+        --n 128 --ns 8,32,128,256,512 [--sources model,lookup] [--jobs 2]
 
 Rows (one per source and sound: the MSS at each N) accumulate in <out>/rows.jsonl, so a stopped run resumes;
 <out>.md is the table.
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=Path("src/synthinv/shipped/dexed-simple-flow-mlp.ckpt"))
     ap.add_argument("--data", type=Path, default=Path("data/dexed_simple_test"))
     ap.add_argument("--n", type=int, default=128, help="test sounds")
-    ap.add_argument("--ns", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32, 128, 256])
+    ap.add_argument("--ns", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32, 128, 256, 512])
     ap.add_argument("--sources", default="model,lookup")
     ap.add_argument("--bank", type=int, default=8192)
     ap.add_argument("--steps", type=int, default=50)
