@@ -71,6 +71,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     from synthinv.config import load_config
     from synthinv.datasets import first_examples
     from synthinv.evaluation import evaluate_model, lookup_best_of
+    from synthinv.experiment import model_grouping
     from synthinv.training import train
 
     config = load_config(args.configs.get(method, method), SYNTH)  # a shipped method, or a YAML of --extra
@@ -109,7 +110,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
            "note_exact": _note_exact(model, synth, test, args, sampling.guidance, sampling.temperature), "train_seconds": blob["meta"]["train_seconds"],
            "budget_minutes": args.budget, "train_examples": blob["meta"]["data"]["examples"], "n": m["n"],
            "eval_seconds": round(time.perf_counter() - start, 1), "weights": sum(p.numel() for p in model.parameters()),
-           "grouping": _grouping(model, synth), "bank": args.bank, "candidates": args.candidates,
+           "grouping": model_grouping(model, synth), "bank": args.bank, "candidates": args.candidates,
            "guidance": sampling.guidance, "temperature": sampling.temperature}
     return row
 
@@ -133,19 +134,6 @@ def _note_exact(model, synth, test: Path, args, guidance: float, temperature: fl
     params, feats, _, _ = first_examples(test, synth, args.eval_examples)
     pred = sample_params(model, feats, args.eval_steps, guidance, seed=0, temperature=temperature).clamp(-1, 1)
     return float((synth.notes(pred) == synth.notes(params)).mean())
-
-
-def _grouping(model, synth) -> dict | None:
-    """Param2Tok's grouping score by operator (op1..op6, global, note) and its chance level; None otherwise."""
-    from synthinv.experiment import column_groups
-    from synthinv.models.grouping import grouping_chance, grouping_score, groups_covered
-
-    assign = getattr(getattr(getattr(model, "field", None), "tokeniser", None), "assign", None)
-    if assign is None:
-        return None
-    groups = column_groups(synth.spec)
-    return {"score": grouping_score(assign.detach(), groups), "chance": grouping_chance(groups),
-            "covered": groups_covered(assign.detach(), groups), "groups": len(set(groups))}
 
 
 def temperature(row: dict) -> str:

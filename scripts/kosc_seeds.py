@@ -26,17 +26,12 @@ COLUMNS = ["method", "task", "seed", "steps", "budget_minutes", "lsd", "lsd_ci95
 def grouping_of(ckpt: Path) -> tuple[float | None, float | None]:
     """Param2Tok's grouping score by oscillator and its chance level; (None, None) for other models."""
     from synthinv.checkpoint import load_checkpoint
-    from synthinv.experiment import column_groups
-    from synthinv.models.grouping import grouping_chance, grouping_score
+    from synthinv.experiment import model_grouping
 
     if not ckpt.is_file():
         return None, None
-    model, synth, _ = load_checkpoint(ckpt)
-    assign = getattr(getattr(getattr(model, "field", None), "tokeniser", None), "assign", None)
-    if assign is None:
-        return None, None
-    groups = column_groups(synth.spec)
-    return grouping_score(assign.detach(), groups), grouping_chance(groups)
+    grouping = model_grouping(*load_checkpoint(ckpt)[:2])
+    return (None, None) if grouping is None else (grouping["score"], grouping["chance"])
 
 
 def collect(root: Path, runs: Path, k: int) -> list[dict]:

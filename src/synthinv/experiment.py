@@ -140,6 +140,20 @@ def column_groups(spec) -> list[str]:
     return [p.group or "other" for p in spec.params for _ in range(p.width)]
 
 
+def model_grouping(model, synth) -> dict | None:
+    """Param2Tok's grouping score of its assignment A by the synth's column groups (k-osc: oscillators; Dexed:
+    op1..op6, global, note), with its chance level, the groups covered and their count; None for a model
+    without a Param2Tok tokeniser."""
+    from synthinv.models.grouping import grouping_chance, grouping_score, groups_covered
+
+    assign = getattr(getattr(getattr(model, "field", None), "tokeniser", None), "assign", None)
+    if assign is None:
+        return None
+    groups = column_groups(synth.spec)
+    return {"score": grouping_score(assign.detach(), groups), "chance": grouping_chance(groups),
+            "covered": groups_covered(assign.detach(), groups), "groups": len(set(groups))}
+
+
 def assignment_group_shares(assign, spec) -> tuple[list[str], np.ndarray]:
     """|A| (n tokens, size) -> (group names in spec order, (n, groups) shares): each token's mean |A| over
     a group's columns, normalised so every row sums to 1. A uniform A gives 1 / groups everywhere; a
