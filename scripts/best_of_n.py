@@ -71,6 +71,8 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
 
 
 def write_table(rows: list[dict], args: argparse.Namespace) -> str:
+    from synthinv.evaluation import over_sounds_cell as cell
+
     by_source: dict[str, dict[int, dict]] = {}
     for r in rows:
         by_source.setdefault(r["source"], {})[r["sound"]] = r
@@ -82,17 +84,13 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
              "| N | flow best of N | lookup best of N | flow - lookup, paired (dB) | flow better on |",
              "| --- | --- | --- | --- | --- |"]
 
-    def cell(x: torch.Tensor) -> str:
-        return f"{x.mean():.2f} ± {1.96 * x.std() / len(x) ** 0.5:.2f}"
-
     for n in ns:
         if not sounds:
             break
         m = torch.tensor([model[s]["mss"][str(n)] for s in sounds])
         b = torch.tensor([lookup[s]["mss"][str(n)] for s in sounds])
         d = m - b
-        lines.append(f"| {n} | {cell(m)} | {cell(b)} | {d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f} "
-                     f"| {int((d < 0).sum())} of {len(d)} |")
+        lines.append(f"| {n} | {cell(m)} | {cell(b)} | {cell(d, signed=True)} | {int((d < 0).sum())} of {len(d)} |")
     t = next((r["temperature"] for r in model.values()), None)
     g = next((r["guidance"] for r in model.values()), None)
     lines += ["", f"The first {len(sounds)} sounds of {args.data}; MSS in dB of each source's first candidate by "

@@ -253,6 +253,8 @@ def evaluate(args) -> None:
 
 def table(args) -> None:
     """<out>/rows.jsonl -> <out>.md: per set, the lookup and every (method, seed, budget, T) beside it, paired."""
+    from synthinv.evaluation import over_sounds_cell
+
     rows = [json.loads(line) for line in (OUT / "rows.jsonl").read_text().splitlines()]
     lines = ["# A flow shown the lookup's neighbours, against the lookup (Dexed Simple, best of 8)", "",
              "| set | method | seed | budget (CPU min) | T | MSS best of 8 | paired vs lookup (dB) | better than the lookup on |",
@@ -260,13 +262,13 @@ def table(args) -> None:
     for r in rows:
         lookup = next(x for x in rows if x["method"] == "lookup" and x["set"] == r["set"] and x["n"] == r["n"])
         m, base = torch.tensor(r["mss"]), torch.tensor(lookup["mss"])
-        cell = f"{m.mean():.2f} ± {1.96 * m.std() / len(m) ** 0.5:.2f}"
+        cell = over_sounds_cell(m)
         if r is lookup:
             lines.append(f"| {r['set']} ({r['n']}) | lookup (8 nearest of {r['bank']}) | - | - | - | {cell} | - | - |")
             continue
         d = m - base
         lines.append(f"| {r['set']} ({r['n']}) | {r['method']} | {r['seed']} | {r['budget']:g} | {r['temperature']:g} | {cell} | "
-                     f"{d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f} | {int((d < 0).sum())} of {len(d)} |")
+                     f"{over_sounds_cell(d, signed=True)} | {int((d < 0).sum())} of {len(d)} |")
     (OUT.parent / f"{OUT.name}.md").write_text("\n".join(lines + [""] + NOTES) + "\n")
     print("\n".join(lines))
 

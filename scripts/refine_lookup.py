@@ -58,6 +58,8 @@ def score(checkpoint: Path, test: Path, t_start: float | None, args: argparse.Na
 
 
 def write_table(rows: list[dict], out: Path, args: argparse.Namespace) -> str:
+    from synthinv.evaluation import over_sounds_cell
+
     by_t = {r["t_start"]: torch.tensor(r["mss"]) for r in rows if r["t_start"] is not None}
     lookup = by_t.get(1.0)
     random = next((torch.tensor(r["mss"]) for r in rows if r["t_start"] is None), None)
@@ -66,17 +68,17 @@ def write_table(rows: list[dict], out: Path, args: argparse.Namespace) -> str:
              "| --- | --- | --- | --- |"]
     for t in sorted(by_t, reverse=True):
         m = by_t[t]
-        cell = f"{m.mean():.2f} ± {1.96 * m.std() / len(m) ** 0.5:.2f}"
+        cell = over_sounds_cell(m)
         if lookup is None or t == 1.0 or len(lookup) != len(m):
             lines.append(f"| {t:g}{' (the lookup)' if t == 1.0 else ''} | {cell} | - | - |")
             continue
         d = m - lookup
-        lines.append(f"| {t:g} | {cell} | {d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f} | "
+        lines.append(f"| {t:g} | {cell} | {over_sounds_cell(d, signed=True)} | "
                      f"{int((d < 0).sum())} of {len(d)} |")
     if random is not None:
         d = random - lookup if lookup is not None and len(lookup) == len(random) else None
-        lines.append(f"| random prior patches | {random.mean():.2f} ± {1.96 * random.std() / len(random) ** 0.5:.2f} | "
-                     + ("- | - |" if d is None else f"{d.mean():+.2f} ± {1.96 * d.std() / len(d) ** 0.5:.2f} | "
+        lines.append(f"| random prior patches | {over_sounds_cell(random)} | "
+                     + ("- | - |" if d is None else f"{over_sounds_cell(d, signed=True)} | "
                         f"{int((d < 0).sum())} of {len(d)} |"))
     lines += ["", f"The first {args.n} sounds of {args.data}; the {args.candidates} nearest of {args.bank} rendered "
               f"prior patches per sound, each moved by the flow from t_start to 1 ({args.steps} RK4 steps, guidance "

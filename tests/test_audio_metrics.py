@@ -170,6 +170,14 @@ def test_a_table_cell_across_seeds_skips_missing_values():
     assert across_runs_cell([None, None]) == "-"
 
 
+def test_a_table_cell_over_sounds_is_the_normal_interval_and_signs_a_difference():
+    from synthinv.evaluation import over_sounds_cell
+
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])  # sd 1.291, so the half-width is 1.96 * 1.291 / 2
+    assert over_sounds_cell(x) == "2.50 ± 1.27"
+    assert over_sounds_cell(-x, signed=True) == "-2.50 ± 1.27" and over_sounds_cell(x, signed=True) == "+2.50 ± 1.27"
+
+
 class NoteOfTruth(torch.nn.Module):
     """A stand-in Sampler that 'samples' fixed parameters whatever it hears: (N, ...) -> (N, P)."""
 

@@ -48,6 +48,13 @@ def mean_and_ci95(name: str, per_example: torch.Tensor) -> dict:
     return {name: per_example.mean().item(), f"{name}_ci95": half}
 
 
+def over_sounds_cell(per_example: torch.Tensor, signed: bool = False) -> str:
+    """A table cell "mean ± half-width" of `mean_and_ci95` (e.g. MSS over test sounds; `signed`: "+0.12 ± 0.05",
+    for a paired difference)."""
+    m = mean_and_ci95("x", per_example)
+    return f"{m['x']:{'+' if signed else ''}.2f} ± {m['x_ci95']:.2f}"
+
+
 def across_runs_ci95(values: Sequence[float]) -> tuple[float, float]:
     """(mean, half-width of the Student-t 95% interval of the mean) over a few runs (training seeds): with
     3 seeds the normal interval of `mean_and_ci95` would be 2.2x too narrow. NaN half-width for one run."""
