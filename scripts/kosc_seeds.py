@@ -7,7 +7,8 @@ The runs come from `synthinv experiment kosc`, once per seed into its own folder
         --seed $s --out results/kosc_k4_seeds/s$s --runs runs/kosc_k4_seeds/s$s --threads 1 --eval-examples 2048; done
     PYTHONPATH=src python scripts/kosc_seeds.py [--root results/kosc_k4_seeds] [--runs runs/kosc_k4_seeds]
 
--> <root>.md and <root>.csv (one row per method and seed, then the across-seeds table in the .md).
+-> <root>.md and <root>.csv (one row per method and seed, then the across-seeds table in the .md, then the
+hand-written <root>_notes.md if there is one, so a rerun keeps them).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def write(rows: list[dict], root: Path, k: int) -> str:
              f"its assignment A by oscillator (synthinv.models.grouping; chance {num(chance, 2)}). Runs: "
              f"`synthinv experiment kosc` per seed (budget = training CPU minutes on one torch thread; the steps show "
              f"what a budget bought, fewer when other jobs shared the cores); table by `PYTHONPATH=src python scripts/kosc_seeds.py --root {root}`."]
+    notes = root.with_name(root.name + "_notes.md")  # hand-written: what the rows say
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
     text = "\n".join(lines) + "\n"
     root.with_suffix(".md").write_text(text)
     return text

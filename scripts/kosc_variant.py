@@ -10,6 +10,7 @@ kosc` trains and scores the shipped methods, so its row compares with theirs at 
         [--compare results/kosc_k4_seeds/s0/kosc_k4/flow_transformer.json ...]
 
 -> <out>.md: every row of <out> beside the --compare rows (e.g. the shipped config's run at the same budget and seed).
+The hand-written <out>_notes.md, if there is one, is appended.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def write_table(out: Path, compare: list[Path]) -> str:
     text = "\n".join([f"# k-osc k=4 variants ({out})", "", markdown_table(
         ["row", "seed", "budget (CPU min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
          "below random (dB)"], cells), ""])
+    notes = out.with_name(out.name + "_notes.md")  # hand-written: what the rows say
+    if notes.exists():
+        text += "\n" + notes.read_text()
     out.with_suffix(".md").write_text(text)
     return text
 
