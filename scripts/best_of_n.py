@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -32,6 +33,7 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
     from synthinv.bank import get_bank
     from synthinv.checkpoint import load_checkpoint, stored_config
     from synthinv.datasets import SPLIT_SEEDS, first_examples
+    from synthinv.evaluation import RANDOM_BASELINE_SEED
     from synthinv.metrics import mss_distance
     from synthinv.models.sampler import draw
     from synthinv.ranking import rank
@@ -52,6 +54,8 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + i)
             params = draw(model, feats[i:i + 1], repeats=c, generator=gen, steps=args.steps, guidance=guidance,
                           temperature=temperature).clamp(-1, 1)  # (c, P)
+        elif source == "random":  # the baseline both must beat: prior patches, ranked the same way
+            params = torch.as_tensor(synth.params_at(RANDOM_BASELINE_SEED, np.arange(i * c, (i + 1) * c)))  # (c, P)
         else:
             params = bank.params[bank.nearest(audio[i], synth.sample_rate, c)[0]]  # (c, P), nearest first
         ranked = rank(synth, params, audio[i].expand(len(params), -1), transpose=True)
@@ -70,6 +74,14 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
     return rows
 
 
+def random_rows(args: argparse.Namespace) -> dict[int, dict]:
+    """The random-patch baseline's rows, kept in a run of their own (it is cheap at small N only)."""
+    path = args.random_rows
+    if not path.exists():
+        return {}
+    return {r["sound"]: r for r in map(json.loads, path.read_text().splitlines()) if r["source"] == "random"}
+
+
 def write_table(rows: list[dict], args: argparse.Namespace) -> str:
     from synthinv.evaluation import over_sounds_cell as cell
 
@@ -78,11 +90,12 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
         by_source.setdefault(r["source"], {})[r["sound"]] = r
     lookup = by_source.get("lookup", {})
     model = by_source.get("model", {})
+    random = {**by_source.get("random", {}), **random_rows(args)}
     sounds = sorted(set(lookup) & set(model))
     ns = sorted(args.ns)
     lines = [f"# Best of N as N grows: flow samples against the lookup ({args.checkpoint})", "",
-             "| N | flow best of N | lookup best of N | flow - lookup, paired (dB) | flow better on |",
-             "| --- | --- | --- | --- | --- |"]
+             "| N | flow best of N | lookup best of N | random patches, best of N | flow - lookup, paired (dB) | flow better on |",
+             "| --- | --- | --- | --- | --- | --- |"]
 
     for n in ns:
         if not sounds:
@@ -90,13 +103,17 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
         m = torch.tensor([model[s]["mss"][str(n)] for s in sounds])
         b = torch.tensor([lookup[s]["mss"][str(n)] for s in sounds])
         d = m - b
-        lines.append(f"| {n} | {cell(m)} | {cell(b)} | {cell(d, signed=True)} | {int((d < 0).sum())} of {len(d)} |")
+        r = [random[s]["mss"].get(str(n)) for s in sounds if s in random]
+        rand = cell(torch.tensor(r)) if len(r) == len(sounds) and None not in r else "-"
+        lines.append(f"| {n} | {cell(m)} | {cell(b)} | {rand} | {cell(d, signed=True)} | {int((d < 0).sum())} of {len(d)} |")
     t = next((r["temperature"] for r in model.values()), None)
     g = next((r["guidance"] for r in model.values()), None)
     lines += ["", f"The first {len(sounds)} sounds of {args.data}; MSS in dB of each source's first candidate by "
               f"invert's ranking (each candidate also tried at the target's pitch), mean ± 95% interval over sounds; "
               f"paired: the per-sound difference, negative when the flow's pick is closer. Flow: {args.steps} RK4 "
-              f"steps, guidance {g}, temperature {t}; lookup: the N nearest of {args.bank} rendered prior patches. "
+              f"steps, guidance {g}, temperature {t}; lookup: the N nearest of {args.bank} rendered prior patches; "
+              f"random patches: N prior patches per sound, ranked the same way (rows in {args.random_rows}, made "
+              f"with `--sources random --ns 8,32 --out {args.random_rows.parent}`; '-' where N was not run). "
               f"Nested: best of N is taken among the first N of the same draws for every N. Made by "
               f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} --n {args.n} "
               f"--ns {','.join(map(str, ns))}`; rows in {args.out}/rows.jsonl.", ""]
@@ -120,6 +137,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_best_of_n"))
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--random-rows", type=Path, default=Path("results/dexed_simple_best_of_n_random/rows.jsonl"),
+                    help="rows of a --sources random run, shown as the random-patch column")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rows.jsonl"
