@@ -44,6 +44,8 @@ def main() -> None:
                     help="also run default-mss-only (the search without the pitch penalty) at the default's budgets")
     ap.add_argument("--ablate-level", action="store_true",
                     help="also run default-no-level (the search without the level penalty) at the default's budgets")
+    ap.add_argument("--ablate-score", action="store_true",
+                    help="also run default-exact-score (the search scoring by the full MSS) at the default's budgets")
     ap.add_argument("--no-baselines", action="store_true", help="the default method(s) only (a quick trial)")
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT, help="folder of rows.jsonl; the tables go beside it as "
@@ -59,7 +61,8 @@ def main() -> None:
                     _, audio = inverter.synth.draw(TEST_SPLIT_SEED, np.arange(args.n))
                     sounds = [(f"test_{i:04d}", audio[i]) for i in range(args.n)]
                     budgets = args.test_budgets
-                kinds = ["default"] + ["default-mss-only"] * args.ablate_pitch + ["default-no-level"] * args.ablate_level
+                kinds = ["default"] + ["default-mss-only"] * args.ablate_pitch + ["default-no-level"] * args.ablate_level + \
+                    ["default-exact-score"] * args.ablate_score
                 defaults = [(kind, float(b)) for b in budgets.split(",") if b for kind in kinds]
                 baselines = [] if args.no_baselines else BASELINES if args.order == "baselines-first" else \
                     [BASELINES[i] for i in (1, 0, 2, 3)]

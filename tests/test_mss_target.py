@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from synthinv.metrics import mss_distance
+from synthinv.metrics import MSS_ABS_FLOOR_DB, MSS_SCALES, log_mel_spectrogram, mss_distance, relative_db_
 from synthinv.mss_target import MSSTarget, _sounding_length
 
 
@@ -32,6 +32,31 @@ def test_fast_mss_equals_the_reference_metric(sample_rate, length):
         expected = mss_distance(audio, target.expand_as(audio), sample_rate)
         got = MSSTarget(target, sample_rate)(audio)
         assert torch.allclose(got, expected, atol=1e-3), (got, expected)
+
+
+def _mss_on_every_nth_frame(audio: torch.Tensor, target: torch.Tensor, sample_rate: int, n: int) -> torch.Tensor:
+    """The MSS with each scale's full log-mel cut to frames 0, n, 2n, ... before it is taken relative to its peak."""
+    total = torch.zeros(len(audio))
+    for win_ms, hop_ms, n_mels in MSS_SCALES:
+        a, b = (relative_db_(log_mel_spectrogram(x, sample_rate, n_mels, win_ms, hop_ms,
+                                                 floor_db=MSS_ABS_FLOOR_DB)[..., ::n].contiguous())
+                for x in (audio, target.expand_as(audio)))
+        total += (a - b).abs().mean(dim=(1, 2))
+    return total / len(MSS_SCALES)
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+@pytest.mark.parametrize("sample_rate, length", [(44100, 66150), (22050, 11025)])
+def test_the_search_estimate_is_the_mss_on_every_nth_frame(sample_rate, length, stride):
+    audio = _signals(sample_rate, length)
+    for target in (audio[0], audio[2], audio[6]):
+        expected = _mss_on_every_nth_frame(audio, target, sample_rate, stride)
+        got = MSSTarget(target, sample_rate, frame_stride=stride)(audio)
+        assert torch.allclose(got, expected, atol=1e-3), (got, expected)
+        # an estimate, not the full distance: the frames left out change it
+        assert not torch.allclose(got, MSSTarget(target, sample_rate)(audio), atol=1e-2)
+    with pytest.raises(ValueError, match="frame_stride"):
+        MSSTarget(audio[0], sample_rate, frame_stride=0)
 
 
 def test_fast_mss_is_zero_on_its_target_and_refuses_other_lengths():

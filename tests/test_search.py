@@ -39,9 +39,14 @@ def test_pool_scores_equal_in_process_scores(synth, notes):
     params, audio = notes
     with SynthPool(synth, workers=2) as pool:  # forked before anything was scored here: nothing inherited
         pooled = Objective(pool, audio[0], "pooled")(params)
+        # the search's estimate, asked of the same workers after the exact distance: never the cached exact one
+        estimated = Objective(pool, audio[0], "pooled", frame_stride=2)(params)
     local = Objective(SynthPool(synth, workers=1), audio[0], "local")(params)
     np.testing.assert_allclose(pooled, local, atol=1e-5)
     assert pooled[0] == pytest.approx(0.0, abs=1e-5)  # the target's own patch
+    np.testing.assert_allclose(estimated, MSSTarget(audio[0], synth.sample_rate, frame_stride=2)(audio).numpy(),
+                               atol=1e-4)
+    assert np.abs(estimated - pooled)[1:].max() > 1e-2
 
 
 def _describe(synth, tensor, array, number):
@@ -185,6 +190,7 @@ def test_budgeted_invert_beats_its_own_proposals(tmp_path):
     distances = [c.distance for c in result.candidates]
     ranked = distances[1:] if "in tune: ranked first" in result.candidates[0].source else distances
     assert ranked == sorted(ranked) and len(distances) == 4
+    assert (quick.settings["search_frame_stride"], result.settings["search_frame_stride"]) == (1, 2)
     assert result.settings["renders"] > result.settings["proposals"]  # the search ran (what it finds in 4 s
     assert distances[0] < quick.candidates[0].distance  # depends on the machine's load; results/ measures it)
     rescored = mss_distance(torch.stack([c.audio for c in result.candidates]), audio.expand(4, -1), synth.sample_rate)

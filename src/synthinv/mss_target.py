@@ -27,12 +27,14 @@ from synthinv.metrics import MSS_ABS_FLOOR_DB, MSS_RANGE_DB, MSS_SCALES, relativ
 
 
 class _Scale:
-    """One (window ms, hop ms, mels) scale of the MSS for candidates of `length` samples."""
+    """One (window ms, hop ms, mels) scale of the MSS for candidates of `length` samples; with `stride` s, only
+    every s-th of its frames (frames 0, s, 2s, ...)."""
 
-    def __init__(self, sample_rate: int, win_ms: float, hop_ms: float, n_mels: int, length: int, pad: int):
+    def __init__(self, sample_rate: int, win_ms: float, hop_ms: float, n_mels: int, length: int, pad: int,
+                 stride: int = 1):
         win, hop, n_fft, window, filters = _mel_setup(sample_rate, n_mels, float(win_ms), float(hop_ms))
-        self.win, self.hop, self.window = win, hop, window
-        self.frames = 1 + length // hop  # as stft with center=True
+        self.win, self.hop, self.window = win, hop * stride, window
+        self.frames = (1 + length // hop + stride - 1) // stride  # of stft's 1 + length // hop (center=True)
         # where frame 0's window starts in the candidate padded by `pad` on both sides (stft: the frame starts
         # n_fft // 2 before the sample, the window sits centred in it)
         self.start = pad - n_fft // 2 + (n_fft - win) // 2
@@ -64,12 +66,20 @@ class _Scale:
 
 
 class MSSTarget:
-    """`mss_distance` to one fixed target: call it with candidates audio (N, T) -> MSS (N,) in dB."""
+    """`mss_distance` to one fixed target: call it with candidates audio (N, T) -> MSS (N,) in dB.
 
-    def __init__(self, target: torch.Tensor, sample_rate: int, scales: tuple[tuple[float, float, int], ...] = MSS_SCALES):
+    frame_stride s > 1: the same distance on every s-th frame of each scale only (target and candidates
+    alike) - an estimate of the MSS for about 1/s of the work, for a search that scores thousands of
+    candidates and re-ranks its best by the full distance."""
+
+    def __init__(self, target: torch.Tensor, sample_rate: int, scales: tuple[tuple[float, float, int], ...] = MSS_SCALES,
+                 frame_stride: int = 1):
+        if frame_stride < 1:
+            raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
         self.sample_rate, self.length = sample_rate, target.shape[-1]
         self.pad = max(_mel_setup(sample_rate, n_mels, float(w), float(h))[2] for w, h, n_mels in scales) // 2
-        self._scales = [_Scale(sample_rate, w, h, n_mels, self.length, self.pad) for w, h, n_mels in scales]
+        self._scales = [_Scale(sample_rate, w, h, n_mels, self.length, self.pad, frame_stride)
+                        for w, h, n_mels in scales]
         self._padded = torch.zeros(self.length + 2 * self.pad)  # (T + 2 pad,), the ends stay zero
         # the target's log-mels by the same code as the candidates': a candidate equal to it scores exactly 0
         self._target = self._relative_log_mels(torch.as_tensor(target, dtype=torch.float32).reshape(1, -1))

@@ -53,7 +53,7 @@ from synthinv.presets import preset_values, read_json_preset, write_json_preset,
 from synthinv.progress import search_progress
 from synthinv.ranking import closest_distinct, rank
 from synthinv.scoring import check_distance, ranking_distance, scoring
-from synthinv.search import LevelPenalty, Objective, search
+from synthinv.search import SEARCH_FRAME_STRIDE, LevelPenalty, Objective, search
 from synthinv.synths.base import GAIN, RETUNE, Synth, draw_examples
 from synthinv.transpose import TRIES, note_column, semitone_shifts, transpose_params
 from synthinv.workers import SynthPool, torch_threads
@@ -294,7 +294,7 @@ class Inverter:
                guidance: float | None = None, seed: int = 0, transpose: bool = True, refine_budget: int = 0,
                sources: tuple[str, ...] | None = None, counts: dict | None = None, truth: str | Path | None = None,
                random_offset: int = 0, pitch_penalty: float = SEARCH_PENALTY_DB,
-               level_penalty: bool = True) -> Inversion:
+               level_penalty: bool = True, search_frame_stride: int = SEARCH_FRAME_STRIDE) -> Inversion:
         """Proposals (model samples, bank neighbours, random patches), each also tried at the target's pitch,
         then CMA-ES on real renders until `budget` seconds have passed since the proposals began; the best
         `candidates` of everything rendered, best first.
@@ -306,16 +306,18 @@ class Inverter:
         scored and searched (targets with a steady pitch only; 0: MSS alone).
         level_penalty: when searching, add search.LevelPenalty (synths that can move their level) to every
         distance scored, proposals included.
+        search_frame_stride: when searching, proposals and search are scored by the ranking distance on every
+        s-th spectrogram frame (1: the exact distance); the finish re-ranks by the exact one.
         steps, guidance: how a flow solves its ODE (guidance default: the model's config); a model without
         them (regression, VAE) samples without, and refuses a guidance given."""
         with torch_threads(self.threads):
             return self._invert(sound, candidates, budget, steps, guidance, seed, transpose, refine_budget, sources,
-                                counts, truth, random_offset, pitch_penalty, level_penalty)
+                                counts, truth, random_offset, pitch_penalty, level_penalty, search_frame_stride)
 
     def _invert(self, sound, candidates: int, budget: float, steps: int, guidance: float | None, seed: int,
                 transpose: bool, refine_budget: int, sources: tuple[str, ...] | None, counts: dict | None,
                 truth: str | Path | None, random_offset: int, pitch_penalty: float,
-                level_penalty: bool) -> Inversion:
+                level_penalty: bool, search_frame_stride: int) -> Inversion:
         check_invert_settings(candidates, steps, budget, refine_budget, guidance)
         if guidance is not None and not takes_ode_settings(self.net):
             raise UsageError(f"guidance is a flow's sampler setting; {self.checkpoint.name} is a "
@@ -344,7 +346,8 @@ class Inverter:
         key = uuid.uuid4().hex  # names this target in the workers' caches (an id() could be reused)
         penalties = (self._pitch_penalty(target, pitch_penalty) if transpose and pitch_penalty > 0 else None,
                      self._level_penalty(target) if level_penalty and searching else None)
-        objective = Objective(self.pool, target.audio, key, penalties=tuple(p for p in penalties if p is not None))
+        objective = Objective(self.pool, target.audio, key, penalties=tuple(p for p in penalties if p is not None),
+                              frame_stride=search_frame_stride if searching else 1)
         distance = torch.from_numpy(objective(params)).float()  # (N,)
         clock.lap("score")
         shift = torch.zeros(len(params), dtype=torch.long)
@@ -389,7 +392,8 @@ class Inverter:
                     "proposals": len(params), "renders": renders, "interrupted": interrupted,
                     "steps": steps, "guidance": guidance,
                     "temperature": self.config.sample.temperature, "refine_budget": refine_budget, "seed": seed,
-                    "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps}
+                    "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps,
+                    "search_frame_stride": search_frame_stride if searching else 1}
         return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
 
     def _read_truth(self, path: Path) -> torch.Tensor:

@@ -38,8 +38,9 @@ class Scoring:
     check_key: str  # the second opinion's column in ranking.csv
     check_label: str
     check: Callable  # (audio (N, T), targets (N, T), sample_rate) -> (N,)
-    # (target (T,), sample_rate) -> audio (N, T) -> `distance` (N,) to that one target, with the target's own
-    # share of the work done once (a search scores thousands of candidates against one sound); None: none
+    # (target (T,), sample_rate, frame_stride=1) -> audio (N, T) -> `distance` (N,) to that one target, with the
+    # target's own share of the work done once (a search scores thousands of candidates against one sound);
+    # frame_stride > 1 asks for the search's cheaper estimate of it. None: none
     prepare: Callable | None = None
 
 
@@ -58,12 +59,14 @@ def ranking_distance(synth: Synth, audio: torch.Tensor, targets: torch.Tensor) -
     return scoring(synth).distance(audio, targets, synth.sample_rate)
 
 
-def target_distance(synth: Synth, target: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def target_distance(synth: Synth, target: torch.Tensor, frame_stride: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
     """target (T,) -> a function audio (N, T) -> `ranking_distance` (N,) to that target. A scoring with a
-    `prepare` (MSS: mss_target.MSSTarget keeps the target's spectrograms) pays only for the candidates."""
+    `prepare` (MSS: mss_target.MSSTarget keeps the target's spectrograms) pays only for the candidates.
+    frame_stride s > 1: an estimate on every s-th spectrogram frame (MSS; others ignore it), what the search
+    scores by (the finish re-ranks by the exact distance)."""
     how = scoring(synth)
     if how.prepare is not None:
-        return how.prepare(target, synth.sample_rate)
+        return how.prepare(target, synth.sample_rate, frame_stride=frame_stride)
     return lambda audio: ranking_distance(synth, audio, target.expand_as(audio))
 
 

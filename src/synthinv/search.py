@@ -24,6 +24,9 @@ from synthinv.synths.base import Synth
 from synthinv.transpose import NOTE_PARAM
 from synthinv.workers import SynthPool
 
+# the search scores by MSS on every 2nd spectrogram frame: 0.56x the CPU of the full MSS (less than a render),
+# ranked alike (results/invert_search.md, default vs default-exact-score); the finish re-ranks by the full MSS
+SEARCH_FRAME_STRIDE = 2
 SIGMA0 = 0.15  # initial CMA step in encoded units ([-1, 1]): about 7 steps of a 0-99 DX7 grid
 
 
@@ -53,14 +56,14 @@ Penalty = Callable[[torch.Tensor], np.ndarray]  # candidate audio (N, T) -> dB a
 
 
 def _score_job(synth: Synth, key: str, target: torch.Tensor, params: torch.Tensor,
-               penalties: tuple[Penalty, ...] = ()) -> np.ndarray:
-    """In a worker: render params (N, P) and score them against `target` (T,) -> (N,) distances, plus the
-    penalties (what a wrong note or level costs)."""
-    if key not in _TARGETS:
+               penalties: tuple[Penalty, ...] = (), frame_stride: int = 1) -> np.ndarray:
+    """In a worker: render params (N, P) and score them against `target` (T,) -> (N,) distances (on every
+    `frame_stride`-th frame: scoring.target_distance), plus the penalties (what a wrong note or level costs)."""
+    if (key, frame_stride) not in _TARGETS:
         _TARGETS.clear()
-        _TARGETS[key] = target_distance(synth, target)
+        _TARGETS[key, frame_stride] = target_distance(synth, target, frame_stride)
     audio = synth.render(params.clamp(-1, 1))  # (N, T)
-    distance = _TARGETS[key](audio).numpy()
+    distance = _TARGETS[key, frame_stride](audio).numpy()
     return distance + sum((penalty(audio) for penalty in penalties), np.zeros_like(distance))
 
 
@@ -69,11 +72,13 @@ class Objective:
     the best seen. `stop` (a deadline, Ctrl-C) is checked by the search between batches. With `penalties`
     (synthinv.pitch.PitchPenalty, LevelPenalty) the distances are MSS + what a wrong note or level costs,
     so the search keeps the target's pitch and level; the finish re-scores what it returns by the ranking
-    distance alone."""
+    distance alone. frame_stride > 1: the distances are the ranking distance estimated on every s-th frame
+    (SEARCH_FRAME_STRIDE: about half the scoring work; results/benchmarks/bench_invert.md)."""
 
     def __init__(self, pool: SynthPool, target: torch.Tensor, key: str, on_best: Callable | None = None,
-                 penalties: tuple[Penalty, ...] = ()):
+                 penalties: tuple[Penalty, ...] = (), frame_stride: int = 1):
         self.pool, self.target, self.key, self.penalties = pool, target, key, tuple(penalties)
+        self.frame_stride = frame_stride
         self.renders, self.best = 0, float("inf")
         self.best_params: torch.Tensor | None = None
         self.on_best = on_best
@@ -82,7 +87,8 @@ class Objective:
         if not len(params):
             return np.zeros(0)
         chunks = [c for c in torch.tensor_split(params, self.pool.workers) if len(c)]
-        out = np.concatenate(self.pool.map(_score_job, [(self.key, self.target, c, self.penalties) for c in chunks]))
+        out = np.concatenate(self.pool.map(_score_job, [(self.key, self.target, c, self.penalties, self.frame_stride)
+                                                     for c in chunks]))
         self.renders += len(params)
         i = int(np.argmin(out))
         if out[i] < self.best:

@@ -9,6 +9,7 @@ matches levels where the synth can):
     default          what `invert --budget S` does: both, then CMA-ES on real renders for S seconds
     default-mss-only the same without the pitch penalty (the search minimises MSS only)
     default-no-level the same without the level penalty (search.LevelPenalty)
+    default-exact-score the same, its search scoring by the full MSS (the default: every 2nd frame)
 
 Rows (one per sound and method) go to a JSONL file as they are made, so a long run resumes where it stopped.
 """
@@ -41,6 +42,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "default": {"sources": None, "counts": None},
     "default-mss-only": {"sources": None, "counts": None, "pitch_penalty": 0.0},
     "default-no-level": {"sources": None, "counts": None, "level_penalty": False},
+    "default-exact-score": {"sources": None, "counts": None, "search_frame_stride": 1},
 }
 COLUMNS = ("method", "budget_s", "set", "n", "mss", "mss_ci95", "wmfcc", "f0_within_50c", "pitched", "level_db_abs",
            "level_within_3db", "seconds_per_sound")
