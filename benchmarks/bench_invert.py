@@ -6,9 +6,9 @@
    flow's RK4 solve), score, transpose (trying candidates at the target's pitch), render (the final
    candidates, level and tuning checks). Model loading is outside (one Inverter for every run).
 2. Search (Dexed): one `invert --budget S`, its phases, and renders/s during the search.
-3. Per candidate, in one process: render ms, score ms against the cached target (the search's scorer)
-   and against a target recomputed each time (plain mss_distance); candidates/s of the worker pool with
-   1 and 2 workers (render + score).
+3. Per candidate, in one process: render ms, score ms against the cached target (what the search scores
+   by), on every 2nd frame (invert's search_frame_stride=2) and against a target recomputed each time (plain
+   mss_distance); candidates/s of the worker pool with 1 and 2 workers (render + score).
 4. Bank lookup: ms per query by brute force (one matrix product) for 16,384 and 65,536 patches.
 """
 
@@ -69,10 +69,12 @@ def per_candidate(synth, n: int = 64, repeats: int = 5) -> None:
     params, audio = synth.draw(3, np.arange(n))
     target = audio[0]
     scorer = MSSTarget(target, synth.sample_rate)
+    estimate = MSSTarget(target, synth.sample_rate, frame_stride=2)  # invert's search_frame_stride=2
     penalty = pitch_penalty(synth, audio)
     level = LevelPenalty(float(rms_dbfs(target[None])[0]))
     rendered = synth.render(params)
     steps = {"render": lambda: synth.render(params), "score": lambda: scorer(rendered),
+             "estimate": lambda: estimate(rendered),
              "recompute": lambda: mss_distance(rendered, target.expand_as(rendered), synth.sample_rate),
              "penalty": lambda: penalty(rendered), "level": lambda: level(rendered)}
     best = dict.fromkeys(steps, float("inf"))
@@ -85,7 +87,8 @@ def per_candidate(synth, n: int = 64, repeats: int = 5) -> None:
             best[name] = min(best[name], (time.thread_time() - t) / n * 1e3)
     print(f"per candidate, one process, CPU time, least of {repeats}: render {best['render']:.2f} ms, score {best['score']:.2f} ms "
           f"against the cached target (score/render {best['score'] / best['render']:.2f}; {best['recompute']:.2f} ms "
-          f"recomputing the target), pitch penalty {best['penalty']:.2f} ms (pitched targets), level penalty "
+          f"recomputing the target); on every 2nd frame (search_frame_stride=2) "
+          f"{best['estimate']:.2f} ms (score/render {best['estimate'] / best['render']:.2f}); pitch penalty {best['penalty']:.2f} ms (pitched targets), level penalty "
           f"{best['level']:.3f} ms (searching)")
     for workers in (1, 2):
         with SynthPool(synth, workers) as pool:

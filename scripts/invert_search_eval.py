@@ -28,8 +28,8 @@ TEST_SPLIT_SEED = 3  # data/dexed_test in scripts/dexed_experiment.py
 BASELINES = [("random", 0.0), ("retrieval", 0.0), ("model", 0.0), ("model+retrieval", 0.0)]
 
 
-def write_tables(out: Path) -> None:
-    print(search_eval.write_tables(out / "rows.jsonl", out.parent / out.name, paired=True))
+def write_tables(out: Path, baseline: str) -> None:
+    print(search_eval.write_tables(out / "rows.jsonl", out.parent / out.name, paired=True, baseline=baseline))
 
 
 def main() -> None:
@@ -45,9 +45,12 @@ def main() -> None:
     ap.add_argument("--ablate-level", action="store_true",
                     help="also run default-no-level (the search without the level penalty) at the default's budgets")
     ap.add_argument("--ablate-score", action="store_true",
-                    help="also run default-exact-score (the search scoring by the full MSS) at the default's budgets")
+                    help="also run default-stride-2 (the search scoring by MSS on every 2nd frame) at the default's "
+                    "budgets")
     ap.add_argument("--no-baselines", action="store_true", help="the default method(s) only (a quick trial)")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--paired-against", default="retrieval", choices=sorted(search_eval.METHODS),
+                    help="the method every other is compared with sound by sound (default: the lookup)")
     ap.add_argument("--out", type=Path, default=OUT, help="folder of rows.jsonl; the tables go beside it as "
                     "<folder>.md and <folder>.csv (a trial run elsewhere leaves the committed results alone)")
     args = ap.parse_args()
@@ -62,14 +65,14 @@ def main() -> None:
                     sounds = [(f"test_{i:04d}", audio[i]) for i in range(args.n)]
                     budgets = args.test_budgets
                 kinds = ["default"] + ["default-mss-only"] * args.ablate_pitch + ["default-no-level"] * args.ablate_level + \
-                    ["default-exact-score"] * args.ablate_score
+                    ["default-stride-2"] * args.ablate_score
                 defaults = [(kind, float(b)) for b in budgets.split(",") if b for kind in kinds]
                 baselines = [] if args.no_baselines else BASELINES if args.order == "baselines-first" else \
                     [BASELINES[i] for i in (1, 0, 2, 3)]
                 plan = baselines + defaults if args.order == "baselines-first" else defaults + baselines
                 run_methods(inverter, set_name, sounds, plan, args.out / "rows.jsonl", progress=search_eval.print_row)
-                write_tables(args.out)
-    write_tables(args.out)
+                write_tables(args.out, args.paired_against)
+    write_tables(args.out, args.paired_against)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,11 @@ def test_paired_differences_use_only_sounds_both_methods_have():
     (line,) = paired_against(rows)
     assert "default at 10 s: -0.75" in line and "same 2 sounds, lower on 2" in line
     assert not math.isnan(float(line.split(":")[1].split()[0]))
+
+
+def test_a_budgeted_baseline_is_paired_at_the_same_budget():
+    rows = [row("default", "a", 4.0, budget=5.0), row("default", "b", 6.0, budget=5.0),
+            row("default", "a", 3.0, budget=15.0), row("default", "b", 5.0, budget=15.0),
+            row("default-stride-2", "a", 4.5, budget=5.0), row("default-stride-2", "b", 5.5, budget=5.0)]
+    (line,) = paired_against(rows, "default")
+    assert "default-stride-2 at 5 s: +0.00" in line and "against default on the same 2 sounds, lower on 1" in line

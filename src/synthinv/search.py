@@ -24,9 +24,6 @@ from synthinv.synths.base import Synth
 from synthinv.transpose import NOTE_PARAM
 from synthinv.workers import SynthPool
 
-# the search scores by MSS on every 2nd spectrogram frame: 0.56x the CPU of the full MSS (less than a render),
-# ranked alike (results/invert_search.md, default vs default-exact-score); the finish re-ranks by the full MSS
-SEARCH_FRAME_STRIDE = 2
 SIGMA0 = 0.15  # initial CMA step in encoded units ([-1, 1]): about 7 steps of a 0-99 DX7 grid
 
 
@@ -72,8 +69,8 @@ class Objective:
     the best seen. `stop` (a deadline, Ctrl-C) is checked by the search between batches. With `penalties`
     (synthinv.pitch.PitchPenalty, LevelPenalty) the distances are MSS + what a wrong note or level costs,
     so the search keeps the target's pitch and level; the finish re-scores what it returns by the ranking
-    distance alone. frame_stride > 1: the distances are the ranking distance estimated on every s-th frame
-    (SEARCH_FRAME_STRIDE: about half the scoring work; results/benchmarks/bench_invert.md)."""
+    distance alone. frame_stride > 1: the distances are the ranking distance estimated on every s-th frame (at 2,
+    about half the scoring work; not the default: results/invert_search_stride.md)."""
 
     def __init__(self, pool: SynthPool, target: torch.Tensor, key: str, on_best: Callable | None = None,
                  penalties: tuple[Penalty, ...] = (), frame_stride: int = 1):
