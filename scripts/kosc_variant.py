@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -24,16 +25,39 @@ import torch
 from synthinv.experiment import Method, run_method
 
 
+def _seed_of(name: str) -> str:
+    """The seed a variant's row was trained with, from its name (<config>[_asym]_s<seed>); '-' if none."""
+    match = re.search(r"_s(\d+)$", name)
+    return match.group(1) if match else "-"
+
+
+def across_seeds(rows: list[tuple[Path, dict]]) -> list[str]:
+    """Per config with more than one seed: steps and LSD, mean ± the Student-t 95% interval across seeds."""
+    from synthinv.evaluation import across_runs_cell
+    from synthinv.tables import markdown_table
+
+    by_config: dict[str, list[dict]] = {}
+    for _, r in rows:
+        by_config.setdefault(re.sub(r"_s\d+$", "", r["method"]), []).append(r)
+    cells = [[name, len(rs), across_runs_cell([r["steps"] for r in rs], 0),
+              across_runs_cell([r["lsd"] for r in rs], 3), across_runs_cell([r["lsd_random"] - r["lsd"] for r in rs])]
+             for name, rs in sorted(by_config.items()) if len(rs) > 1]
+    if not cells:
+        return []
+    return ["Across seeds (mean ± Student-t 95% interval over the seeds):", "", markdown_table(
+        ["config", "seeds", "steps", "LSD (1 sample)", "below random (dB)"], cells), ""]
+
+
 def write_table(out: Path, compare: list[Path]) -> str:
     from synthinv.tables import markdown_table
 
     rows = [(p, json.loads(p.read_text())) for p in [*compare, *sorted(out.glob("*.json"))]]
-    cells = [[str(p), r.get("seed", "-"), f"{r['budget_minutes']:g}", r["steps"], f"{r['examples_per_second']:.0f}",
+    cells = [[str(p), r.get("seed", _seed_of(r["method"])), f"{r['budget_minutes']:g}", r["steps"], f"{r['examples_per_second']:.0f}",
               f"{r['lsd']:.3f} ± {r['lsd_ci95']:.3f}", f"{r['lsd_random']:.3f}", f"{r['lsd_random'] - r['lsd']:.2f}"]
              for p, r in rows]
     text = "\n".join([f"# k-osc k=4 variants ({out})", "", markdown_table(
         ["row", "seed", "budget (CPU min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
-         "below random (dB)"], cells), ""])
+         "below random (dB)"], cells), "", *across_seeds(rows[len(compare):])])
     notes = out.with_name(out.name + "_notes.md")  # hand-written: what the rows say
     if notes.exists():
         text += "\n" + notes.read_text()

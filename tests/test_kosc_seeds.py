@@ -31,3 +31,20 @@ def test_two_seeds_give_rows_groupings_and_an_across_seeds_line(tmp_path):
         assert abs(float(r["lsd_below_random"]) - (float(r["lsd_random"]) - float(r["lsd"]))) < 1e-9
     table = (tmp_path / "res.md").read_text()
     assert "| flow_param2tok | 0,1 |" in table
+
+
+def test_variant_table_groups_a_configs_seeds(tmp_path):
+    import json
+
+    row = {"budget_minutes": 8, "examples_per_second": 1000.0, "lsd_ci95": 0.07, "lsd_random": 10.0}
+    for name, seed, lsd, steps in (("lean", 0, 9.0, 100), ("lean", 1, 9.2, 120), ("lean", 2, 9.1, 110), ("big", 0, 9.5, 50)):
+        (tmp_path / f"{name}_s{seed}.json").write_text(json.dumps({**row, "method": f"{name}_s{seed}", "lsd": lsd,
+                                                                   "steps": steps}))
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "kosc_variant.py"), "--table", "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = (tmp_path.with_suffix(".md")).read_text()
+    assert "| lean | 3 | 110 ± 25 | 9.100 ± 0.248 | 0.90 ± 0.25 |" in table  # t(2) 4.303 x 0.1 / sqrt(3)
+    assert "| big |" not in table  # one seed: no interval
+    assert "| " + str(tmp_path / "big_s0.json") + " | 0 |" in table
