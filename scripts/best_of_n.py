@@ -43,7 +43,8 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
     guidance = sampling.guidance if args.guidance is None else args.guidance
     temperature = sampling.temperature if args.temperature is None else args.temperature
     _, feats, audio, _ = first_examples(args.data, synth, args.n)
-    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values()))
+    bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values())) \
+        if source == "lookup" else None  # built (minutes, once) only where it is used
     ns, c = sorted(args.ns), max(args.ns)
     rows = []
     for i in range(len(audio)):
@@ -57,6 +58,7 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
         elif source == "random":  # the baseline both must beat: prior patches, ranked the same way
             params = torch.as_tensor(synth.params_at(RANDOM_BASELINE_SEED, np.arange(i * c, (i + 1) * c)))  # (c, P)
         else:
+            assert bank is not None
             params = bank.params[bank.nearest(audio[i], synth.sample_rate, c)[0]]  # (c, P), nearest first
         ranked = rank(synth, params, audio[i].expand(len(params), -1), transpose=True)
         picks = [int(ranked.distance[:n].argmin()) for n in ns]  # the first by invert's ranking among the first n
