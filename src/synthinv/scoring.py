@@ -40,7 +40,7 @@ class Scoring:
     check: Callable  # (audio (N, T), targets (N, T), sample_rate) -> (N,)
     # (target (T,), sample_rate, frame_stride=1) -> audio (N, T) -> `distance` (N,) to that one target, with the
     # target's own share of the work done once (a search scores thousands of candidates against one sound);
-    # frame_stride > 1 asks for the search's cheaper estimate of it. None: none
+    # frame_stride > 1 asks for a cheaper estimate of it (invert's search_frame_stride). None: none
     prepare: Callable | None = None
 
 
@@ -62,8 +62,8 @@ def ranking_distance(synth: Synth, audio: torch.Tensor, targets: torch.Tensor) -
 def target_distance(synth: Synth, target: torch.Tensor, frame_stride: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
     """target (T,) -> a function audio (N, T) -> `ranking_distance` (N,) to that target. A scoring with a
     `prepare` (MSS: mss_target.MSSTarget keeps the target's spectrograms) pays only for the candidates.
-    frame_stride s > 1: an estimate on every s-th spectrogram frame (MSS; others ignore it), what the search
-    scores by (the finish re-ranks by the exact distance)."""
+    frame_stride s > 1: an estimate on every s-th spectrogram frame (MSS; others ignore it), what a search
+    scores by with invert's search_frame_stride (the finish re-ranks by the exact distance)."""
     how = scoring(synth)
     if how.prepare is not None:
         return how.prepare(target, synth.sample_rate, frame_stride=frame_stride)
