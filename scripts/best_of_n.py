@@ -120,6 +120,9 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
               f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} --n {args.n} "
               f"--ns {','.join(map(str, ns))}`; rows in {args.out}/rows.jsonl.", ""]
     text = "\n".join(lines)
+    notes = args.out.with_name(args.out.name + "_notes.md")  # hand-written: what the rows say
+    if notes.exists():
+        text += "\n" + notes.read_text()
     args.out.with_suffix(".md").write_text(text)
     return text
 
