@@ -14,6 +14,7 @@ hand-written <root>_notes.md if there is one, so a rerun keeps them).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -35,13 +36,26 @@ def grouping_of(ckpt: Path) -> tuple[float | None, float | None]:
     return (None, None) if grouping is None else (grouping["score"], grouping["chance"])
 
 
+def earlier_groupings(root: Path) -> dict[tuple[str, int], tuple[float, float]]:
+    """{(method, seed): (grouping, chance)} from the table being rewritten: kept where a run's checkpoint is
+    gone (runs/ is not committed), so adding methods on another machine does not lose them."""
+    path = root.with_suffix(".csv")
+    if not path.exists():
+        return {}
+    with path.open() as f:
+        return {(r["method"], int(r["seed"])): (float(r["grouping"]), float(r["grouping_chance"]))
+                for r in csv.DictReader(f) if r.get("grouping")}
+
+
 def collect(root: Path, runs: Path, k: int) -> list[dict]:
-    rows = []
+    rows, earlier = [], earlier_groupings(root)
     for seed_dir in sorted(root.glob("s*")):
         for path in sorted((seed_dir / f"kosc_k{k}").glob("*.json")):
             r = json.loads(path.read_text())
             seed = int(seed_dir.name[1:])
             score, chance = grouping_of(runs / seed_dir.name / f"kosc_k{k}" / r["method"] / "model.ckpt")
+            if score is None:
+                score, chance = earlier.get((r["method"], seed), (None, None))
             rows.append({**{c: r.get(c) for c in COLUMNS}, "seed": seed, "lsd_below_random": r["lsd_random"] - r["lsd"],
                          "grouping": score, "grouping_chance": chance})
     return sorted(rows, key=lambda r: (r["method"], r["seed"]))

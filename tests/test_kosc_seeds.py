@@ -48,3 +48,21 @@ def test_variant_table_groups_a_configs_seeds(tmp_path):
     assert "| lean | 3 | 110 ± 25 | 9.100 ± 0.248 | 0.90 ± 0.25 |" in table  # t(2) 4.303 x 0.1 / sqrt(3)
     assert "| big |" not in table  # one seed: no interval
     assert "| " + str(tmp_path / "big_s0.json") + " | 0 |" in table
+
+
+def test_a_grouping_already_in_the_table_is_kept_when_its_checkpoint_is_gone(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("kosc_seeds", ROOT / "scripts" / "kosc_seeds.py")
+    kosc_seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kosc_seeds)
+    root = tmp_path / "res"
+    (root / "s0" / "kosc_k4").mkdir(parents=True)
+    row = {"method": "flow_param2tok", "task": "sym", "steps": 10, "budget_minutes": 8, "lsd": 9.5, "lsd_ci95": 0.1,
+           "lsd_random": 10.4}
+    (root / "s0" / "kosc_k4" / "flow_param2tok.json").write_text(json.dumps(row))
+    assert kosc_seeds.collect(root, tmp_path / "runs", 4)[0]["grouping"] is None  # no checkpoint, no table yet
+    root.with_suffix(".csv").write_text("method,seed,grouping,grouping_chance\nflow_param2tok,0,0.58,0.25\n")
+    (kept,) = kosc_seeds.collect(root, tmp_path / "runs", 4)
+    assert (kept["grouping"], kept["grouping_chance"]) == (0.58, 0.25)
