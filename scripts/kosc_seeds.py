@@ -87,7 +87,7 @@ def write(rows: list[dict], root: Path, k: int) -> str:
              f"LSD in dB (lower is better); per seed: mean ± 95% interval over the test sounds; across seeds: mean ± "
              f"the Student-t 95% interval across seeds (evaluation.across_runs_ci95). Grouping: Param2Tok's score of "
              f"its assignment A by oscillator (synthinv.models.grouping; chance {num(chance, 2)}). Runs: "
-             f"`synthinv experiment kosc` per seed (budget = training CPU minutes on one torch thread; the steps show "
+             f"`synthinv experiment kosc` per seed (budget = training minutes by the wall clock, inside training steps, one torch thread; the steps show "
              f"what a budget bought, fewer when other jobs shared the cores); table by `PYTHONPATH=src python scripts/kosc_seeds.py --root {root}`."]
     notes = root.with_name(root.name + "_notes.md")  # hand-written: what the rows say
     if notes.exists():
