@@ -86,6 +86,7 @@ def random_rows(args: argparse.Namespace) -> dict[int, dict]:
 
 def write_table(rows: list[dict], args: argparse.Namespace) -> str:
     from synthinv.evaluation import over_sounds_cell as cell
+    from synthinv.tables import with_notes
 
     by_source: dict[str, dict[int, dict]] = {}
     for r in rows:
@@ -119,10 +120,7 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
               f"Nested: best of N is taken among the first N of the same draws for every N. Made by "
               f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} --n {args.n} "
               f"--ns {','.join(map(str, ns))}`; rows in {args.out}/rows.jsonl.", ""]
-    text = "\n".join(lines)
-    notes = args.out.with_name(args.out.name + "_notes.md")  # hand-written: what the rows say
-    if notes.exists():
-        text += "\n" + notes.read_text()
+    text = with_notes("\n".join(lines), args.out.with_name(args.out.name + "_notes.md"))
     args.out.with_suffix(".md").write_text(text)
     return text
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from synthinv.datasets import SPLIT_SEEDS
+from synthinv.tables import with_notes
 
 CSV_COLUMNS = ["method", "seed", "steps", "cpu_minutes", "mss", "mss_ci95", "mss_random", "wmfcc", "f0_within_50c",
                "best_of_8_mss", "retrieval_mss"]
@@ -195,10 +196,8 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
             + "` (the ablation: `--methods '' --extra "
             f"results/dexed_simple/flow_mlp_nopitch.yaml`); rows in {results}/."]
     text += across_seeds(rows)
-    notes = out / "dexed_simple_notes.md"  # hand-written: the choice of fixed fields, the pitch input, findings
-    if notes.exists():
-        text += ["", notes.read_text().rstrip()]
-    (out / "dexed_simple.md").write_text("\n".join(text) + "\n")
+    # the hand-written notes: the choice of fixed fields, the pitch input, findings
+    (out / "dexed_simple.md").write_text(with_notes("\n".join(text) + "\n", out / "dexed_simple_notes.md"))
 
 
 def across_seeds(rows: list[dict]) -> list[str]:

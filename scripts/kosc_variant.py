@@ -49,7 +49,7 @@ def across_seeds(rows: list[tuple[Path, dict]]) -> list[str]:
 
 
 def write_table(out: Path, compare: list[Path]) -> str:
-    from synthinv.tables import markdown_table
+    from synthinv.tables import markdown_table, with_notes
 
     rows = [(p, json.loads(p.read_text())) for p in [*compare, *sorted(out.glob("*.json"))]]
     cells = [[str(p), r.get("seed", _seed_of(r["method"])), f"{r['budget_minutes']:g}", r["steps"], f"{r['examples_per_second']:.0f}",
@@ -58,9 +58,7 @@ def write_table(out: Path, compare: list[Path]) -> str:
     text = "\n".join([f"# k-osc k=4 variants ({out})", "", markdown_table(
         ["row", "seed", "budget (CPU min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
          "below random (dB)"], cells), "", *across_seeds(rows[len(compare):])])
-    notes = out.with_name(out.name + "_notes.md")  # hand-written: what the rows say
-    if notes.exists():
-        text += "\n" + notes.read_text()
+    text = with_notes(text, out.with_name(out.name + "_notes.md"))
     out.with_suffix(".md").write_text(text)
     return text
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 
 def markdown_table(header: Sequence[object], rows: Iterable[Sequence[object]], *, compact_rule: bool = False) -> str:
@@ -33,3 +34,11 @@ def csv_text(rows: Iterable[Mapping[str, object]], columns: Sequence[str], *, ig
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def with_notes(text: str, notes: Path) -> str:
+    """A generated table's text followed by its hand-written notes file, when there is one, so that rewriting
+    the table from its rows keeps what was written about them."""
+    if not notes.exists():
+        return text
+    return text.rstrip("\n") + "\n\n" + notes.read_text().rstrip() + "\n"
