@@ -24,10 +24,12 @@ import torch
 
 from synthinv.experiment import Method, run_method
 
+SEED_SUFFIX = re.compile(r"_s(\d+)$")  # a variant's row is named <config>[_asym]_s<seed>
+
 
 def _seed_of(name: str) -> str:
-    """The seed a variant's row was trained with, from its name (<config>[_asym]_s<seed>); '-' if none."""
-    match = re.search(r"_s(\d+)$", name)
+    """The seed a variant's row was trained with, from its name; '-' if none."""
+    match = SEED_SUFFIX.search(name)
     return match.group(1) if match else "-"
 
 
@@ -38,7 +40,7 @@ def across_seeds(rows: list[tuple[Path, dict]]) -> list[str]:
 
     by_config: dict[str, list[dict]] = {}
     for _, r in rows:
-        by_config.setdefault(re.sub(r"_s\d+$", "", r["method"]), []).append(r)
+        by_config.setdefault(SEED_SUFFIX.sub("", r["method"]), []).append(r)
     cells = [[name, len(rs), across_runs_cell([r["steps"] for r in rs], 0),
               across_runs_cell([r["lsd"] for r in rs], 3), across_runs_cell([r["lsd_random"] - r["lsd"] for r in rs])]
              for name, rs in sorted(by_config.items()) if len(rs) > 1]
@@ -56,7 +58,7 @@ def write_table(out: Path, compare: list[Path]) -> str:
               f"{r['lsd']:.3f} ± {r['lsd_ci95']:.3f}", f"{r['lsd_random']:.3f}", f"{r['lsd_random'] - r['lsd']:.2f}"]
              for p, r in rows]
     text = "\n".join([f"# k-osc k=4 variants ({out})", "", markdown_table(
-        ["row", "seed", "budget (CPU min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
+        ["row", "seed", "budget (min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
          "below random (dB)"], cells), "", *across_seeds(rows[len(compare):])])
     text = with_notes(text, out.with_name(out.name + "_notes.md"))
     out.with_suffix(".md").write_text(text)
@@ -66,7 +68,7 @@ def write_table(out: Path, compare: list[Path]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", type=Path, nargs="?", help="a k-osc method config (.yaml)")
-    ap.add_argument("--budget", type=float, help="training CPU minutes")
+    ap.add_argument("--budget", type=float, help="training minutes (wall clock inside training steps, as the experiment counts them)")
     ap.add_argument("--table", action="store_true", help="write <out>.md from the rows in <out>; train nothing")
     ap.add_argument("--compare", type=Path, nargs="*", default=[], help="other rows (.json) to show first")
     ap.add_argument("--seed", type=int, default=0)
