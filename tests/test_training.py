@@ -104,6 +104,60 @@ def test_checkpoint_keeps_the_best_validation_weights(trained):
     assert result["lsd"] == pytest.approx(meta["best_val_lsd"], rel=1e-4)
 
 
+def test_ema_keeps_and_saves_the_moving_average_of_the_weights(monkeypatch, tmp_path):
+    """train.ema_decay d: the saved weights are e_1 = w_1, e_k = d e_(k-1) + (1 - d) w_k over the weights after
+    each step, not the last weights; validation scores that average."""
+    from synthinv.training import InversionModule
+
+    torch.set_num_threads(1)
+    synth = synths.from_settings({"name": "kosc", "k": 2})
+    config = small_config("regression_mse")
+    config.train.ema_decay = 0.6
+    after_each_step: list[dict] = []
+
+    def record(self, outputs, batch, batch_idx):
+        after_each_step.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+
+    monkeypatch.setattr(InversionModule, "on_train_batch_end", record, raising=False)
+    meta = train(copy.deepcopy(config), synth, tmp_path, max_steps=5, progress_bar=False, n_validations=1)
+    assert len(after_each_step) == 5
+    expected = dict(after_each_step[0])
+    for weights in after_each_step[1:]:
+        expected = {k: 0.6 * expected[k] + 0.4 * w if w.is_floating_point() else w for k, w in weights.items()}
+    model, _, _ = load_checkpoint(tmp_path / "model.ckpt")
+    saved = model.state_dict()
+    assert any(not torch.allclose(saved[k], after_each_step[-1][k]) for k in saved)  # not the last weights
+    for k in saved:
+        torch.testing.assert_close(saved[k], expected[k], rtol=1e-5, atol=1e-6)
+    rescored = evaluate_model(model, synth, n=config.sample.val_examples, steps=config.sample.val_steps,
+                              guidance=config.sample.guidance, seed=0, split_seed=VAL_SEED)
+    assert rescored["lsd"] == pytest.approx(meta["best_val_lsd"], rel=1e-4)
+
+
+def test_a_resumed_run_continues_its_moving_average(tmp_path):
+    torch.set_num_threads(1)
+    synth = synths.from_settings({"name": "kosc", "k": 2})
+    config = small_config("regression_mse")
+    config.train.ema_decay = 0.9
+    train(copy.deepcopy(config), synth, tmp_path, max_steps=3, progress_bar=False, n_validations=1)
+    first = torch.load(tmp_path / "last.ckpt", weights_only=True)["callbacks"]["BudgetAndValidation"]["average"]
+    assert int(first["n_averaged"]) == 3
+    train(copy.deepcopy(config), synth, tmp_path, max_steps=5, progress_bar=False, n_validations=1,
+          resume=tmp_path / "last.ckpt")
+    second = torch.load(tmp_path / "last.ckpt", weights_only=True)["callbacks"]["BudgetAndValidation"]["average"]
+    assert int(second["n_averaged"]) == 5  # 3 steps before the resume, 2 after: the average went on
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, 1.5])
+def test_ema_decay_outside_zero_one_is_refused(decay):
+    from synthinv.config import ConfigError, parse_config
+
+    raw = load_config("regression_mse").to_dict()
+    raw["train"]["ema_decay"] = decay
+    with pytest.raises(ConfigError, match="ema_decay must be between 0 and 1"):
+        parse_config(raw)
+
+
 def test_train_needs_a_budget(kosc4, tmp_path):
     with pytest.raises(ValueError, match="budget"):
         train(small_config("regression_mse"), kosc4, tmp_path)

@@ -264,7 +264,8 @@ class RenderedValidation:
 
 class BudgetAndValidation(L.Callback):
     """Sets the LR from progress, stops at the budget, validates (LSD for k-osc, MSS for dataset-backed
-    synths) and keeps the best weights.
+    synths) and keeps the best weights. With train.ema_decay it keeps an exponential moving average of the
+    weights (torch's AveragedModel), and validates and keeps that average instead of the weights themselves.
 
     Validation time is excluded from the training clock so budgets compare training work alone. With
     `count_loading` the time between batches (loading from a dataset) counts as training time too.
@@ -281,6 +282,8 @@ class BudgetAndValidation(L.Callback):
         self.count_loading = count_loading
         self._last = None
         self._last_end = None
+        self.average: torch.optim.swa_utils.AveragedModel | None = None
+        self._average_state: dict | None = None  # a resumed run's average, loaded into self.average at the start
 
     @property
     def metric(self) -> str:
@@ -313,6 +316,8 @@ class BudgetAndValidation(L.Callback):
             group["lr"] = lr
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.average is not None:
+            self.average.update_parameters(module.model)
         self.train_seconds += time.perf_counter() - self._last
         self.sync_clock(trainer)
         self._last = None
@@ -332,7 +337,7 @@ class BudgetAndValidation(L.Callback):
 
     @torch.no_grad()
     def validate(self, trainer, module, loss: float):
-        model = module.model.eval()
+        model = (self.average.module if self.average is not None else module.model).eval()
         value = self.validation.score(model, module.synth, module.device, self.s.val_steps, self.s.guidance,
                                          self.s.temperature)
         model.train()
@@ -348,16 +353,24 @@ class BudgetAndValidation(L.Callback):
     def on_train_start(self, trainer, module):
         # a resumed run validates at the planned points still ahead of it (the budget may have grown)
         self.val_points = [p for p in self.val_points if p > self.progress(trainer.global_step)]
+        if self.t.ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.average = AveragedModel(module.model, multi_avg_fn=get_ema_multi_avg_fn(self.t.ema_decay),
+                                         use_buffers=True)
+            if self._average_state is not None:
+                self.average.load_state_dict(self._average_state)
 
     def state_dict(self) -> dict[str, Any]:
         """The elapsed budget and the best weights so far, stored in last.ckpt (tensors and plain values:
         it loads with torch's weights-only unpickler)."""
         return {"train_seconds": self.train_seconds, "best_value": self.best_value, "best_state": self.best_state,
-                "history": self.history}
+                "history": self.history, "average": self.average.state_dict() if self.average is not None else None}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.train_seconds, self.best_value = float(state_dict["train_seconds"]), float(state_dict["best_value"])
         self.best_state, self.history = state_dict["best_state"], list(state_dict["history"])
+        self._average_state = state_dict.get("average")
 
 
 class TrainProgress(L.Callback):
