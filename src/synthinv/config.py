@@ -35,6 +35,11 @@ class ConfigError(SynthinvError, ValueError):
 # --- model sections -------------------------------------------------------------------------------
 
 
+def check_draws(draws: int) -> None:
+    if draws < 1:
+        raise ConfigError(f"model draws (noise and time draws per training example) must be >= 1, got {draws}")
+
+
 @dataclass
 class MLPFlowConfig:
     """Flow matching with a residual-MLP vector field on the flat parameter vector (not equivariant)."""
@@ -45,7 +50,11 @@ class MLPFlowConfig:
     layers: int = 7
     cond_drop: float = 0.1  # probability of training on the "no audio" embedding (classifier-free guidance)
     ot: bool = True  # minibatch OT pairing of noise and parameters
+    draws: int = 1  # (noise, t) draws per training example: the encoder runs once for all of them
     l1_weight: float = 0.0  # weight of model.penalty() in the training loss
+
+    def __post_init__(self) -> None:
+        check_draws(self.draws)
 
 
 @dataclass
@@ -64,7 +73,11 @@ class TransformerFlowConfig:
     ff: int = 256
     cond_drop: float = 0.1
     ot: bool = True
+    draws: int = 1  # (noise, t) draws per training example: the encoder runs once for all of them
     l1_weight: float = 0.0  # weight of Param2Tok's sparsity penalty mean|A|
+
+    def __post_init__(self) -> None:
+        check_draws(self.draws)
 
 
 @dataclass

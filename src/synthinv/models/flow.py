@@ -19,8 +19,10 @@ class FlowModel(nn.Module):
 
     Training regresses the field onto the path's velocity: for data x1, noise x0 (OT-paired with the batch
     when `ot_coupling`) and t ~ U(0, 1), loss = |field(x_t, t, emb) - (x1 - x0)|^2, with the audio
-    embedding dropped to the null one with probability `cond_drop`. Sampling solves dx/dt = guided velocity
-    from noise at t = 0 to parameters at t = 1.
+    embedding dropped to the null one with probability `cond_drop`. With `draws` > 1 each example gets that
+    many (noise, t) draws on one encoding: the encoder (and, for k-osc, rendering) is most of a step's cost,
+    the field the smaller part, so extra draws lower the loss's noise for a fraction of a step each.
+    Sampling solves dx/dt = guided velocity from noise at t = 0 to parameters at t = 1.
 
     The conditioning argument of `loss` and `sample` is the encoder's input, `synth.features(audio)`: the
     audio itself for k-osc (N, T), a log-mel (N, 128, frames) for Dexed.
@@ -35,17 +37,19 @@ class FlowModel(nn.Module):
     stochastic = True  # synthinv.models.sampler.Sampler: every sample is a new draw
 
     def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float,
-                 ot_coupling: bool, path: ProbabilityPath | None = None):
+                 ot_coupling: bool, path: ProbabilityPath | None = None, draws: int = 1):
         super().__init__()
         self.n_params = n_params
         self.encoder, self.field = encoder, field
         self.null_embedding = nn.Parameter(torch.zeros(encoder.dim))
-        self.cond_drop, self.ot_coupling = cond_drop, ot_coupling
+        self.cond_drop, self.ot_coupling, self.draws = cond_drop, ot_coupling, draws
         self.path = path or RectifiedPath()
 
     def loss(self, params: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """params: (B, P) in [-1, 1], cond: encoder input (B, ...) -> scalar CFM loss."""
         emb = drop_condition(self.encoder(cond), self.null_embedding, self.cond_drop)  # (B, dim)
+        if self.draws > 1:
+            emb, params = emb.repeat_interleave(self.draws, 0), params.repeat_interleave(self.draws, 0)  # (B * draws, .)
         noise = torch.randn_like(params)  # (B, P)
         if self.ot_coupling:
             noise = ot_pair_noise(noise, params)
