@@ -433,3 +433,51 @@ def test_bad_configs_raise_config_error(kosc4):
                                 ("tokeniser", "bpe", "unknown model tokeniser 'bpe'; use fixed, param2tok")):
         with pytest.raises(ConfigError, match=message):
             parse_config({**base, "model": {**base["model"], key: value}}, "kosc")
+
+
+class CountingEncoder(TinyEncoder):
+    def __init__(self):
+        super().__init__()
+        self.rows: list[int] = []
+
+    def forward(self, audio):
+        self.rows.append(audio.shape[0])
+        return audio[:, :4]
+
+
+class RecordingField(nn.Module):
+    """v = 0, recording what the loss feeds it: every x_t, t and embedding."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x, t, emb):
+        self.seen.append((x, t, emb))
+        return torch.zeros_like(x)
+
+    def penalty(self):
+        return torch.zeros(())
+
+
+def test_draws_give_each_example_several_noise_and_time_draws_on_one_encoding():
+    encoder, field = CountingEncoder(), RecordingField()
+    model = FlowModel(encoder, field, 6, cond_drop=0.0, ot_coupling=False, draws=3)
+    params, audio = torch.rand(5, 6) * 2 - 1, torch.randn(5, 16)  # (B, P), (B, T)
+    loss = model.loss(params, audio)
+    assert encoder.rows == [5]  # one encoding per example
+    x_t, t, emb = field.seen[0]
+    assert x_t.shape == (15, 6) and t.shape == (15,)
+    torch.testing.assert_close(emb, audio[:, :4].repeat_interleave(3, 0))  # example i's rows 3i..3i+2
+    assert len(set(t.tolist())) == 15  # every draw its own time
+    # with a zero field the loss is the mean squared velocity (x1 - x0) over every draw: recover the noise
+    # from x_t = (1 - t) x0 + t x1 and check the loss is computed on all 15 rows
+    x1 = params.repeat_interleave(3, 0)
+    x0 = (x_t - t[:, None] * x1) / (1 - t[:, None])
+    torch.testing.assert_close(loss, (x1 - x0).square().mean(), rtol=1e-4, atol=1e-5)
+
+
+def test_zero_draws_is_refused():
+    base = load_config("flow_mlp").to_dict()
+    with pytest.raises(ConfigError, match="draws .* must be >= 1"):
+        parse_config({**base, "model": {**base["model"], "draws": 0}}, "kosc")
