@@ -6,7 +6,7 @@
 Makes the datasets if missing (`synthinv generate`: data/dexed_simple_train seed 1, _val seed 2, _test
 seed 3), trains each (method, seed) for --budget minutes of training on one torch thread
 (configs/dexed_simple/<method>.yaml), --jobs at once, the budget counted in the process's CPU time
-(`count_cpu_time`), and scores it on the first --eval-examples test
+(`train(cpu_clock=True)`), and scores it on the first --eval-examples test
 sounds with synthinv.evaluation (one sample per sound: the paper's protocol; best of 8 ranked as invert
 ranks; wMFCC; f0 within 50 cents on the first 64). Beside every model: random prior patches (one per sound)
 and the lookup: the --candidates nearest patches of a bank of --bank rendered prior patches, ranked the
@@ -48,21 +48,9 @@ def make_data(data: Path, n_train: int, n_val: int, n_test: int, workers: int) -
         generate({"name": SYNTH}, n, out, seed=SPLIT_SEEDS[split], shard_size=1024, workers=workers, progress=False)
 
 
-def count_cpu_time() -> None:
-    """Make training budgets CPU seconds of this process instead of wall seconds: BudgetAndValidation's
-    clock (synthinv.training's time.perf_counter) reads time.process_time, so runs that share a busy
-    2-core machine with other jobs all get the same work (one torch thread, shards read in-process)."""
-    import types
-
-    import synthinv.training as training
-
-    training.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[assignment]
-
-
 def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     """Train (unless done) and score one (method, seed); runs in a worker process on one torch thread."""
     torch.set_num_threads(1)
-    count_cpu_time()
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {method} s{seed}: %(message)s", datefmt="%H:%M:%S",
                         force=True)  # a pool worker runs several (method, seed): each names itself
     logging.getLogger("synthinv").setLevel(logging.INFO)
@@ -85,7 +73,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
         stopped = _training_minutes(resume) if resume is not None else 0.0
         start = time.process_time()
         train(config, synths.get(SYNTH), run, budget_minutes=args.budget, seed=seed, progress_bar=False,
-              data_dir=args.data / f"{SYNTH}_train", val_dir=args.data / f"{SYNTH}_val", resume=resume)
+              data_dir=args.data / f"{SYNTH}_train", val_dir=args.data / f"{SYNTH}_val", resume=resume, cpu_clock=True)
         cpu = stopped + (time.process_time() - start) / 60
         (run / "cpu_minutes.txt").write_text(f"{cpu:.3f}\n")
     elif (run / "cpu_minutes.txt").exists():

@@ -68,7 +68,8 @@ def write_table(out: Path, compare: list[Path]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", type=Path, nargs="?", help="a k-osc method config (.yaml)")
-    ap.add_argument("--budget", type=float, help="training minutes (wall clock inside training steps, as the experiment counts them)")
+    ap.add_argument("--budget", type=float, help="training minutes (wall clock inside training steps, as the experiment "
+                    "counts them; CPU time with --cpu-clock)")
     ap.add_argument("--table", action="store_true", help="write <out>.md from the rows in <out>; train nothing")
     ap.add_argument("--compare", type=Path, nargs="*", default=[], help="other rows (.json) to show first")
     ap.add_argument("--seed", type=int, default=0)
@@ -79,6 +80,8 @@ def main() -> None:
     ap.add_argument("--eval-examples", type=int, default=2048)
     ap.add_argument("--eval-steps", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cpu-clock", action="store_true",
+                    help="count the budget in the process's CPU time (runs sharing the machine each get the same work)")
     args = ap.parse_args()
     if args.table:
         print(write_table(args.out, args.compare))
@@ -89,7 +92,7 @@ def main() -> None:
     name = f"{args.config.stem}{'_asym' if args.asym else ''}_s{args.seed}"
     args.out.mkdir(parents=True, exist_ok=True)
     row = run_method(Method(name, str(args.config), args.asym), args.k, args.budget, args.out, args.runs, args.seed,
-                     args.eval_examples, args.eval_steps, progress_bar=False)
+                     args.eval_examples, args.eval_steps, progress_bar=False, cpu_clock=args.cpu_clock)
     print(f"{name}: LSD {row['lsd']:.3f} ± {row['lsd_ci95']:.3f} (random {row['lsd_random']:.3f}), {row['steps']} steps, "
           f"{row['examples_per_second']:.0f} examples/s")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
 
 import lightning as L
 import numpy as np
@@ -156,6 +157,30 @@ def test_ema_decay_outside_zero_one_is_refused(decay):
     raw["train"]["ema_decay"] = decay
     with pytest.raises(ConfigError, match="ema_decay must be between 0 and 1"):
         parse_config(raw)
+
+
+def test_a_cpu_clock_budget_ignores_time_the_process_spends_waiting(monkeypatch, tmp_path):
+    """Each step sleeps 0.2 s (wall time, no CPU): a 0.6 s wall budget stops after a few steps, the same budget
+    on the CPU clock runs to its step cap."""
+    from synthinv.training import InversionModule
+
+    torch.set_num_threads(1)
+    synth = synths.from_settings({"name": "kosc", "k": 2})
+    config = small_config("regression_mse")
+    config.train.batch_size = 16
+    original = InversionModule.training_step
+
+    def sleepy(self, batch, idx):
+        time.sleep(0.2)
+        return original(self, batch, idx)
+
+    monkeypatch.setattr(InversionModule, "training_step", sleepy)
+    budget = 0.6 / 60
+    wall = train(copy.deepcopy(config), synth, tmp_path / "wall", budget_minutes=budget, max_steps=12,
+                 progress_bar=False, n_validations=1)
+    cpu = train(copy.deepcopy(config), synth, tmp_path / "cpu", budget_minutes=budget, max_steps=12,
+                progress_bar=False, n_validations=1, cpu_clock=True)
+    assert wall["steps"] <= 4 and cpu["steps"] == 12, (wall["steps"], cpu["steps"])
 
 
 def test_train_needs_a_budget(kosc4, tmp_path):

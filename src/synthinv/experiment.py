@@ -48,12 +48,14 @@ def select_methods(names: str | None) -> list[Method]:
 
 
 def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path, runs_dir: Path, seed: int,
-               eval_examples: int, eval_steps: int, progress_bar: bool) -> dict:
-    """Train, evaluate on the test split, and write results_dir/<method>.json."""
+               eval_examples: int, eval_steps: int, progress_bar: bool, cpu_clock: bool = False) -> dict:
+    """Train, evaluate on the test split, and write results_dir/<method>.json. cpu_clock: the budget is this
+    process's CPU time (training.train), not wall time."""
     config = load_config(method.config)
     synth = synths.get("kosc", k=k, asym=method.asym)
     run_dir = runs_dir / method.name
-    meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar)
+    meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar,
+                 cpu_clock=cpu_clock)
     model, synth, _ = load_checkpoint(run_dir / "model.ckpt")
     metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=config.sample.guidance,
                              temperature=config.sample.temperature)

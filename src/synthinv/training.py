@@ -268,11 +268,13 @@ class BudgetAndValidation(L.Callback):
     weights (torch's AveragedModel), and validates and keeps that average instead of the weights themselves.
 
     Validation time is excluded from the training clock so budgets compare training work alone. With
-    `count_loading` the time between batches (loading from a dataset) counts as training time too.
+    `count_loading` the time between batches (loading from a dataset) counts as training time too. The clock
+    is wall time (`time.perf_counter`), or with `cpu_clock` this process's CPU time (`time.process_time`):
+    then runs sharing a busy machine each get the same work.
     """
 
     def __init__(self, config: Config, budget_s: float | None, max_steps: int | None, n_validations: int = 5,
-                 validation=None, count_loading: bool = False):
+                 validation=None, count_loading: bool = False, cpu_clock: bool = False):
         self.t, self.s = config.train, config.sample
         self.budget_s, self.max_steps = budget_s, max_steps
         self.val_points = [(i + 1) / n_validations for i in range(n_validations)]
@@ -280,6 +282,7 @@ class BudgetAndValidation(L.Callback):
         self.history: list[dict] = []
         self.validation = validation or KOscValidation(self.s.val_examples)
         self.count_loading = count_loading
+        self.clock = time.process_time if cpu_clock else time.perf_counter
         self._last = None
         self._last_end = None
         self.average: torch.optim.swa_utils.AveragedModel | None = None
@@ -304,7 +307,7 @@ class BudgetAndValidation(L.Callback):
             self.train_seconds = float(trainer.strategy.broadcast(self.train_seconds, src=0))
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        now = time.perf_counter()
+        now = self.clock()
         if self._last is not None:
             self.train_seconds += now - self._last
         elif self.count_loading and self._last_end is not None:
@@ -318,7 +321,7 @@ class BudgetAndValidation(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if self.average is not None:
             self.average.update_parameters(module.model)
-        self.train_seconds += time.perf_counter() - self._last
+        self.train_seconds += self.clock() - self._last
         self.sync_clock(trainer)
         self._last = None
         progress = self.progress(trainer.global_step)
@@ -329,7 +332,7 @@ class BudgetAndValidation(L.Callback):
                 self.validate(trainer, module, float(outputs["loss"]))
         if progress >= 1.0:
             trainer.should_stop = True
-        self._last_end = time.perf_counter()
+        self._last_end = self.clock()
 
     def finished(self, step: int) -> bool:
         """True where a resumed run has already spent its budget."""
@@ -614,7 +617,8 @@ def gather_seen(module: InversionModule, trainer) -> list[dict]:
 def train(config: Config, synth: Synth, out: Path | None, budget_minutes: float | None = None,
           max_steps: int | None = None, seed: int = 0, device: str = "cpu", progress_bar: bool = True,
           n_validations: int = 5, data_dir: Path | None = None, val_dir: Path | None = None,
-          scale: Scale | None = None, resume: Path | None = None, save_every_minutes: float = 10.0) -> dict:
+          scale: Scale | None = None, resume: Path | None = None, save_every_minutes: float = 10.0,
+          cpu_clock: bool = False) -> dict:
     """Train `config` on `synth`; writes out/model.ckpt (best validation score) and out/last.ckpt (the
     resumable state, also every `save_every_minutes` of wall-clock) and returns the run's metadata.
 
@@ -622,8 +626,9 @@ def train(config: Config, synth: Synth, out: Path | None, budget_minutes: float 
     (Dexed): `data_dir` is required (a `synthinv generate` directory for this synth), `val_dir` optional
     (default: examples drawn from the validation seed); validation MSS (meta "best_val_mss").
     scale: devices and precision (default: one `device`). resume: a last.ckpt to continue from (same
-    method, synth, config, seed and dataset; the budget given now is the total). Under DDP every rank
-    calls this; rank 0 writes (`out` may be None on the others)."""
+    method, synth, config, seed and dataset; the budget given now is the total). cpu_clock: count the budget
+    in this process's CPU time, not wall time (BudgetAndValidation). Under DDP every rank calls this; rank 0
+    writes (`out` may be None on the others)."""
     if not budget_minutes and not max_steps:
         raise UsageError("give a time budget (minutes > 0) or a number of steps > 0")
     if not (save_every_minutes > 0):
@@ -653,7 +658,7 @@ def train(config: Config, synth: Synth, out: Path | None, budget_minutes: float 
         validation = RenderedValidation(config.sample.val_examples, Path(val_dir) if val_dir else None)
     identity = run_identity(config, synth, seed, data_info)
     budget = BudgetAndValidation(config, budget_minutes * 60 if budget_minutes else None, max_steps, n_validations,
-                                 validation=validation, count_loading=from_data)
+                                 validation=validation, count_loading=from_data, cpu_clock=cpu_clock)
     if resume is not None:
         check_not_finished(read_resume(Path(resume), identity), budget, Path(resume))
     module = InversionModule(model, synth, config, seed, from_data=from_data, loader=loader, identity=identity)
