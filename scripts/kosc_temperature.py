@@ -88,6 +88,7 @@ def main() -> None:
     args.checkpoints_given = [str(c) for c in args.checkpoints]
     temperatures = sorted({1.0, *(float(t) for t in args.temperatures.split(","))}, reverse=True)
     store = args.out / "rows.json"
+    store.parent.mkdir(parents=True, exist_ok=True)
     rows = {r["checkpoint"]: r for r in json.loads(store.read_text())} if store.is_file() else {}
     for ckpt in args.checkpoints:
         if str(ckpt) not in rows or set(rows[str(ckpt)]["val_lsd"]) != {str(t) for t in temperatures}:
