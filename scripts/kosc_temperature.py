@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -71,7 +72,7 @@ def write_table(rows: list[dict], chosen: float, temperatures: list[float], args
         "each checkpoint's guidance); the temperature with the lowest mean over the checkpoints is chosen. Test: the "
         f"first {args.test_examples} test sounds, {args.test_steps} RK4 steps, mean ± 95% interval over sounds; paired: "
         "per sound, the chosen temperature minus temperature 1 (negative: closer). random: random parameters on the "
-        f"same test sounds. Made by `PYTHONPATH=src python scripts/kosc_temperature.py {' '.join(args.checkpoints_given)}`.", ""])
+        f"same test sounds. Made by `PYTHONPATH=src python scripts/kosc_temperature.py {' '.join(args.command)}`.", ""])
     return with_notes(text, args.out.with_name(args.out.name + "_notes.md"))
 
 
@@ -85,7 +86,7 @@ def main() -> None:
     ap.add_argument("--test-steps", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("results/kosc_temperature"))
     args = ap.parse_args()
-    args.checkpoints_given = [str(c) for c in args.checkpoints]
+    args.command = sys.argv[1:]
     temperatures = sorted({1.0, *(float(t) for t in args.temperatures.split(","))}, reverse=True)
     store = args.out / "rows.json"
     store.parent.mkdir(parents=True, exist_ok=True)
