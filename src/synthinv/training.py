@@ -278,7 +278,8 @@ class BudgetAndValidation(L.Callback):
         self.t, self.s = config.train, config.sample
         self.budget_s, self.max_steps = budget_s, max_steps
         self.val_points = [(i + 1) / n_validations for i in range(n_validations)]
-        self.train_seconds, self.best_value, self.best_state = 0.0, math.inf, None
+        self.train_seconds, self.best_value = 0.0, math.inf
+        self.best_state: dict[str, Any] | None = None
         self.history: list[dict] = []
         self.validation = validation or KOscValidation(self.s.val_examples)
         self.count_loading = count_loading
@@ -341,7 +342,7 @@ class BudgetAndValidation(L.Callback):
     @torch.no_grad()
     def validate(self, trainer, module, loss: float):
         model = (self.average.module if self.average is not None else module.model).eval()
-        value = self.validation.score(model, module.synth, module.device, self.s.val_steps, self.s.guidance,
+        value = self.validation.score(cast(Sampler, model), module.synth, module.device, self.s.val_steps, self.s.guidance,
                                          self.s.temperature)
         model.train()
         step = trainer.global_step
