@@ -17,10 +17,19 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from synthinv.checkpoint import load_checkpoint, stored_config
-from synthinv.evaluation import RANDOM_BASELINE_SEED, TEST_SEED, VAL_SEED, lsd_of, sample_params, split_batch
+from synthinv.evaluation import (
+    RANDOM_BASELINE_SEED,
+    TEST_SEED,
+    VAL_SEED,
+    lsd_of,
+    mean_and_ci95,
+    sample_params,
+    split_batch,
+)
 from synthinv.fileio import write_json_atomic
 from synthinv.tables import markdown_table, with_notes
 
@@ -31,28 +40,29 @@ def lsd_per_sound(model, synth, split_seed: int, n: int, steps: int, guidance: f
 
 
 def mean_ci(x: torch.Tensor) -> tuple[float, float]:
-    return x.mean().item(), 1.96 * x.std().item() / x.numel() ** 0.5
+    """(mean, 95% half-width) over sounds, as evaluation.mean_and_ci95 computes them."""
+    both = mean_and_ci95("x", x)
+    return both["x"], both["x_ci95"]
 
 
-def score(ckpt: Path, temperatures: list[float], args: argparse.Namespace) -> dict:
-    model, synth, blob = load_checkpoint(ckpt)
-    guidance = stored_config(blob, ckpt).sample.guidance
-    val = {str(t): lsd_per_sound(model, synth, VAL_SEED, args.val_examples, args.val_steps, guidance, t).mean().item()
-           for t in temperatures}
-    return {"checkpoint": str(ckpt), "guidance": guidance, "val_lsd": val, "test": {}}
-
-
-def test_at(row: dict, temperature: float, args: argparse.Namespace) -> list[float]:
-    model, synth, _ = load_checkpoint(Path(row["checkpoint"]))
-    return lsd_per_sound(model, synth, TEST_SEED, args.test_examples, args.test_steps, row["guidance"], temperature).tolist()
-
-
-def random_lsd(checkpoint: str, n: int) -> float:
-    _, synth, _ = load_checkpoint(Path(checkpoint))
-    _, audio = split_batch(synth, TEST_SEED, n)
-    import numpy as np
-
-    return lsd_of(synth, synth.params_at(RANDOM_BASELINE_SEED, np.arange(n)), audio).mean().item()
+def fill(row: dict, temperatures: list[float], test_temperatures: set[float], args: argparse.Namespace) -> None:
+    """Score what `row` (one checkpoint) still lacks: validation LSD at every temperature, test LSD per sound at
+    each of test_temperatures and, with those, random parameters on the test sounds; the checkpoint is loaded
+    once."""
+    missing_val = [t for t in temperatures if str(t) not in row["val_lsd"]]
+    missing_test = [t for t in sorted(test_temperatures) if str(t) not in row["test"]]
+    missing_random = bool(test_temperatures) and "random" not in row
+    if not missing_val and not missing_test and not missing_random:
+        return
+    model, synth, blob = load_checkpoint(Path(row["checkpoint"]))
+    guidance = stored_config(blob, Path(row["checkpoint"])).sample.guidance
+    for t in missing_val:
+        row["val_lsd"][str(t)] = lsd_per_sound(model, synth, VAL_SEED, args.val_examples, args.val_steps, guidance, t).mean().item()
+    for t in missing_test:
+        row["test"][str(t)] = lsd_per_sound(model, synth, TEST_SEED, args.test_examples, args.test_steps, guidance, t).tolist()
+    if missing_random:
+        _, audio = split_batch(synth, TEST_SEED, args.test_examples)  # (n, T)
+        row["random"] = lsd_of(synth, synth.params_at(RANDOM_BASELINE_SEED, np.arange(args.test_examples)), audio).mean().item()
 
 
 def write_table(rows: list[dict], chosen: float, temperatures: list[float], args: argparse.Namespace) -> str:
@@ -91,19 +101,14 @@ def main() -> None:
     store = args.out / "rows.json"
     store.parent.mkdir(parents=True, exist_ok=True)
     rows = {r["checkpoint"]: r for r in json.loads(store.read_text())} if store.is_file() else {}
-    for ckpt in args.checkpoints:
-        if str(ckpt) not in rows or set(rows[str(ckpt)]["val_lsd"]) != {str(t) for t in temperatures}:
-            rows[str(ckpt)] = score(ckpt, temperatures, args)
-            write_json_atomic(store, list(rows.values()))
-            print(ckpt, rows[str(ckpt)]["val_lsd"], flush=True)
-    chosen_rows = [rows[str(c)] for c in args.checkpoints]
+    chosen_rows = [rows.setdefault(str(c), {"checkpoint": str(c), "val_lsd": {}, "test": {}}) for c in args.checkpoints]
+    for row in chosen_rows:  # validation first: the choice needs every checkpoint's
+        fill(row, temperatures, set(), args)
+        write_json_atomic(store, list(rows.values()))
+        print(row["checkpoint"], row["val_lsd"], flush=True)
     chosen = min(temperatures, key=lambda t: sum(r["val_lsd"][str(t)] for r in chosen_rows))
-    for r in chosen_rows:
-        for t in {1.0, chosen}:
-            if str(t) not in r["test"]:
-                r["test"][str(t)] = test_at(r, t, args)
-        if "random" not in r:
-            r["random"] = random_lsd(r["checkpoint"], args.test_examples)
+    for row in chosen_rows:
+        fill(row, temperatures, {1.0, chosen}, args)
         write_json_atomic(store, list(rows.values()))
     text = write_table(chosen_rows, chosen, temperatures, args)
     args.out.with_suffix(".md").write_text(text)

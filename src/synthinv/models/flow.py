@@ -20,8 +20,7 @@ class FlowModel(nn.Module):
     Training regresses the field onto the path's velocity: for data x1, noise x0 (OT-paired with the batch
     when `ot_coupling`) and t ~ U(0, 1), loss = |field(x_t, t, emb) - (x1 - x0)|^2, with the audio
     embedding dropped to the null one with probability `cond_drop`. With `draws` > 1 each example gets that
-    many (noise, t) draws on one encoding: the encoder (and, for k-osc, rendering) is most of a step's cost,
-    the field the smaller part, so extra draws lower the loss's noise for a fraction of a step each.
+    many (noise, t) draws on one encoding: an extra draw costs the field's share of a step, not the encoder's.
     Sampling solves dx/dt = guided velocity from noise at t = 0 to parameters at t = 1.
 
     The conditioning argument of `loss` and `sample` is the encoder's input, `synth.features(audio)`: the
@@ -50,7 +49,7 @@ class FlowModel(nn.Module):
         emb = drop_condition(self.encoder(cond), self.null_embedding, self.cond_drop)  # (B, dim)
         if self.draws > 1:
             emb, params = emb.repeat_interleave(self.draws, 0), params.repeat_interleave(self.draws, 0)  # (B * draws, .)
-        noise = torch.randn_like(params)  # (B, P)
+        noise = torch.randn_like(params)  # (B * draws, P)
         if self.ot_coupling:
             noise = ot_pair_noise(noise, params)
         t = torch.rand(params.shape[0], device=params.device)  # (B,)
