@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cpu-clock", action="store_true",
                     help="count the budget in the process's CPU time (runs sharing the machine each get the same work)")
+    ap.add_argument("--precision", default="32", choices=["32", "bf16-mixed"], help="training precision")
     args = ap.parse_args()
     if args.table:
         print(write_table(args.out, args.compare))
@@ -89,10 +90,11 @@ def main() -> None:
     if args.config is None or args.budget is None:
         ap.error("a config and --budget are needed to train")
     torch.set_num_threads(args.threads)
-    name = f"{args.config.stem}{'_asym' if args.asym else ''}_s{args.seed}"
+    name = f"{args.config.stem}{'_asym' if args.asym else ''}{'_bf16' if args.precision != '32' else ''}_s{args.seed}"
     args.out.mkdir(parents=True, exist_ok=True)
     row = run_method(Method(name, str(args.config), args.asym), args.k, args.budget, args.out, args.runs, args.seed,
-                     args.eval_examples, args.eval_steps, progress_bar=False, cpu_clock=args.cpu_clock)
+                     args.eval_examples, args.eval_steps, progress_bar=False, cpu_clock=args.cpu_clock,
+                     precision=args.precision)
     print(f"{name}: LSD {row['lsd']:.3f} ± {row['lsd_ci95']:.3f} (random {row['lsd_random']:.3f}), {row['steps']} steps, "
           f"{row['examples_per_second']:.0f} examples/s")
 

@@ -72,7 +72,8 @@ def build_model(config: Config, synth: Synth) -> Model:
     else:
         field = TransformerField(build_tokeniser(m, synth), encoder.dim, d_model=m.d_model, layers=m.layers,
                                  heads=m.heads, ff=m.ff)
-    return FlowModel(encoder, field, n_params, cond_drop=m.cond_drop, ot_coupling=m.ot, draws=m.draws)
+    return FlowModel(encoder, field, n_params, cond_drop=m.cond_drop, ot_coupling=m.ot, draws=m.draws,
+                     times=m.times)
 
 
 def build_tokeniser(m: TransformerFlowConfig, synth: Synth) -> FixedSplit | Param2Tok:

@@ -51,6 +51,7 @@ class MLPFlowConfig:
     cond_drop: float = 0.1  # probability of training on the "no audio" embedding (classifier-free guidance)
     ot: bool = True  # minibatch OT pairing of noise and parameters
     draws: int = 1  # (noise, t) draws per training example: the encoder runs once for all of them
+    times: Literal["uniform", "logit_normal"] = "uniform"  # training times: U(0, 1) or sigmoid(N(0, 1))
     l1_weight: float = 0.0  # weight of model.penalty() in the training loss
 
     def __post_init__(self) -> None:
@@ -74,6 +75,7 @@ class TransformerFlowConfig:
     cond_drop: float = 0.1
     ot: bool = True
     draws: int = 1  # (noise, t) draws per training example: the encoder runs once for all of them
+    times: Literal["uniform", "logit_normal"] = "uniform"  # training times: U(0, 1) or sigmoid(N(0, 1))
     l1_weight: float = 0.0  # weight of Param2Tok's sparsity penalty mean|A|
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from synthinv.config import load_config
 from synthinv.errors import InputNotFoundError, UsageError
 from synthinv.evaluation import evaluate_model
 from synthinv.fileio import write_json_atomic
-from synthinv.training import train
+from synthinv.training import Scale, train
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,22 @@ def select_methods(names: str | None) -> list[Method]:
 
 
 def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path, runs_dir: Path, seed: int,
-               eval_examples: int, eval_steps: int, progress_bar: bool, cpu_clock: bool = False) -> dict:
+               eval_examples: int, eval_steps: int, progress_bar: bool, cpu_clock: bool = False,
+               precision: str = "32") -> dict:
     """Train, evaluate on the test split, and write results_dir/<method>.json. cpu_clock: the budget is this
-    process's CPU time (training.train), not wall time."""
+    process's CPU time (training.train), not wall time. precision: "32" or "bf16-mixed" (training only; the
+    evaluation runs in float32)."""
     config = load_config(method.config)
     synth = synths.get("kosc", k=k, asym=method.asym)
     run_dir = runs_dir / method.name
     meta = train(config, synth, run_dir, budget_minutes=budget_minutes, seed=seed, progress_bar=progress_bar,
-                 cpu_clock=cpu_clock)
+                 cpu_clock=cpu_clock, scale=Scale(precision=precision))
     model, synth, _ = load_checkpoint(run_dir / "model.ckpt")
     metrics = evaluate_model(model, synth, n=eval_examples, steps=eval_steps, guidance=config.sample.guidance,
                              temperature=config.sample.temperature)
     row = {"method": method.name, "task": "asym" if method.asym else "sym", "k": k, **metrics,
            **{key: meta[key] for key in ("steps", "train_seconds", "examples_per_second", "best_val_lsd",
-                                         "budget_minutes", "torch_threads", "history")},
+                                         "budget_minutes", "torch_threads", "history", "precision")},
            "checkpoint": str(run_dir / "model.ckpt")}
     write_json_atomic(results_dir / f"{method.name}.json", row)
     return row

@@ -85,6 +85,16 @@ class MLPField(nn.Module):
         return self.out.weight.new_zeros(())
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Softmax attention over a few tokens: q, k, v (N, heads, n, d_head) -> (N, heads, n, d_head). Under CPU
+    bfloat16 autocast as plain matmuls, which ran faster there than torch's fused kernel at these sizes
+    (benchmarks/bench_train.py --bf16); otherwise the fused kernel."""
+    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        weights = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (N, heads, n, n)
+        return weights.softmax(-1) @ v
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class TransformerBlock(nn.Module):
     """Pre-norm self-attention + feed-forward, both adaLN-modulated; no positional information anywhere."""
 
@@ -102,7 +112,7 @@ class TransformerBlock(nn.Module):
         s1, c1, g1, s2, c2, g2 = self.ada(cond)  # each (N, 1, d)
         b, n, d = x.shape
         q, k, v = self.qkv(modulate(self.norm1(x), s1, c1)).view(b, n, 3, self.heads, d // self.heads).unbind(2)
-        att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        att = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # (N, heads, n, d_head)
         x = x + g1 * self.proj(att.transpose(1, 2).reshape(b, n, d))
         return x + g2 * self.ff(modulate(self.norm2(x), s2, c2))
 

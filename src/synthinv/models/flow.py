@@ -6,7 +6,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synthinv.flow import ProbabilityPath, RectifiedPath, drop_condition, guided, ot_pair_noise, solve
+from synthinv.flow import (
+    ProbabilityPath,
+    RectifiedPath,
+    TimeDistribution,
+    drop_condition,
+    guided,
+    ot_pair_noise,
+    sample_times,
+    solve,
+)
 from synthinv.models.encoders import Encoder
 from synthinv.models.fields import MLPField, TransformerField
 
@@ -18,7 +27,7 @@ class FlowModel(nn.Module):
     """Encoder + vector field + a learned "no audio" embedding for classifier-free guidance.
 
     Training regresses the field onto the path's velocity: for data x1, noise x0 (OT-paired with the batch
-    when `ot_coupling`) and t ~ U(0, 1), loss = |field(x_t, t, emb) - (x1 - x0)|^2, with the audio
+    when `ot_coupling`) and t drawn from `times` (U(0, 1) by default), loss = |field(x_t, t, emb) - (x1 - x0)|^2, with the audio
     embedding dropped to the null one with probability `cond_drop`. With `draws` > 1 each example gets that
     many (noise, t) draws on one encoding: an extra draw costs the field's share of a step, not the encoder's.
     Sampling solves dx/dt = guided velocity from noise at t = 0 to parameters at t = 1.
@@ -36,12 +45,13 @@ class FlowModel(nn.Module):
     stochastic = True  # synthinv.models.sampler.Sampler: every sample is a new draw
 
     def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float,
-                 ot_coupling: bool, path: ProbabilityPath | None = None, draws: int = 1):
+                 ot_coupling: bool, path: ProbabilityPath | None = None, draws: int = 1,
+                 times: TimeDistribution = "uniform"):
         super().__init__()
         self.n_params = n_params
         self.encoder, self.field = encoder, field
         self.null_embedding = nn.Parameter(torch.zeros(encoder.dim))
-        self.cond_drop, self.ot_coupling, self.draws = cond_drop, ot_coupling, draws
+        self.cond_drop, self.ot_coupling, self.draws, self.times = cond_drop, ot_coupling, draws, times
         self.path = path or RectifiedPath()
 
     def loss(self, params: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -52,7 +62,7 @@ class FlowModel(nn.Module):
         noise = torch.randn_like(params)  # (B * draws, P)
         if self.ot_coupling:
             noise = ot_pair_noise(noise, params)
-        t = torch.rand(params.shape[0], device=params.device)  # (B,)
+        t = sample_times(params.shape[0], self.times, params.device)  # (B * draws,)
         target = self.path.sample(noise, params, t)
         return (self.field(target.x_t, t, emb) - target.velocity).square().mean()
 
