@@ -7,11 +7,14 @@ Inside it, after warm-up steps, three loops are timed:
   train-only  the same on one fixed, pre-made batch: what the model costs without data generation
   make_batch  batch generation alone
 (flow methods also report the minibatch-OT pairing alone: scipy linear_sum_assignment on a 256 x 256 cost).
+With --bf16 every method is timed again with the loss under CPU bfloat16 autocast (as `--precision bf16-mixed`
+trains), and the transformer fields a third time under autocast with torch's fused attention kernel in place of
+the plain matmuls synthinv.models.fields.attention uses there.
 Then one method runs synthinv.training.train(max_steps=N) in another subprocess, right after a plain full
 loop of the same N steps in that process. train() is called twice (a few steps, then more) so the per-step
 cost and the fixed setup cost (Trainer construction, checkpoint writing) separate.
 
-    python benchmarks/bench_train.py [--quick] [--json out.json] [--methods flow_mlp regression_mse]
+    python benchmarks/bench_train.py [--quick] [--json out.json] [--methods flow_mlp regression_mse] [--bf16]
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ REFERENCE_EX_PER_S = (300.0, 400.0)
 
 
 # ----------------------------------------------------------------------------------------------- workers
-def _setup(method: str, batch: int):
+def _setup(method: str, batch: int, bf16: bool = False):
     import numpy as np
     import torch
 
@@ -70,7 +73,7 @@ def _setup(method: str, batch: int):
         return params, synth.render(params)
 
     def train_step(params, audio):  # params (B, P), audio (B, T)
-        return training_step(model, opt, params, audio, clip, l1)
+        return training_step(model, opt, params, audio, clip, l1, bf16=bf16)
 
     return config, synth, model, make_batch, train_step
 
@@ -88,11 +91,20 @@ def _timed_loop(n: int, body, start_step: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def worker_plain(method: str, steps: int, warmup: int, batch: int) -> dict:
+def use_fused_attention() -> None:
+    """Make the transformer fields call torch's fused attention kernel under autocast too (the comparison)."""
+    import torch.nn.functional as F
+
+    from synthinv.models import fields
+
+    fields.attention = F.scaled_dot_product_attention
+
+
+def worker_plain(method: str, steps: int, warmup: int, batch: int, bf16: bool = False) -> dict:
     import torch
 
     rss_imports = current_rss_kib()
-    config, synth, model, make_batch, train_step = _setup(method, batch)
+    config, synth, model, make_batch, train_step = _setup(method, batch, bf16)
     rss_built = current_rss_kib()
     for step in range(warmup):
         train_step(*make_batch(step))
@@ -108,7 +120,7 @@ def worker_plain(method: str, steps: int, warmup: int, batch: int) -> dict:
         noise = torch.randn_like(params)
         ot_s = _timed_loop(steps, lambda s: ot_pair_noise(noise, params))
     return {
-        "method": method, "steps": steps, "warmup": warmup, "batch": batch,
+        "method": method, "steps": steps, "warmup": warmup, "batch": batch, "bf16": bf16,
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "full_s_per_step": full_s / steps, "train_only_s_per_step": train_s / steps,
         "make_batch_s_per_step": gen_s / steps, "ot_s_per_step": ot_s / steps if ot_s is not None else None,
@@ -178,7 +190,7 @@ def _method_or_yaml(shipped: list[str]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from synthinv.config import builtin_configs
+    from synthinv.config import builtin_configs, load_config
 
     methods_all = list(builtin_configs("kosc"))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,7 +201,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=BATCH, help=f"batch size (default {BATCH})")
     parser.add_argument("--lightning-method", default="flow_transformer", choices=methods_all + ["none"],
                         help="method timed through synthinv.training.train (default flow_transformer; 'none' skips)")
+    parser.add_argument("--bf16", action="store_true", help="also time each method under CPU bf16 autocast (and the "
+                        "transformer fields with torch's fused attention kernel there)")
     parser.add_argument("--_worker", choices=["plain", "lightning"], help=argparse.SUPPRESS)
+    parser.add_argument("--_bf16", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_fused", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_method", help=argparse.SUPPRESS)
     parser.add_argument("--_warmup", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--_out", type=Path, help=argparse.SUPPRESS)
@@ -198,8 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     steps = args.steps or (3 if args.quick else 12)
 
     if args._worker:
+        if args._fused:
+            use_fused_attention()
         if args._worker == "plain":
-            result = worker_plain(args._method, steps, args._warmup, args.batch)
+            result = worker_plain(args._method, steps, args._warmup, args.batch, args._bf16)
         else:
             result = worker_lightning(args._method, steps, args._warmup, args.batch, first_steps=2 if args.quick else 3)
         args._out.write_text(json.dumps(result))
@@ -216,15 +234,18 @@ def main(argv: list[str] | None = None) -> None:
         passthrough += ["--threads", str(args.threads)]
 
     rows, failures = [], []
-    for method in args.methods:
-        result, maxrss_kib, log = run_child(["--_worker", "plain", "--_method", method, *passthrough])
+    variants = [("", [])] + ([(" bf16", ["--_bf16"]), (" bf16 fused attention", ["--_bf16", "--_fused"])] if args.bf16 else [])
+    for method, (label, flags) in ((m, v) for m in args.methods for v in variants):
+        if "--_fused" in flags and getattr(load_config(method).model, "field", None) != "transformer":
+            continue  # no attention in this model: the same as its bf16 row
+        result, maxrss_kib, log = run_child(["--_worker", "plain", "--_method", method, *flags, *passthrough])
         if result is None:
-            failures.append(method)
-            print(f"[{method} failed]\n{log[-2000:]}", file=sys.stderr)
+            failures.append(method + label)
+            print(f"[{method}{label} failed]\n{log[-2000:]}", file=sys.stderr)
             continue
         full, train_only, gen = result["full_s_per_step"], result["train_only_s_per_step"], result["make_batch_s_per_step"]
         rows.append(dict(
-            result,
+            result, method=method + label,
             full_steps_per_s=1 / full, full_ex_per_s=args.batch / full,
             train_only_steps_per_s=1 / train_only, train_only_ex_per_s=args.batch / train_only,
             make_batch_ms=gen * 1e3, make_batch_share=gen / full,

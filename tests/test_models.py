@@ -481,3 +481,40 @@ def test_zero_draws_is_refused():
     base = load_config("flow_mlp").to_dict()
     with pytest.raises(ConfigError, match="draws .* must be >= 1"):
         parse_config({**base, "model": {**base["model"], "draws": 0}}, "kosc")
+
+
+def test_logit_normal_times_reach_the_field_and_a_config_names_them(kosc4):
+    """model.times in a config reaches FlowModel, whose loss then draws t = sigmoid(N(0, 1)): most times near
+    the middle of the path (a uniform draw puts half of them in [0.25, 0.75], a logit-normal 73%)."""
+    base = load_config("flow_mlp").to_dict()
+    config = parse_config({**base, "model": {**base["model"], "times": "logit_normal"}}, "kosc")
+    assert build_model(config, kosc4).times == "logit_normal"
+    encoder, field = CountingEncoder(), RecordingField()
+    model = FlowModel(encoder, field, 6, cond_drop=0.0, ot_coupling=False, draws=4000, times="logit_normal")
+    model.loss(torch.rand(2, 6) * 2 - 1, torch.randn(2, 16))
+    t = field.seen[0][1]  # (8000,)
+    middle = ((t > 0.25) & (t < 0.75)).float().mean().item()
+    assert 0.71 < middle < 0.75  # P(|z| < log 3) = 0.728 for z ~ N(0, 1); sampling error 0.005
+    torch.testing.assert_close(t.logit().std(), torch.tensor(1.0), atol=0.05, rtol=0)
+    with pytest.raises(ConfigError, match="times"):
+        parse_config({**base, "model": {**base["model"], "times": "beta"}}, "kosc")
+
+
+def test_attention_under_cpu_bf16_autocast_matches_the_fused_kernel_and_keeps_equivariance(flow_transformer):
+    """Under bf16 autocast the field's attention is plain matmuls (fields.attention); it must compute what the
+    fused kernel computes (to bfloat16's precision) and the field must stay permutation-equivariant."""
+    from synthinv.models.fields import attention
+
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(8, 4, 4, 16, generator=gen) for _ in range(3))  # (N, heads, n, d_head)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = attention(q, k, v)
+    assert plain.dtype == torch.bfloat16  # the plain path ran (the fused kernel keeps float32 under autocast)
+    torch.testing.assert_close(plain.float(), torch.nn.functional.scaled_dot_product_attention(q, k, v),
+                               atol=0.03, rtol=0.03)
+    field = flow_transformer.field
+    x, t, emb = field_inputs()
+    perm = [2, 0, 3, 1]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, permuted = field(x, t, emb), field(permute_groups(x, perm), t, emb)
+    torch.testing.assert_close(permuted.float(), permute_groups(out, perm).float(), atol=2e-2, rtol=0)

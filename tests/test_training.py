@@ -183,6 +183,29 @@ def test_a_cpu_clock_budget_ignores_time_the_process_spends_waiting(monkeypatch,
     assert wall["steps"] <= 4 and cpu["steps"] == 12, (wall["steps"], cpu["steps"])
 
 
+def test_bf16_mixed_training_runs_the_field_under_cpu_autocast(monkeypatch, kosc4, tmp_path):
+    """Scale(precision="bf16-mixed") on the CPU: the training steps' field runs under bfloat16 autocast (its
+    attention takes the plain-matmul path), validation and the saved model stay float32, the run records it."""
+    from synthinv.models import fields
+    from synthinv.training import Scale
+
+    seen: list[bool] = []
+    original = fields.attention
+
+    def spy(q, k, v):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return original(q, k, v)
+
+    monkeypatch.setattr(fields, "attention", spy)
+    config = small_config("flow_transformer")
+    meta = train(copy.deepcopy(config), kosc4, tmp_path, max_steps=3, progress_bar=False, n_validations=1,
+                 scale=Scale(precision="bf16-mixed"))
+    assert meta["precision"] == "bf16-mixed" and meta["steps"] == 3
+    assert True in seen and False in seen  # training under autocast, validation sampling outside it
+    model, _, _ = load_checkpoint(tmp_path / "model.ckpt")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 def test_train_needs_a_budget(kosc4, tmp_path):
     with pytest.raises(ValueError, match="budget"):
         train(small_config("regression_mse"), kosc4, tmp_path)
