@@ -512,6 +512,7 @@ EXPERIMENT = [
     C(["--budget", "1", "--k", "0", "--out", "{tmp}/r"], "--k", id="k-0"),
     C(["--budget", "1", "--eval-examples", "0", "--out", "{tmp}/r"], "--eval-examples", id="eval-examples-0"),
     C(["--budget", "1", "--eval-steps", "-1", "--out", "{tmp}/r"], "--eval-steps", id="eval-steps-negative"),
+    C(["--budget", "1", "--precision", "16", "--out", "{tmp}/r"], "precision", id="precision-16"),
 ]
 
 

@@ -527,10 +527,13 @@ def experiment_kosc(
     force: bool = typer.Option(False, "--force", help="Rerun methods that already have results."),
     progress: bool = typer.Option(True, help="Show a progress bar per method."),
     eval_only: bool = typer.Option(False, "--eval-only", help="Re-score finished methods' checkpoints; train nothing."),
+    precision: str = typer.Option("32", help="Training precision: 32 or bf16-mixed (bfloat16 autocast; pays on CPUs "
+                                  "with AVX512-BF16 and on GPUs). Evaluation runs in float32."),
 ):
     """Train and evaluate the ten k-osc methods at one budget; resumable (finished methods are skipped)."""
     from synthinv.checks import MAX_EVAL_EXAMPLES, check_count, check_seed, check_threads
     from synthinv.experiment import reevaluate_method, run_method, select_methods, summarise
+    from synthinv.training import Scale, check_scale
 
     if not eval_only:
         check_budget(budget, None)
@@ -539,6 +542,7 @@ def experiment_kosc(
     check_count("--eval-steps", eval_steps, 1)
     check_threads(threads)
     check_seed(seed)
+    check_scale(Scale(precision=precision))
     chosen = select_methods(methods)
     results_dir, runs_dir = out / f"kosc_k{k}", runs / f"kosc_k{k}"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -558,7 +562,8 @@ def experiment_kosc(
         typer.echo(f"[{i}/{len(chosen)}] {method.name}: training for {budget} min ...")
         start = time.perf_counter()
         assert budget is not None  # checked above: only --eval-only runs without one
-        row = run_method(method, k, budget, results_dir, runs_dir, seed, eval_examples, eval_steps, progress)
+        row = run_method(method, k, budget, results_dir, runs_dir, seed, eval_examples, eval_steps, progress,
+                         precision=precision)
         typer.echo(f"[{i}/{len(chosen)}] {method.name}: test LSD {row['lsd']:.3f} dB "
                    f"(random {row['lsd_random']:.3f}) in {time.perf_counter() - start:.0f} s")
         summarise(k, results_dir, out, runs_dir)
