@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, param_mse
+from synthinv.metrics import assignment_mse, chamfer_distance, log_spectral_distance, match_tokens, param_mse
 from synthinv.synths.kosc import to_tokens
 
 
@@ -129,6 +129,13 @@ def test_assignment_mse_zero_for_permuted_tokens():
     torch.manual_seed(2)
     tokens = torch.rand(6, 8, 3) * 2 - 1
     assert assignment_mse(permute_tokens(tokens, 3), tokens).abs().max() < 1e-6
+
+
+def test_match_tokens_undoes_a_permutation_and_pairs_near_tokens():
+    tokens = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(match_tokens(permute_tokens(tokens, 3), tokens), tokens, rtol=0, atol=0)
+    noisy = permute_tokens(tokens, 4) + 1e-3  # each predicted token still nearest its own true one
+    torch.testing.assert_close(match_tokens(noisy, tokens), tokens + 1e-3)
 
 
 def test_assignment_mse_scale():

@@ -40,7 +40,7 @@ def build_encoder(config: Config, synth: Synth) -> Encoder:
         raise ConfigError(f"config {config.name} was read for another synth: its encoder does not fit {synth.name}")
     if isinstance(enc, SpectrumCNNConfig):
         return SpectrumCNN(n_samples=synth.length, channels=enc.channels, blocks=enc.blocks, kernel=enc.kernel,
-                           dim=enc.dim, stem_stride=enc.stem_stride)
+                           dim=enc.dim, stem_stride=enc.stem_stride, peaks=enc.peaks, peak_hidden=enc.peak_hidden)
     n_mels, frames = synth.feature_shape
     if isinstance(enc, MelPooledConfig):
         return MelPooled(n_mels=n_mels, frames=frames, mel_pool=enc.mel_pool, segments=enc.segments, hidden=enc.hidden,

@@ -133,6 +133,8 @@ class SpectrumCNNConfig:
     kernel: int = 7
     stem_stride: int = 4
     dim: int = 128
+    peaks: int = 0  # > 0: also embed the spectrum's `peaks` loudest local maxima (SpectralPeaks); 0: none
+    peak_hidden: int = 128
 
 
 @dataclass

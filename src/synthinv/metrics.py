@@ -26,15 +26,18 @@ def chamfer_distance(pred_tokens: torch.Tensor, true_tokens: torch.Tensor) -> to
     return d2.min(dim=2).values.mean(dim=1) + d2.min(dim=1).values.mean(dim=1)
 
 
-def assignment_mse(pred_tokens: torch.Tensor, true_tokens: torch.Tensor) -> torch.Tensor:
-    """(N, k, d), (N, k, d) -> (N,): the smallest parameter MSE over permutations of the tokens.
-
-    Found per example by the Hungarian algorithm on squared token distances.
-    """
+def match_tokens(pred_tokens: torch.Tensor, true_tokens: torch.Tensor) -> torch.Tensor:
+    """(N, k, d), (N, k, d) -> (N, k, d): each example's predicted tokens reordered so that token j is the one
+    paired with true token j by the permutation of least total squared distance (Hungarian algorithm)."""
     d2 = torch.cdist(pred_tokens.double(), true_tokens.double()).square().cpu().numpy()  # (N, k, k)
-    per_param = pred_tokens.shape[1] * pred_tokens.shape[2]
-    costs = [d2[i][linear_sum_assignment(d2[i])].sum() / per_param for i in range(d2.shape[0])]
-    return torch.from_numpy(np.asarray(costs)).float()
+    order = np.stack([linear_sum_assignment(d2[i].T)[1] for i in range(d2.shape[0])])  # (N, k): pred row per true token
+    return torch.gather(pred_tokens, 1, torch.from_numpy(order).to(pred_tokens.device)[..., None].expand_as(pred_tokens))
+
+
+def assignment_mse(pred_tokens: torch.Tensor, true_tokens: torch.Tensor) -> torch.Tensor:
+    """(N, k, d), (N, k, d) -> (N,): the smallest parameter MSE over permutations of the tokens."""
+    matched = match_tokens(pred_tokens, true_tokens)
+    return (matched.double() - true_tokens.double()).square().mean(dim=(1, 2)).float()
 
 
 def param_mse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:

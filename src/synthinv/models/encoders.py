@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -29,14 +31,56 @@ class Encoder(nn.Module):
     dim: int
 
 
+class SpectralPeaks(nn.Module):
+    """The `n` loudest local maxima of a scaled log power spectrum, read to a fraction of a bin, as an embedding.
+
+    (N, F) -> per peak (bin position on a linear and on a log scale, each in [-1, 1], and its level), listed by
+    position so the list does not depend on which oscillator made which peak -> (N, 3n) -> Linear, GELU, Linear
+    -> (N, dim). A peak's position is refined by the parabola through its bin and the two beside it; the spectrum
+    is mirrored at both ends (a real signal's spectrum is symmetric about 0 and Nyquist), so DC and Nyquist can
+    be peaks. Fewer than n peaks: the rest sit at position -1 with the spectrum's lowest level.
+    Why: the CNN reads a resolved partial's frequency to a few semitones only, and frequency errors are most of
+    a k-osc flow's LSD (results/kosc_error_breakdown.md); a peak list hands the position over exactly.
+    """
+
+    def __init__(self, n_bins: int, n: int, hidden: int, dim: int):
+        super().__init__()
+        self.n_bins, self.n = n_bins, n
+        self.mlp = nn.Sequential(nn.Linear(3 * n, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def features(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """(N, F) scaled log power spectrum -> (N, n, 3): linear position, log position, level per peak."""
+        padded = torch.cat([spectrum[:, 1:2], spectrum, spectrum[:, -2:-1]], dim=1)  # (N, F + 2)
+        left, mid, right = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]  # each (N, F), centred on bin i
+        floor = spectrum.amin(dim=1, keepdim=True)  # (N, 1)
+        score = torch.where((mid > left) & (mid >= right), mid, floor - 1.0)  # non-peaks below every peak
+        level, index = score.topk(self.n, dim=1)  # (N, n)
+        found = level >= floor
+        lo, hi = left.gather(1, index), right.gather(1, index)
+        curvature = lo - 2 * level + hi  # < 0 at a strict maximum
+        offset = torch.where(curvature < -1e-6, 0.5 * (lo - hi) / curvature.clamp(max=-1e-6), torch.zeros_like(level))
+        position = (index + offset.clamp(-0.5, 0.5)).clamp(0, self.n_bins - 1)  # (N, n) in bins
+        linear = position / (self.n_bins - 1) * 2 - 1
+        log = torch.log2(1 + position) / math.log2(self.n_bins) * 2 - 1
+        peaks = torch.stack([torch.where(found, linear, -torch.ones_like(linear)),
+                             torch.where(found, log, -torch.ones_like(log)),
+                             torch.where(found, level, floor.expand_as(level))], dim=-1)  # (N, n, 3)
+        order = peaks[..., 0].argsort(dim=1)  # by position
+        return peaks.gather(1, order[..., None].expand_as(peaks))
+
+    def forward(self, spectrum: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.features(spectrum).flatten(1))  # (N, dim)
+
+
 class SpectrumCNN(Encoder):
     """1-D residual CNN over the log power spectrum, flattened (not pooled) so frequency position survives.
 
     audio (N, T) -> log spectrum (N, 1, T/2+1) -> stem (stride `stem_stride`) -> `blocks` x [ResBlock, stride-2 conv]
-    -> flatten -> Linear -> (N, dim).
+    -> flatten -> Linear -> (N, dim), plus, with `peaks` > 0, a SpectralPeaks embedding of the same spectrum.
     """
 
-    def __init__(self, n_samples: int, channels: int, blocks: int, kernel: int, dim: int, stem_stride: int):
+    def __init__(self, n_samples: int, channels: int, blocks: int, kernel: int, dim: int, stem_stride: int,
+                 peaks: int = 0, peak_hidden: int = 128):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(1, channels, kernel, stride=stem_stride, padding=kernel // 2)]
         for _ in range(blocks):
@@ -45,11 +89,13 @@ class SpectrumCNN(Encoder):
         with torch.no_grad():
             flat = self.net(torch.zeros(1, 1, n_samples // 2 + 1)).numel()
         self.head = nn.Sequential(nn.GELU(), nn.Linear(flat, dim))
+        self.peaks = SpectralPeaks(n_samples // 2 + 1, peaks, peak_hidden, dim) if peaks else None
         self.dim = dim
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = encoder_input(audio)[:, None, :]  # (N, 1, F)
-        return self.head(self.net(x).flatten(1))  # (N, dim)
+        out = self.head(self.net(x).flatten(1))  # (N, dim)
+        return out if self.peaks is None else out + self.peaks(x[:, 0])
 
 
 class MelInput(Encoder):
