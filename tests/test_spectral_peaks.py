@@ -1,0 +1,70 @@
+"""SpectralPeaks, the k-osc encoder's optional peak list: positions to a fraction of a bin, listed by position,
+and filler where a spectrum has fewer peaks than asked for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import freq_to_param
+from synthinv import synths
+from synthinv.build import build_model
+from synthinv.config import load_config
+from synthinv.features import encoder_input
+from synthinv.models.encoders import SpectralPeaks
+from synthinv.synths.kosc import KOscSynth
+
+SR, T = 44100, 1024
+BIN_HZ = SR / T
+N_BINS = T // 2 + 1
+
+
+def peak_bins(features: torch.Tensor) -> torch.Tensor:
+    """(n, 3) features of one spectrum -> (n,) positions in bins, from the linear-scale column."""
+    return (features[:, 0] + 1) / 2 * (N_BINS - 1)
+
+
+def render(hz: list[float], wave: float = -1.0) -> torch.Tensor:
+    """One note of len(hz) oscillators at full amplitude -> its scaled log spectrum (1, F)."""
+    synth = KOscSynth(len(hz))
+    params = torch.tensor([[freq_to_param(synth.spec, 3 * i, f), 1.0, wave] for i, f in enumerate(hz)]).reshape(1, -1)
+    return encoder_input(synth.render(params))
+
+
+@pytest.mark.parametrize("hz", [530.0, 1000.0, 2500.0, 3900.0])
+def test_a_sine_is_read_to_a_fraction_of_a_bin(hz):
+    features = SpectralPeaks(N_BINS, 4, 8, 8).features(render([hz]))[0]  # (4, 3)
+    loudest = features[:, 2].argmax()
+    assert abs(peak_bins(features)[loudest].item() - hz / BIN_HZ) < 0.25  # argmax of the spectrum alone: up to 0.5
+
+
+def test_peaks_are_listed_by_position_whatever_made_them():
+    spectrum = render([3000.0, 700.0, 1800.0])
+    features = SpectralPeaks(N_BINS, 3, 8, 8).features(spectrum)[0]
+    bins = peak_bins(features)
+    assert bins.tolist() == sorted(bins.tolist())
+    torch.testing.assert_close(bins, torch.tensor([700.0, 1800.0, 3000.0]) / BIN_HZ, atol=0.3, rtol=0)
+
+
+def test_missing_peaks_sit_at_minus_one_with_the_lowest_level():
+    spectrum = torch.full((1, N_BINS), -2.0)
+    spectrum[0, 100] = 1.0  # one peak only
+    features = SpectralPeaks(N_BINS, 3, 8, 8).features(spectrum)[0]
+    assert features[:2].tolist() == [[-1.0, -1.0, -2.0]] * 2
+    assert peak_bins(features)[2].item() == pytest.approx(100.0)
+    assert features[2, 2].item() == 1.0
+
+
+def test_the_peak_branch_is_built_from_the_config_and_changes_the_embedding():
+    synth = synths.from_settings({"name": "kosc", "k": 4})
+    config = load_config("flow_transformer")
+    config.encoder.peaks = 8
+    torch.manual_seed(0)
+    model = build_model(config, synth)
+    audio = synth.render(synth.params_at(0, torch.arange(3).numpy()))
+    with torch.no_grad():
+        with_peaks = model.encoder(audio)
+        model.encoder.peaks = None
+        without = model.encoder(audio)
+    assert with_peaks.shape == without.shape == (3, config.encoder.dim)
+    assert not torch.allclose(with_peaks, without)
