@@ -17,7 +17,7 @@ from synthinv.config import (
     TransformerFlowConfig,
     VAERealNVPConfig,
 )
-from synthinv.models.encoders import Encoder, MelAST, MelCNN, MelPooled, SpectrumCNN
+from synthinv.models.encoders import PEAK_FEATURES, Encoder, MelAST, MelCNN, MelPooled, SpectrumCNN
 from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
@@ -40,7 +40,8 @@ def build_encoder(config: Config, synth: Synth) -> Encoder:
         raise ConfigError(f"config {config.name} was read for another synth: its encoder does not fit {synth.name}")
     if isinstance(enc, SpectrumCNNConfig):
         return SpectrumCNN(n_samples=synth.length, channels=enc.channels, blocks=enc.blocks, kernel=enc.kernel,
-                           dim=enc.dim, stem_stride=enc.stem_stride, peaks=enc.peaks, peak_hidden=enc.peak_hidden)
+                           dim=enc.dim, stem_stride=enc.stem_stride, peaks=enc.peaks, peak_hidden=enc.peak_hidden,
+                           peak_tokens=enc.peak_tokens)
     n_mels, frames = synth.feature_shape
     if isinstance(enc, MelPooledConfig):
         return MelPooled(n_mels=n_mels, frames=frames, mel_pool=enc.mel_pool, segments=enc.segments, hidden=enc.hidden,
@@ -68,10 +69,13 @@ def build_model(config: Config, synth: Synth) -> Model:
         return build_vae_flow(m, encoder, synth)
     field: MLPField | TransformerField
     if isinstance(m, MLPFlowConfig):
+        if encoder.context_tokens:
+            raise ConfigError("encoder peak_tokens needs a transformer field (model field: transformer)")
         field = MLPField(n_params, encoder.dim, width=m.width, layers=m.layers)
     else:
-        field = TransformerField(build_tokeniser(m, synth), encoder.dim, d_model=m.d_model, layers=m.layers,
-                                 heads=m.heads, ff=m.ff)
+        field = TransformerField(build_tokeniser(m, synth), encoder.cond_dim, d_model=m.d_model, layers=m.layers,
+                                 heads=m.heads, ff=m.ff, context_tokens=encoder.context_tokens,
+                                 context_features=PEAK_FEATURES)
     return FlowModel(encoder, field, n_params, cond_drop=m.cond_drop, ot_coupling=m.ot, draws=m.draws,
                      times=m.times)
 

@@ -135,6 +135,7 @@ class SpectrumCNNConfig:
     dim: int = 128
     peaks: int = 0  # > 0: also embed the spectrum's `peaks` loudest local maxima (SpectralPeaks); 0: none
     peak_hidden: int = 128
+    peak_tokens: bool = False  # the peaks as context tokens of a transformer field, not an added embedding
 
 
 @dataclass

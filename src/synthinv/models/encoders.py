@@ -26,9 +26,19 @@ class ResBlock1d(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Base of the encoders: encoder input -> embedding (N, dim)."""
+    """Base of the encoders: encoder input -> embedding (N, dim). An encoder with `context_tokens` m > 0 ends its
+    embedding with m tokens of PEAK_FEATURES numbers each, for a transformer field to attend to (SpectrumCNN's
+    peak_tokens); the first `cond_dim` numbers are the embedding proper."""
 
     dim: int
+    context_tokens: int = 0
+
+    @property
+    def cond_dim(self) -> int:
+        return self.dim - PEAK_FEATURES * self.context_tokens
+
+
+PEAK_FEATURES = 3  # per spectral peak: linear position, log position, level
 
 
 class SpectralPeaks(nn.Module):
@@ -76,11 +86,13 @@ class SpectrumCNN(Encoder):
     """1-D residual CNN over the log power spectrum, flattened (not pooled) so frequency position survives.
 
     audio (N, T) -> log spectrum (N, 1, T/2+1) -> stem (stride `stem_stride`) -> `blocks` x [ResBlock, stride-2 conv]
-    -> flatten -> Linear -> (N, dim), plus, with `peaks` > 0, a SpectralPeaks embedding of the same spectrum.
+    -> flatten -> Linear -> (N, dim), plus, with `peaks` > 0, a SpectralPeaks embedding of the same spectrum; with
+    `peak_tokens` the peaks' raw features are appended instead, (N, dim + 3 peaks), as context tokens for a
+    transformer field.
     """
 
     def __init__(self, n_samples: int, channels: int, blocks: int, kernel: int, dim: int, stem_stride: int,
-                 peaks: int = 0, peak_hidden: int = 128):
+                 peaks: int = 0, peak_hidden: int = 128, peak_tokens: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(1, channels, kernel, stride=stem_stride, padding=kernel // 2)]
         for _ in range(blocks):
@@ -90,12 +102,17 @@ class SpectrumCNN(Encoder):
             flat = self.net(torch.zeros(1, 1, n_samples // 2 + 1)).numel()
         self.head = nn.Sequential(nn.GELU(), nn.Linear(flat, dim))
         self.peaks = SpectralPeaks(n_samples // 2 + 1, peaks, peak_hidden, dim) if peaks else None
-        self.dim = dim
+        self.context_tokens = peaks if peak_tokens else 0
+        self.dim = dim + PEAK_FEATURES * self.context_tokens
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = encoder_input(audio)[:, None, :]  # (N, 1, F)
-        out = self.head(self.net(x).flatten(1))  # (N, dim)
-        return out if self.peaks is None else out + self.peaks(x[:, 0])
+        out = self.head(self.net(x).flatten(1))  # (N, cond_dim)
+        if self.peaks is None:
+            return out
+        if self.context_tokens:
+            return torch.cat([out, self.peaks.features(x[:, 0]).flatten(1)], dim=1)  # (N, cond_dim + 3 peaks)
+        return out + self.peaks(x[:, 0])
 
 
 class MelInput(Encoder):

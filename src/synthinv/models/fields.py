@@ -121,23 +121,33 @@ class TransformerField(nn.Module):
     """Equivariant field: tokenise (N, P) -> (N, n, d), transformer blocks, detokenise -> (N, P).
 
     With a FixedSplit tokeniser, permuting oscillators in x permutes the output identically (exact
-    equivariance); with Param2Tok the learned assignment decides how much symmetry is kept.
+    equivariance); with Param2Tok the learned assignment decides how much symmetry is kept. With
+    `context_tokens` m > 0 the embedding ends with m tokens of `context_features` numbers (the encoder's
+    spectral peaks): each is projected to d_model and joins the sequence, so a parameter token can attend to
+    the peak it should copy; they are not permuted with the parameter tokens and are dropped at the output,
+    so the equivariance is unchanged.
     """
 
     def __init__(self, tokeniser: FixedSplit | Param2Tok, cond_dim: int, d_model: int, layers: int, heads: int,
-                 ff: int):
+                 ff: int, context_tokens: int = 0, context_features: int = 3):
         super().__init__()
         self.tokeniser = tokeniser
+        self.cond_dim, self.context_tokens, self.context_features = cond_dim, context_tokens, context_features
         self.time = TimeEmbedding(cond_dim)
+        self.context = nn.Linear(context_features, d_model) if context_tokens else None
         self.blocks = nn.ModuleList(TransformerBlock(d_model, heads, ff, cond_dim) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        cond = self.time(t) + emb  # (N, cond_dim)
+        cond = self.time(t) + emb[:, :self.cond_dim]  # (N, cond_dim)
         h = self.tokeniser.encode(x)  # (N, n, d)
+        n = h.shape[1]
+        if self.context is not None:
+            ctx = emb[:, self.cond_dim:].reshape(len(emb), self.context_tokens, self.context_features)  # (N, m, f)
+            h = torch.cat([h, self.context(ctx)], dim=1)  # (N, n + m, d)
         for block in self.blocks:
             h = block(h, cond)
-        return self.tokeniser.decode(self.norm(h))
+        return self.tokeniser.decode(self.norm(h[:, :n]))
 
     def penalty(self) -> torch.Tensor:
         return self.tokeniser.penalty()
