@@ -68,3 +68,41 @@ def test_the_peak_branch_is_built_from_the_config_and_changes_the_embedding():
         without = model.encoder(audio)
     assert with_peaks.shape == without.shape == (3, config.encoder.dim)
     assert not torch.allclose(with_peaks, without)
+
+
+def peak_token_model(name: str = "flow_transformer"):
+    synth = synths.from_settings({"name": "kosc", "k": 4})
+    config = load_config(name)
+    config.encoder.peaks, config.encoder.peak_tokens = 8, True
+    torch.manual_seed(0)
+    return build_model(config, synth), synth
+
+
+def test_peak_tokens_reach_the_field_and_keep_it_permutation_equivariant():
+    from conftest import randomise_adaln
+
+    model, synth = peak_token_model()
+    randomise_adaln(model)
+    audio = synth.render(synth.params_at(0, torch.arange(6).numpy()))
+    emb = model.encoder(audio)  # (6, 128 + 8 * 3)
+    assert emb.shape == (6, 128 + 24) and model.encoder.cond_dim == 128 and model.null_embedding.shape == (152,)
+    gen = torch.Generator().manual_seed(3)
+    x, t = torch.randn(6, 12, generator=gen), torch.rand(6, generator=gen)
+    perm = [3, 1, 0, 2]
+
+    def permute(v: torch.Tensor) -> torch.Tensor:
+        return v.view(6, 4, 3)[:, perm].reshape(6, 12)
+
+    with torch.no_grad():
+        out = model.field(x, t, emb)
+        torch.testing.assert_close(model.field(permute(x), t, emb), permute(out), atol=1e-5, rtol=0)
+        other_peaks = emb.clone()
+        other_peaks[:, 128:] = other_peaks[:, 128:].flip(0)  # another sound's peaks, same embedding proper
+        assert (model.field(x, t, other_peaks) - out).abs().max() > 1e-3
+
+
+def test_peak_tokens_need_a_transformer_field():
+    from synthinv.config import ConfigError
+
+    with pytest.raises(ConfigError, match="peak_tokens needs a transformer field"):
+        peak_token_model("flow_mlp")
