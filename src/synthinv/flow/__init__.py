@@ -13,14 +13,15 @@ flow_matching, written for this project):
 from synthinv.flow.coupling import ot_pair_noise
 from synthinv.flow.guidance import drop_condition, guided
 from synthinv.flow.path import (
-           TIME_DISTRIBUTIONS,
-           PathSample,
-           ProbabilityPath,
-           RectifiedPath,
-           TimeDistribution,
-           sample_times,
+    TIME_DISTRIBUTIONS,
+    PathSample,
+    ProbabilityPath,
+    RectifiedPath,
+    TimeDistribution,
+    sample_times,
 )
 from synthinv.flow.solver import SOLVERS, Velocity, euler_step, rk4_step, solve
 
-__all__ = ["PathSample", "ProbabilityPath", "RectifiedPath", "TIME_DISTRIBUTIONS", "TimeDistribution", "sample_times", "ot_pair_noise", "drop_condition", "guided", "SOLVERS",
+__all__ = ["PathSample", "ProbabilityPath", "RectifiedPath", "TIME_DISTRIBUTIONS", "TimeDistribution", "sample_times",
+           "ot_pair_noise", "drop_condition", "guided", "SOLVERS",
            "Velocity", "euler_step", "rk4_step", "solve"]

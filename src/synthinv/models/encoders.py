@@ -49,14 +49,16 @@ class SpectralPeaks(nn.Module):
     -> (N, dim). A peak's position is refined by the parabola through its bin and the two beside it; the spectrum
     is mirrored at both ends (a real signal's spectrum is symmetric about 0 and Nyquist), so DC and Nyquist can
     be peaks. Fewer than n peaks: the rest sit at position -1 with the spectrum's lowest level.
-    Why: the CNN reads a resolved partial's frequency to a few semitones only, and frequency errors are most of
-    a k-osc flow's LSD (results/kosc_error_breakdown.md); a peak list hands the position over exactly.
+    Why: the CNN reads even a resolved partial's frequency to a few semitones only, and frequency errors are
+    most of a k-osc flow's LSD (results/kosc_error_breakdown.md); a peak list hands the positions over. Whether
+    they are better added to the embedding (this module's MLP) or attended to as tokens (SpectrumCNN's
+    peak_tokens): results/kosc_tune.md.
     """
 
     def __init__(self, n_bins: int, n: int, hidden: int, dim: int):
         super().__init__()
         self.n_bins, self.n = n_bins, n
-        self.mlp = nn.Sequential(nn.Linear(3 * n, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(PEAK_FEATURES * n, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def features(self, spectrum: torch.Tensor) -> torch.Tensor:
         """(N, F) scaled log power spectrum -> (N, n, 3): linear position, log position, level per peak."""
