@@ -86,6 +86,7 @@ def test_peak_tokens_reach_the_field_and_keep_it_permutation_equivariant():
     audio = synth.render(synth.params_at(0, torch.arange(6).numpy()))
     emb = model.encoder(audio)  # (6, 128 + 8 * 3)
     assert emb.shape == (6, 128 + 24) and model.encoder.cond_dim == 128 and model.null_embedding.shape == (152,)
+    assert model.encoder.peaks.mlp is None  # the raw features go to the field: no embedding MLP to carry unused
     gen = torch.Generator().manual_seed(3)
     x, t = torch.randn(6, 12, generator=gen), torch.rand(6, generator=gen)
     perm = [3, 1, 0, 2]

@@ -55,10 +55,12 @@ class SpectralPeaks(nn.Module):
     peak_tokens): results/kosc_tune.md.
     """
 
-    def __init__(self, n_bins: int, n: int, hidden: int, dim: int):
+    def __init__(self, n_bins: int, n: int, hidden: int | None = None, dim: int | None = None):
         super().__init__()
         self.n_bins, self.n = n_bins, n
-        self.mlp = nn.Sequential(nn.Linear(PEAK_FEATURES * n, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        # no MLP without hidden and dim: the features alone (SpectrumCNN's peak_tokens passes them on as they are)
+        self.mlp = (nn.Sequential(nn.Linear(PEAK_FEATURES * n, hidden), nn.GELU(), nn.Linear(hidden, dim))
+                    if hidden is not None and dim is not None else None)
 
     def features(self, spectrum: torch.Tensor) -> torch.Tensor:
         """(N, F) scaled log power spectrum -> (N, n, 3): linear position, log position, level per peak."""
@@ -81,6 +83,8 @@ class SpectralPeaks(nn.Module):
         return peaks.gather(1, order[..., None].expand_as(peaks))
 
     def forward(self, spectrum: torch.Tensor) -> torch.Tensor:
+        if self.mlp is None:
+            raise RuntimeError("SpectralPeaks built without hidden and dim has no embedding; use features()")
         return self.mlp(self.features(spectrum).flatten(1))  # (N, dim)
 
 
@@ -103,7 +107,10 @@ class SpectrumCNN(Encoder):
         with torch.no_grad():
             flat = self.net(torch.zeros(1, 1, n_samples // 2 + 1)).numel()
         self.head = nn.Sequential(nn.GELU(), nn.Linear(flat, dim))
-        self.peaks = SpectralPeaks(n_samples // 2 + 1, peaks, peak_hidden, dim) if peaks else None
+        n_bins = n_samples // 2 + 1
+        # as tokens the raw peak features go to the field, so no MLP is built for them
+        self.peaks = (None if not peaks else SpectralPeaks(n_bins, peaks) if peak_tokens
+                      else SpectralPeaks(n_bins, peaks, peak_hidden, dim))
         self.context_tokens = peaks if peak_tokens else 0
         self.dim = dim + PEAK_FEATURES * self.context_tokens
 

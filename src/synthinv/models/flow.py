@@ -27,8 +27,8 @@ class FlowModel(nn.Module):
     """Encoder + vector field + a learned "no audio" embedding for classifier-free guidance.
 
     Training regresses the field onto the path's velocity: for data x1, noise x0 (OT-paired with the batch
-    when `ot_coupling`) and t drawn from `times` (U(0, 1) by default), loss = |field(x_t, t, emb) - (x1 - x0)|^2, with the audio
-    embedding dropped to the null one with probability `cond_drop`. With `draws` > 1 each example gets that
+    when `ot_coupling`) and t drawn from `times` (U(0, 1) by default), loss = |field(x_t, t, emb) - (x1 - x0)|^2,
+    with the audio embedding dropped to the null one with probability `cond_drop`. With `draws` > 1 each example gets that
     many (noise, t) draws on one encoding: an extra draw costs the field's share of a step, not the encoder's.
     Sampling solves dx/dt = guided velocity from noise at t = 0 to parameters at t = 1.
 
