@@ -240,6 +240,7 @@ def test_checkpoint_round_trip_and_evaluation(name, runs, data, synth):
     result = evaluate_model(model, loaded_synth, n=sample.val_examples, steps=sample.val_steps,
                             guidance=sample.guidance, seed=0, data_dir=data / "val", train_seed=0)
     assert result["mss"] == pytest.approx(meta["best_val_mss"], rel=1e-5)
+    assert meta["random_val_mss"] == pytest.approx(result["mss_random"], rel=1e-5)  # the run's random reference
     assert result["n"] == 4 and result["test"]["seed"] == 1
     for key in ("mss", "mss_random", "param_mse", "param_mse_random", "categorical_accuracy"):
         assert np.isfinite(result[key]), key

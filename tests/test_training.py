@@ -103,6 +103,44 @@ def test_checkpoint_keeps_the_best_validation_weights(trained):
     result = evaluate_model(model, synth, n=config.sample.val_examples, steps=config.sample.val_steps,
                             guidance=config.sample.guidance, seed=0, split_seed=VAL_SEED)
     assert result["lsd"] == pytest.approx(meta["best_val_lsd"], rel=1e-4)
+    # the run's random reference is evaluation's random baseline on the same validation sounds
+    assert meta["random_val_lsd"] == pytest.approx(result["lsd_random"], rel=1e-4)
+    # (40 steps of regression are not yet better than random parameters: the run says so)
+    assert (meta["warning"] is not None) == (meta["best_val_lsd"] >= meta["random_val_lsd"])
+
+
+class _ConstantValidation:
+    """A validation whose model always scores `value`, against random parameters' `random`."""
+
+    metric = "lsd"
+
+    def __init__(self, value: float, random: float):
+        self.value, self.random = value, random
+
+    def score(self, *_args, **_kwargs) -> float:
+        return self.value
+
+    def random_score(self, *_args) -> float:
+        return self.random
+
+
+@pytest.mark.parametrize("value, warned", [(10.5, True), (10.4, True), (8.0, False)])
+def test_a_run_no_better_than_random_parameters_is_flagged(value, warned):
+    """A run that collapsed (results/kosc_cpu12_notes.md: a k-osc flow whose validation LSD stayed above
+    random parameters') ends with a warning naming both scores; one that learned ends without."""
+    from types import SimpleNamespace
+
+    from synthinv.training import BudgetAndValidation
+
+    budget = BudgetAndValidation(small_config("regression_mse"), None, 10, validation=_ConstantValidation(value, 10.4))
+    model = nn.Linear(1, 1)
+    module = SimpleNamespace(model=model, synth=None, device="cpu", log=lambda *a, **k: None)
+    budget.validate(SimpleNamespace(global_step=5), module, loss=1.0)
+    assert budget.random_value == 10.4 and budget.history[0]["val_lsd"] == value
+    warning = budget.not_learning()
+    assert (warning is not None) == warned
+    if warned:
+        assert f"{value:.3f}" in warning and "10.400" in warning and "--lr" in warning
 
 
 def test_ema_keeps_and_saves_the_moving_average_of_the_weights(monkeypatch, tmp_path):

@@ -173,12 +173,17 @@ def train(
     meta = train_into(out, rank_zero, resume, config, the_synth, about, options)
     if not rank_zero:
         return
+    metric = meta["val_metric"]
+    versus = (f" (random parameters {meta[f'random_val_{metric}']:.3f} dB)"
+              if meta.get(f"random_val_{metric}") is not None else "")
     if on_the_fly:
         typer.echo(f"trained {config.name} (k={k}, {'asym' if asym else 'sym'}): {meta['steps']} steps in "
-                   f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB")
+                   f"{meta['train_seconds']} s, best validation LSD {meta['best_val_lsd']:.3f} dB{versus}")
     else:
         typer.echo(f"trained {config.name} ({synth}, {meta['data']['examples']} training examples): {meta['steps']} "
-                   f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB")
+                   f"steps in {meta['train_seconds']} s, best validation MSS {meta['best_val_mss']:.3f} dB{versus}")
+    if meta.get("warning"):
+        typer.echo(f"warning: {meta['warning']}", err=True)
     typer.echo(f"checkpoint: {out / 'model.ckpt'}")
 
 

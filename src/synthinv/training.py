@@ -48,7 +48,15 @@ from synthinv.config import Config
 from synthinv.data.shards import ShardDataset, finite_problem, shard_error
 from synthinv.datasets import DatasetError, check_disjoint, first_examples, open_dataset
 from synthinv.errors import UsageError
-from synthinv.evaluation import VAL_SEED, drawn_examples, lsd_of, mss_of, sample_params, split_batch
+from synthinv.evaluation import (
+    RANDOM_BASELINE_SEED,
+    VAL_SEED,
+    drawn_examples,
+    lsd_of,
+    mss_of,
+    sample_params,
+    split_batch,
+)
 from synthinv.models.sampler import Sampler
 from synthinv.synths.base import Synth
 
@@ -234,6 +242,13 @@ class KOscValidation:
         pred = sample_params(model, audio, steps, guidance, seed=0, temperature=temperature)
         return lsd_of(synth, pred, audio).mean().item()
 
+    def random_score(self, synth: Synth, device) -> float:
+        """The score of random parameters (evaluation's random baseline) on the same sounds."""
+        if self._data is None:
+            self._data = split_batch(synth, VAL_SEED, self.n, device)
+        audio = self._data[1]
+        return lsd_of(synth, synth.params_at(RANDOM_BASELINE_SEED, np.arange(self.n)).to(audio.device), audio).mean().item()
+
 
 class RenderedValidation:
     """Validation MSS (dB) for dataset-backed synths: sample parameters from the log-mel of `n` fixed
@@ -261,6 +276,14 @@ class RenderedValidation:
         pred = sample_params(model, feats.to(device), steps, guidance, seed=0, temperature=temperature).cpu()
         return mss_of(synth, pred, audio).mean().item()
 
+    def random_score(self, synth: Synth, device) -> float:
+        """The score of random prior patches (evaluation's random baseline) on the same sounds."""
+        if self._data is None:
+            self._data = self.load(synth)
+        audio = self._data[2]
+        random_params = drawn_examples(synth, RANDOM_BASELINE_SEED, len(audio))[0]  # Dexed: silent draws redrawn
+        return mss_of(synth, random_params, audio).mean().item()
+
 
 class BudgetAndValidation(L.Callback):
     """Sets the LR from progress, stops at the budget, validates (LSD for k-osc, MSS for dataset-backed
@@ -282,6 +305,7 @@ class BudgetAndValidation(L.Callback):
         self.best_state: dict[str, Any] | None = None
         self.history: list[dict] = []
         self.validation = validation or KOscValidation(self.s.val_examples)
+        self.random_value: float | None = None  # validation score of random parameters, set at the first validation
         self.count_loading = count_loading
         self.clock = time.process_time if cpu_clock else time.perf_counter
         self._last = None
@@ -345,14 +369,24 @@ class BudgetAndValidation(L.Callback):
         value = self.validation.score(cast(Sampler, model), module.synth, module.device, self.s.val_steps, self.s.guidance,
                                          self.s.temperature)
         model.train()
+        if self.random_value is None:  # once per run: random parameters scored on the same sounds
+            self.random_value = self.validation.random_score(module.synth, module.device)
         step = trainer.global_step
         key = f"val_{self.metric}"
         self.history.append({"step": step, "train_seconds": round(self.train_seconds, 1), "loss": loss, key: value})
         module.log(key, value, prog_bar=True, rank_zero_only=True)
         if value < self.best_value:
             self.best_value, self.best_state = value, copy.deepcopy(model.state_dict())
-        log.info("step %d (%.0f s): loss %.4f, %s %.3f, best %.3f", step, self.train_seconds, loss, key, value,
-                 self.best_value)
+        log.info("step %d (%.0f s): loss %.4f, %s %.3f, best %.3f (random parameters %.3f)", step, self.train_seconds,
+                 loss, key, value, self.best_value, self.random_value)
+
+    def not_learning(self) -> str | None:
+        """A one-line warning when the best validation score is no better than random parameters' (a run
+        that diverged or collapsed: e.g. a learning rate too high for the model), else None."""
+        if self.random_value is None or self.best_value < self.random_value:
+            return None
+        return (f"the best validation {self.metric.upper()} ({self.best_value:.3f}) is no better than random "
+                f"parameters' ({self.random_value:.3f}): the model did not learn; try a lower --lr")
 
     def on_train_start(self, trainer, module):
         # a resumed run validates at the planned points still ahead of it (the budget may have grown)
@@ -369,12 +403,14 @@ class BudgetAndValidation(L.Callback):
         """The elapsed budget and the best weights so far, stored in last.ckpt (tensors and plain values:
         it loads with torch's weights-only unpickler)."""
         return {"train_seconds": self.train_seconds, "best_value": self.best_value, "best_state": self.best_state,
-                "history": self.history, "average": self.average.state_dict() if self.average is not None else None}
+                "history": self.history, "average": self.average.state_dict() if self.average is not None else None,
+                "random_value": self.random_value}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.train_seconds, self.best_value = float(state_dict["train_seconds"]), float(state_dict["best_value"])
         self.best_state, self.history = state_dict["best_state"], list(state_dict["history"])
         self._average_state = state_dict.get("average")
+        self.random_value = state_dict.get("random_value")  # absent from runs saved before it was kept
 
 
 class TrainProgress(L.Callback):
@@ -708,6 +744,7 @@ def run_meta(config: Config, trainer, budget: BudgetAndValidation, scale: Scale,
         "steps": steps, "train_seconds": round(budget.train_seconds, 1),
         "examples_per_second": round(steps * config.train.batch_size * world / max(budget.train_seconds, 1e-9), 1),
         f"best_val_{budget.metric}": budget.best_value, "val_metric": budget.metric, "history": budget.history,
+        f"random_val_{budget.metric}": budget.random_value, "warning": budget.not_learning(),
         "seed": seed, "budget_minutes": budget_minutes, "max_steps": max_steps, "torch_threads": torch.get_num_threads(),
         "interrupted": bool(trainer.interrupted), "accelerator": scale.accelerator, "world_size": world,
         "precision": scale.precision, "batch_size_per_rank": config.train.batch_size,
