@@ -30,12 +30,13 @@ import torch
 def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[dict]:
     """Every sound not in `done` for one source, on one torch thread -> rows (also appended to the rows file)."""
     torch.set_num_threads(1)
-    from synthinv.bank import get_bank
+    from synthinv.bank import embed, get_bank
     from synthinv.checkpoint import load_checkpoint, stored_config
     from synthinv.datasets import SPLIT_SEEDS, first_examples
     from synthinv.evaluation import RANDOM_BASELINE_SEED
     from synthinv.metrics import mss_distance
     from synthinv.models.sampler import draw
+    from synthinv.models.surrogate import load_surrogate
     from synthinv.ranking import rank
 
     model, synth, blob = load_checkpoint(args.checkpoint)
@@ -45,16 +46,25 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
     _, feats, audio, _ = first_examples(args.data, synth, args.n)
     bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values())) \
         if source == "lookup" else None  # built (minutes, once) only where it is used
+    surrogate = load_surrogate(args.surrogate, synth) if source == "model_by_surrogate" else None
     ns, c = sorted(args.ns), max(args.ns)
     rows = []
     for i in range(len(audio)):
         if i in done:
             continue
         start = time.process_time()
-        if source == "model":
+        if source.startswith("model"):
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + i)
-            params = draw(model, feats[i:i + 1], repeats=c, generator=gen, steps=args.steps, guidance=guidance,
-                          temperature=temperature).clamp(-1, 1)  # (c, P)
+            drawn = c if source == "model" else max(c, args.pool)
+            params = draw(model, feats[i:i + 1], repeats=drawn, generator=gen, steps=args.steps, guidance=guidance,
+                          temperature=temperature).clamp(-1, 1)  # (drawn, P)
+            target = embed(audio[i:i + 1], synth.sample_rate)[0]  # (D,)
+            if source == "model_by_embedding":  # --pool samples, nearest first in the bank's embedding (an oracle:
+                # it renders them all), the first c kept
+                params = params[(embed(synth.render(params), synth.sample_rate) - target).square().sum(1).argsort()[:c]]
+            elif source == "model_by_surrogate":  # the same, ordered by the surrogate's predicted embedding
+                assert surrogate is not None
+                params = params[surrogate.order(params, target)[:c]]
         elif source == "random":  # the baseline both must beat: prior patches, ranked the same way
             params = torch.as_tensor(synth.params_at(RANDOM_BASELINE_SEED, np.arange(i * c, (i + 1) * c)))  # (c, P)
         else:
@@ -66,8 +76,8 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
         mss = mss_distance(ranked.audio[unique], audio[i].expand(len(unique), -1), synth.sample_rate)
         by_pick = dict(zip(unique, mss.tolist()))
         row = {"source": source, "sound": i, "mss": {str(n): by_pick[p] for n, p in zip(ns, picks)},
-               "guidance": guidance if source == "model" else None,
-               "temperature": temperature if source == "model" else None,
+               "guidance": guidance if source.startswith("model") else None,
+               "temperature": temperature if source.startswith("model") else None,
                "cpu_seconds": round(time.process_time() - start, 2)}
         with (args.out / "rows.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -84,6 +94,13 @@ def random_rows(args: argparse.Namespace) -> dict[int, dict]:
     return {r["sound"]: r for r in map(json.loads, path.read_text().splitlines()) if r["source"] == "random"}
 
 
+SOURCE_NAMES = {
+    "model": "flow samples",
+    "model_by_embedding": "flow, --pool samples nearest first by their rendered embedding (renders all: an oracle)",
+    "model_by_surrogate": "flow, --pool samples nearest first by the surrogate's predicted embedding",
+}
+
+
 def write_table(rows: list[dict], args: argparse.Namespace) -> str:
     from synthinv.evaluation import over_sounds_cell as cell
     from synthinv.tables import with_notes
@@ -92,34 +109,38 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
     for r in rows:
         by_source.setdefault(r["source"], {})[r["sound"]] = r
     lookup = by_source.get("lookup", {})
-    model = by_source.get("model", {})
     random = {**by_source.get("random", {}), **random_rows(args)}
-    sounds = sorted(set(lookup) & set(model))
-    ns = sorted(args.ns)
-    lines = [f"# Best of N as N grows: flow samples against the lookup ({args.checkpoint})", "",
-             "| N | flow best of N | lookup best of N | random patches, best of N | flow - lookup, paired (dB) | flow better on |",
-             "| --- | --- | --- | --- | --- | --- |"]
-
-    for n in ns:
-        if not sounds:
-            break
-        m = torch.tensor([model[s]["mss"][str(n)] for s in sounds])
-        b = torch.tensor([lookup[s]["mss"][str(n)] for s in sounds])
-        d = m - b
-        r = [random[s]["mss"].get(str(n)) for s in sounds if s in random]
-        rand = cell(torch.tensor(r)) if len(r) == len(sounds) and None not in r else "-"
-        lines.append(f"| {n} | {cell(m)} | {cell(b)} | {rand} | {cell(d, signed=True)} | {int((d < 0).sum())} of {len(d)} |")
-    t = next((r["temperature"] for r in model.values()), None)
-    g = next((r["guidance"] for r in model.values()), None)
-    lines += ["", f"The first {len(sounds)} sounds of {args.data}; MSS in dB of each source's first candidate by "
-              f"invert's ranking (each candidate also tried at the target's pitch), mean ± 95% interval over sounds; "
-              f"paired: the per-sound difference, negative when the flow's pick is closer. Flow: {args.steps} RK4 "
+    lines = [f"# Best of N: flow samples against the lookup ({args.checkpoint})", "",
+             "| N | source | sounds | source best of N | lookup best of N | random patches, best of N | "
+             "source - lookup, paired (dB) | source better on |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    all_ns = sorted({int(n) for r in rows for n in r["mss"]})
+    for n in all_ns:
+        for source in SOURCE_NAMES:
+            model = {s: r for s, r in by_source.get(source, {}).items() if str(n) in r["mss"]}
+            sounds = sorted(set(lookup) & set(model))
+            if not sounds:
+                continue
+            m = torch.tensor([model[s]["mss"][str(n)] for s in sounds])
+            b = torch.tensor([lookup[s]["mss"][str(n)] for s in sounds])
+            d = m - b
+            r = [random[s]["mss"].get(str(n)) for s in sounds if s in random]
+            rand = cell(torch.tensor(r)) if len(r) == len(sounds) and None not in r else "-"
+            lines.append(f"| {n} | {source} | {len(sounds)} | {cell(m)} | {cell(b)} | {rand} | {cell(d, signed=True)} | "
+                         f"{int((d < 0).sum())} of {len(d)} |")
+    model_rows = [r for source in SOURCE_NAMES for r in by_source.get(source, {}).values()]
+    t = next((r["temperature"] for r in model_rows), None)
+    g = next((r["guidance"] for r in model_rows), None)
+    lines += ["", f"The first sounds of {args.data} ('sounds' says how many); MSS in dB of each source's first "
+              f"candidate by invert's ranking (each candidate also tried at the target's pitch), mean ± 95% interval "
+              f"over sounds; paired: the per-sound difference, negative when the source's pick is closer. Sources: "
+              + "; ".join(f"{k}: {v}" for k, v in SOURCE_NAMES.items()) + f". Flow: {args.steps} RK4 "
               f"steps, guidance {g}, temperature {t}; lookup: the N nearest of {args.bank} rendered prior patches; "
               f"random patches: N prior patches per sound, ranked the same way (rows in {args.random_rows}, made "
               f"with `--sources random --ns 8,32 --out {args.random_rows.parent}`; '-' where N was not run). "
               f"Nested: best of N is taken among the first N of the same draws for every N. Made by "
               f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} --n {args.n} "
-              f"--ns {','.join(map(str, ns))}`; rows in {args.out}/rows.jsonl.", ""]
+              f"--ns 8,32,128,256,512` (sources model, lookup) and `--ns 8,32 --pool 512 --sources "
+              f"model_by_embedding,model_by_surrogate`; rows in {args.out}/rows.jsonl.", ""]
     text = with_notes("\n".join(lines), args.out.with_name(args.out.name + "_notes.md"))
     args.out.with_suffix(".md").write_text(text)
     return text
@@ -137,6 +158,10 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pool", type=int, default=512,
+                    help="model_by_embedding / model_by_surrogate: samples drawn, put in order, the first N kept")
+    ap.add_argument("--surrogate", type=Path, default=Path("runs/surrogate/dexed_simple.pt"),
+                    help="model_by_surrogate: a scripts/train_surrogate.py output")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_best_of_n"))
     ap.add_argument("--table-only", action="store_true")
