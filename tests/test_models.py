@@ -31,7 +31,7 @@ def permute_groups(x: torch.Tensor, perm, width: int = 3) -> torch.Tensor:
     return x.view(x.shape[0], -1, width)[:, list(perm)].reshape(x.shape)
 
 
-def field_inputs(n: int = 6, p: int = P, cond_dim: int = 128, seed: int = 0):
+def field_inputs(n: int = 6, p: int = P, cond_dim: int = 128, seed: int = 0):  # cond_dim: the encoder's dim
     """x (n, p), t (n,), emb (n, cond_dim)."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(n, p, generator=gen), torch.rand(n, generator=gen), torch.randn(n, cond_dim, generator=gen)
@@ -51,7 +51,7 @@ def flow_transformer(kosc4):
 def test_transformer_field_is_permutation_equivariant(flow_transformer):
     field = flow_transformer.field
     assert isinstance(field, TransformerField) and isinstance(field.tokeniser, FixedSplit)
-    x, t, emb = field_inputs()
+    x, t, emb = field_inputs(cond_dim=flow_transformer.encoder.dim)
     with torch.no_grad():
         out = field(x, t, emb)  # (6, 12)
         assert out.shape == x.shape
@@ -65,7 +65,7 @@ def test_transformer_field_is_permutation_equivariant(flow_transformer):
 def test_transformer_field_output_is_not_trivial(flow_transformer):
     """Guards the equivariance test: tokens must interact (attention) and the output must depend on x, t, emb."""
     field = flow_transformer.field
-    x, t, emb = field_inputs()
+    x, t, emb = field_inputs(cond_dim=flow_transformer.encoder.dim)
     with torch.no_grad():
         out = field(x, t, emb)
         x2 = x.clone()
@@ -366,7 +366,7 @@ def test_guidance_one_is_the_conditional_velocity(flow_transformer):
     model = flow_transformer
     with torch.no_grad():
         model.null_embedding.copy_(torch.randn(model.null_embedding.shape))
-        x, t, emb = field_inputs()
+        x, t, emb = field_inputs(cond_dim=model.encoder.dim)
         null = model.null_embedding.expand_as(emb)
         v_cond, v_uncond = model.field(x, t, emb), model.field(x, t, null)
         assert (v_cond - v_uncond).abs().max() > 1e-3  # the embedding matters, so the test can fail
@@ -513,7 +513,7 @@ def test_attention_under_cpu_bf16_autocast_matches_the_fused_kernel_and_keeps_eq
     torch.testing.assert_close(plain.float(), torch.nn.functional.scaled_dot_product_attention(q, k, v),
                                atol=0.03, rtol=0.03)
     field = flow_transformer.field
-    x, t, emb = field_inputs()
+    x, t, emb = field_inputs(cond_dim=flow_transformer.encoder.dim)
     perm = [2, 0, 3, 1]
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out, permuted = field(x, t, emb), field(permute_groups(x, perm), t, emb)

@@ -58,7 +58,7 @@ def test_missing_peaks_sit_at_minus_one_with_the_lowest_level():
 def test_the_peak_branch_is_built_from_the_config_and_changes_the_embedding():
     synth = synths.from_settings({"name": "kosc", "k": 4})
     config = load_config("flow_transformer")
-    config.encoder.peaks = 8
+    config.encoder.peaks, config.encoder.peak_tokens = 8, False  # the peaks through an MLP into the embedding
     torch.manual_seed(0)
     model = build_model(config, synth)
     audio = synth.render(synth.params_at(0, torch.arange(3).numpy()))
