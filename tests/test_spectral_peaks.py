@@ -1,5 +1,5 @@
-"""SpectralPeaks, the k-osc encoder's optional peak list: positions to a fraction of a bin, listed by position,
-and filler where a spectrum has fewer peaks than asked for."""
+"""SpectralPeaks, the encoders' optional peak list (k-osc: of the spectrum; Dexed: of the time-averaged log-mel):
+positions to a fraction of a bin, listed by position, and filler where a spectrum has fewer peaks than asked for."""
 
 from __future__ import annotations
 
@@ -107,3 +107,49 @@ def test_peak_tokens_need_a_transformer_field():
 
     with pytest.raises(ConfigError, match="peak_tokens needs a transformer field"):
         peak_token_model("flow_mlp")
+
+
+def dexed_simple_model(peaks: int, tokens: bool, name: str = "flow_param2tok"):
+    synth = synths.from_settings({"name": "dexed_simple"})
+    config = load_config(name, "dexed_simple")
+    config.encoder.peaks, config.encoder.peak_tokens = peaks, tokens
+    torch.manual_seed(0)
+    return build_model(config, synth), synth
+
+
+def test_the_mel_encoder_hands_the_time_averaged_log_mels_peaks_to_the_field():
+    """Dexed: the peaks are read off the log-mel averaged over time, in mel bands; as tokens they reach the
+    Param2Tok field after the embedding proper."""
+    model, synth = dexed_simple_model(4, tokens=True)
+    n_mels, frames = synth.feature_shape
+    mel = torch.full((2, n_mels, frames), -90.0)  # dB
+    mel[0, 30], mel[0, 70, : frames // 2] = -10.0, -20.0  # a steady partial and one that stops half-way
+    mel[1, 50] = -30.0
+    with torch.no_grad():
+        emb = model.encoder(mel)
+    dim = model.encoder.cond_dim
+    assert emb.shape == (2, dim + 4 * 3) and model.encoder.context_tokens == 4
+    peaks = emb[:, dim:].view(2, 4, 3)
+    bands = (peaks[..., 0] + 1) / 2 * (n_mels - 1)  # linear position -> mel band
+    torch.testing.assert_close(bands[0, -2:], torch.tensor([30.0, 70.0]))  # listed by position, filler first
+    assert peaks[0, -2, 2] > peaks[0, -1, 2]  # the steady partial is louder on average
+    assert bands[1, -1].item() == pytest.approx(50.0) and (peaks[1, :-1, 0] == -1).all()
+    from conftest import randomise_adaln
+
+    randomise_adaln(model)  # otherwise every block starts as the identity and the context is never attended to
+    x, t = torch.randn(2, synth.spec.size), torch.rand(2)
+    with torch.no_grad():
+        other = emb.clone()
+        other[:, dim:] = other[:, dim:].flip(0)  # the other sound's peaks, same embedding proper
+        assert (model.field(x, t, emb) - model.field(x, t, other)).abs().max() > 1e-4
+
+
+def test_mel_peaks_without_tokens_are_added_to_the_embedding():
+    model, synth = dexed_simple_model(8, tokens=False, name="flow_mlp")
+    mel = -50.0 + 25.0 * torch.randn(3, *synth.feature_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        with_peaks = model.encoder(mel)
+        model.encoder.peaks = None
+        without = model.encoder(mel)
+    assert with_peaks.shape == without.shape == (3, model.encoder.dim) and model.encoder.context_tokens == 0
+    assert not torch.allclose(with_peaks, without)

@@ -51,7 +51,8 @@ def build_encoder(config: Config, synth: Synth) -> Encoder:
         return MelAST(n_mels=n_mels, frames=frames, patch=enc.patch, d_model=enc.d_model, layers=enc.layers,
                       heads=enc.heads, ff=enc.ff, dim=enc.dim, offset=enc.offset, scale=enc.scale)
     return MelCNN(n_mels=n_mels, frames=frames, channels=enc.channels, stem_channels=enc.stem_channels, stem=enc.stem,
-                  dim=enc.dim, offset=enc.offset, scale=enc.scale, pitch_sample_rate=synth.sample_rate if enc.pitch else None)
+                  dim=enc.dim, offset=enc.offset, scale=enc.scale, pitch_sample_rate=synth.sample_rate if enc.pitch else None,
+                  peaks=enc.peaks, peak_hidden=enc.peak_hidden, peak_tokens=enc.peak_tokens)
 
 
 Model = FlowModel | RegressionModel | VAEFlowModel  # each a synthinv.models.sampler.Sampler

@@ -150,6 +150,9 @@ class MelCNNConfig:
     offset: float = -50.0
     scale: float = 25.0
     pitch: bool = False  # add a harmonic-salience pitch feature of the log-mel (models.encoders.MelPitch)
+    peaks: int = 0  # > 0: the time-averaged log-mel's `peaks` loudest local maxima (SpectralPeaks), as for k-osc
+    peak_hidden: int = 128
+    peak_tokens: bool = False  # the peaks as context tokens of a transformer field, not an added embedding
 
 
 @dataclass

@@ -32,10 +32,28 @@ class Encoder(nn.Module):
 
     dim: int
     context_tokens: int = 0
+    peaks: SpectralPeaks | None  # set by add_peaks (a class-level None would hide the registered module)
 
     @property
     def cond_dim(self) -> int:
         return self.dim - PEAK_FEATURES * self.context_tokens
+
+    def add_peaks(self, n_bins: int, peaks: int, hidden: int, tokens: bool) -> None:
+        """With `peaks` > 0: a SpectralPeaks of an (N, n_bins) spectrum, added to the embedding (an MLP of width
+        `hidden`) or, with `tokens`, appended as that many context tokens (self.dim grows by 3 per peak)."""
+        # as tokens the raw peak features go to the field, so no MLP is built for them
+        self.peaks = (None if not peaks else SpectralPeaks(n_bins, peaks) if tokens
+                      else SpectralPeaks(n_bins, peaks, hidden, self.dim))
+        self.context_tokens = peaks if tokens else 0
+        self.dim += PEAK_FEATURES * self.context_tokens
+
+    def with_peaks(self, out: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+        """out (N, cond_dim) with the peaks of spectrum (N, n_bins) added, or appended as context tokens."""
+        if self.peaks is None:
+            return out
+        if self.context_tokens:
+            return torch.cat([out, self.peaks.features(spectrum).flatten(1)], dim=1)  # (N, cond_dim + 3 peaks)
+        return out + self.peaks(spectrum)
 
 
 PEAK_FEATURES = 3  # per spectral peak: linear position, log position, level
@@ -107,21 +125,12 @@ class SpectrumCNN(Encoder):
         with torch.no_grad():
             flat = self.net(torch.zeros(1, 1, n_samples // 2 + 1)).numel()
         self.head = nn.Sequential(nn.GELU(), nn.Linear(flat, dim))
-        n_bins = n_samples // 2 + 1
-        # as tokens the raw peak features go to the field, so no MLP is built for them
-        self.peaks = (None if not peaks else SpectralPeaks(n_bins, peaks) if peak_tokens
-                      else SpectralPeaks(n_bins, peaks, peak_hidden, dim))
-        self.context_tokens = peaks if peak_tokens else 0
-        self.dim = dim + PEAK_FEATURES * self.context_tokens
+        self.dim = dim
+        self.add_peaks(n_samples // 2 + 1, peaks, peak_hidden, peak_tokens)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = encoder_input(audio)[:, None, :]  # (N, 1, F)
-        out = self.head(self.net(x).flatten(1))  # (N, cond_dim)
-        if self.peaks is None:
-            return out
-        if self.context_tokens:
-            return torch.cat([out, self.peaks.features(x[:, 0]).flatten(1)], dim=1)  # (N, cond_dim + 3 peaks)
-        return out + self.peaks(x[:, 0])
+        return self.with_peaks(self.head(self.net(x).flatten(1)), x[:, 0])  # (N, dim)
 
 
 class MelInput(Encoder):
@@ -215,13 +224,16 @@ class MelCNN(MelInput):
     the time position (envelope) of each feature survive to the final Linear.
 
     The configs' sizes for (128, 151): stem 4 x 4 -> (8, 32, 37); stages of 16, 32, 64 channels -> (64, 4, 5);
-    flatten 1280 -> 128; 189k weights, most of them in the final Linear.
+    flatten 1280 -> 128; 189k weights, most of them in the final Linear. With `peaks`, the loudest bands of the
+    log-mel averaged over time, as SpectralPeaks (added to the embedding, or context tokens: Encoder.add_peaks).
     """
 
     def __init__(self, n_mels: int, frames: int, channels: tuple[int, ...], stem_channels: int, stem: int, dim: int,
-                 offset: float, scale: float, groups: int = 4, pitch_sample_rate: int | None = None):
+                 offset: float, scale: float, groups: int = 4, pitch_sample_rate: int | None = None,
+                 peaks: int = 0, peak_hidden: int = 128, peak_tokens: bool = False):
         super().__init__(n_mels, frames, offset, scale, dim)
         self.add_pitch_input(pitch_sample_rate)
+        self.add_peaks(n_mels, peaks, peak_hidden, peak_tokens)  # of the time-averaged standardised log-mel
         layers: list[nn.Module] = [nn.Conv2d(1, stem_channels, stem, stride=stem)]
         c_in = stem_channels
         for c in channels:
@@ -233,7 +245,8 @@ class MelCNN(MelInput):
         self.head = nn.Sequential(nn.GroupNorm(min(groups, c_in), c_in), nn.GELU(), nn.Flatten(), nn.Linear(flat, dim))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.with_pitch(mel, self.head(self.net(self.standardise(mel))))  # (N, dim)
+        x = self.standardise(mel)  # (N, 1, n_mels, frames)
+        return self.with_peaks(self.with_pitch(mel, self.head(self.net(x))), x[:, 0].mean(dim=-1))  # (N, dim)
 
 
 class MelPooled(MelInput):
