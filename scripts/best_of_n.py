@@ -103,7 +103,7 @@ SOURCE_NAMES = {
 
 def write_table(rows: list[dict], args: argparse.Namespace) -> str:
     from synthinv.evaluation import over_sounds_cell as cell
-    from synthinv.tables import with_notes
+    from synthinv.tables import write_page
 
     by_source: dict[str, dict[int, dict]] = {}
     for r in rows:
@@ -141,9 +141,7 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
               f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} --n {args.n} "
               f"--ns 8,32,128,256,512` (sources model, lookup) and `--ns 8,32 --pool 512 --sources "
               f"model_by_embedding,model_by_surrogate`; rows in {args.out}/rows.jsonl.", ""]
-    text = with_notes("\n".join(lines), args.out.with_name(args.out.name + "_notes.md"))
-    args.out.with_suffix(".md").write_text(text)
-    return text
+    return write_page("\n".join(lines), args.out)
 
 
 def main() -> None:

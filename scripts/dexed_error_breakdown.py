@@ -22,7 +22,7 @@ from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.datasets import first_examples
 from synthinv.evaluation import RANDOM_BASELINE_SEED, over_sounds_cell, sample_params
 from synthinv.metrics import mss_distance
-from synthinv.tables import markdown_table, with_notes
+from synthinv.tables import markdown_table, write_page
 
 OP_GROUPS = {
     "EG rates": ("eg_rate1", "eg_rate2", "eg_rate3", "eg_rate4"),
@@ -82,9 +82,7 @@ def main() -> None:
         "true G': the prediction with G taken from the truth. Operator groups take that field of all six operators.",
         "", f"Made by `PYTHONPATH=src python scripts/dexed_error_breakdown.py {' '.join(map(str, args.checkpoints))} "
         f"--n {args.n}`.", ""])
-    text = with_notes(text, args.out.with_name(args.out.name + "_notes.md"))
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    print(write_page(text, args.out))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import RANDOM_BASELINE_SEED, VAL_SEED, lsd_of, sample_params, split_batch
 from synthinv.metrics import match_tokens
 from synthinv.synths.kosc import F_MAX, F_MIN, PARAMS_PER_OSC
-from synthinv.tables import markdown_table, with_notes
+from synthinv.tables import markdown_table, write_page
 
 TYPES = ("freq", "amp", "wave")  # a k-osc token's parameters, in order
 BANDS = np.geomspace(F_MIN, F_MAX, 8 + 1)  # 8 equal log-frequency bands over the synth's range
@@ -83,9 +83,7 @@ def main() -> None:
         "Pitch error of every paired oscillator, by its true frequency (the spectrum the encoder reads has bins "
         "43 Hz apart: 1024 samples at 44.1 kHz).", "",
         f"Made by `PYTHONPATH=src python scripts/kosc_error_breakdown.py {' '.join(map(str, args.checkpoints))} --n {args.n}`.", ""])
-    text = with_notes(text, args.out.with_name(args.out.name + "_notes.md"))
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    print(write_page(text, args.out))
 
 
 if __name__ == "__main__":

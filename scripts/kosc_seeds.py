@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from synthinv.evaluation import across_runs_cell
-from synthinv.tables import csv_text, markdown_table, with_notes
+from synthinv.tables import csv_text, markdown_table, write_page
 
 COLUMNS = ["method", "task", "seed", "steps", "budget_minutes", "lsd", "lsd_ci95", "lsd_random", "lsd_below_random",
            "grouping", "grouping_chance"]
@@ -89,9 +89,7 @@ def write(rows: list[dict], root: Path, k: int) -> str:
              f"its assignment A by oscillator (synthinv.models.grouping; chance {num(chance, 2)}). Runs: "
              f"`synthinv experiment kosc` per seed (budget = training minutes by the wall clock, inside training steps, one torch thread; the steps show "
              f"what a budget bought, fewer when other jobs shared the cores); table by `PYTHONPATH=src python scripts/kosc_seeds.py --root {root}`."]
-    text = with_notes("\n".join(lines) + "\n", root.with_name(root.name + "_notes.md"))
-    root.with_suffix(".md").write_text(text)
-    return text
+    return write_page("\n".join(lines) + "\n", root)
 
 
 def main() -> None:

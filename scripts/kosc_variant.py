@@ -51,7 +51,7 @@ def across_seeds(rows: list[tuple[Path, dict]]) -> list[str]:
 
 
 def write_table(out: Path, compare: list[Path]) -> str:
-    from synthinv.tables import markdown_table, with_notes
+    from synthinv.tables import markdown_table, write_page
 
     rows = [(p, json.loads(p.read_text())) for p in [*compare, *sorted(out.glob("*.json"))]]
     cells = [[str(p), r.get("seed", _seed_of(r["method"])), f"{r['budget_minutes']:g}", r["steps"], f"{r['examples_per_second']:.0f}",
@@ -60,9 +60,7 @@ def write_table(out: Path, compare: list[Path]) -> str:
     text = "\n".join([f"# k-osc k=4 variants ({out})", "", markdown_table(
         ["row", "seed", "budget (min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
          "below random (dB)"], cells), "", *across_seeds(rows[len(compare):])])
-    text = with_notes(text, out.with_name(out.name + "_notes.md"))
-    out.with_suffix(".md").write_text(text)
-    return text
+    return write_page(text, out)
 
 
 def main() -> None:

@@ -27,3 +27,14 @@ def test_csv_text_reads_back_and_guards_its_columns():
     with pytest.raises(ValueError, match="not in fieldnames"):
         csv_text([{"file": "x", "other": 1}], ["file"])
     assert csv_text([{"file": "x", "other": 1}], ["file"], ignore_extra=True) == "file\r\nx\r\n"
+
+
+def test_a_rewritten_table_page_keeps_its_hand_written_notes(tmp_path):
+    from synthinv.tables import write_page
+
+    out = tmp_path / "runs_table"
+    assert write_page("| a |\n", out) == "| a |\n"  # no notes file: the table alone
+    (tmp_path / "runs_table_notes.md").write_text("What it says.\n")
+    text = write_page("| b |\n", out)
+    assert text == "| b |\n\nWhat it says.\n" and (tmp_path / "runs_table.md").read_text() == text
+    assert (tmp_path / "runs_table_notes.md").read_text() == "What it says.\n"

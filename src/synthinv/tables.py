@@ -42,3 +42,10 @@ def with_notes(text: str, notes: Path) -> str:
     if not notes.exists():
         return text
     return text.rstrip("\n") + "\n\n" + notes.read_text().rstrip() + "\n"
+
+
+def write_page(text: str, out: Path) -> str:
+    """Write a generated table to <out>.md followed by <out>_notes.md (with_notes); the page's text."""
+    text = with_notes(text, out.with_name(out.name + "_notes.md"))
+    out.with_suffix(".md").write_text(text)
+    return text
