@@ -50,16 +50,23 @@ def across_seeds(rows: list[tuple[Path, dict]]) -> list[str]:
         ["config", "seeds", "steps", "LSD (1 sample)", "below random (dB)"], cells), ""]
 
 
+def grouping_cell(grouping: dict | None) -> str:
+    return "-" if grouping is None else f"{grouping['score']:.2f} (chance {grouping['chance']:.2f})"
+
+
 def write_table(out: Path, compare: list[Path]) -> str:
     from synthinv.tables import markdown_table, write_page
 
     rows = [(p, json.loads(p.read_text())) for p in [*compare, *sorted(out.glob("*.json"))]]
+    grouped = any("grouping" in r for _, r in rows)  # a Param2Tok row: its assignment's grouping score
     cells = [[str(p), r.get("seed", _seed_of(r["method"])), f"{r['budget_minutes']:g}", r["steps"], f"{r['examples_per_second']:.0f}",
-              f"{r['lsd']:.3f} ± {r['lsd_ci95']:.3f}", f"{r['lsd_random']:.3f}", f"{r['lsd_random'] - r['lsd']:.2f}"]
+              f"{r['lsd']:.3f} ± {r['lsd_ci95']:.3f}", f"{r['lsd_random']:.3f}", f"{r['lsd_random'] - r['lsd']:.2f}",
+              *([grouping_cell(r.get("grouping"))] if grouped else [])]
              for p, r in rows]
     text = "\n".join([f"# k-osc k=4 variants ({out})", "", markdown_table(
         ["row", "seed", "budget (min)", "steps", "examples/s (training)", "LSD (1 sample)", "LSD random",
-         "below random (dB)"], cells), "", *across_seeds(rows[len(compare):])])
+         "below random (dB)", *(["Param2Tok grouping"] if grouped else [])], cells), "",
+        *across_seeds(rows[len(compare):])])
     return write_page(text, out)
 
 

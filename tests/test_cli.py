@@ -57,6 +57,9 @@ def test_experiment_runs_and_resumes(tmp_path):
     assert all(float(r["lsd"]) > 0 for r in rows)
     for name in ("kosc_k2.md", "kosc_k2_lsd.png", "kosc_k2_param2tok.png"):
         assert (out / name).is_file()
+    grouping = json.loads((out / "kosc_k2" / "flow_param2tok.json").read_text())["grouping"]  # Param2Tok rows only
+    assert 0.5 <= grouping["score"] <= 1 and grouping["chance"] == 0.5 and grouping["groups"] == 2
+    assert "grouping" not in json.loads((out / "kosc_k2" / "regression_mse.json").read_text())
 
     # a second call skips what is done and only runs the new method
     stamp = (out / "kosc_k2" / "regression_mse.json").stat().st_mtime_ns

@@ -65,6 +65,9 @@ def run_method(method: Method, k: int, budget_minutes: float, results_dir: Path,
            **{key: meta[key] for key in ("steps", "train_seconds", "examples_per_second", "best_val_lsd",
                                          "budget_minutes", "torch_threads", "history", "precision")},
            "checkpoint": str(run_dir / "model.ckpt")}
+    grouping = model_grouping(model, synth)
+    if grouping is not None:
+        row["grouping"] = grouping
     write_json_atomic(results_dir / f"{method.name}.json", row)
     return row
 
