@@ -197,11 +197,14 @@ class TrainConfig:
     min_lr_ratio: float  # the cosine decay ends at lr * min_lr_ratio
     grad_clip: float | None = None  # gradient norm clip; None: no clipping
     weight_decay: float = 0.0
+    assign_lr_scale: float = 1.0  # Param2Tok's assignment A learns at lr * this (results/p2t_grouping.md: x10 grouped most)
     ema_decay: float | None = None  # validate and keep an exponential moving average of the weights; None: the weights
     num_workers: int = 0  # dataset loader processes (dataset-backed synths)
     cache_gb: float = 4.0  # decompressed shards kept in memory (dataset-backed synths)
 
     def __post_init__(self) -> None:
+        if not self.assign_lr_scale > 0.0:
+            raise ConfigError(f"train assign_lr_scale must be above 0 (e.g. 10), got {self.assign_lr_scale}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"train ema_decay must be between 0 and 1 (e.g. 0.999), got {self.ema_decay}")
 

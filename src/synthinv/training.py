@@ -219,7 +219,12 @@ class InversionModule(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.config.train
-        return torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        assign = getattr(getattr(getattr(self.model, "field", None), "tokeniser", None), "assign", None)
+        if assign is None or t.assign_lr_scale == 1.0:  # one group, as every run before the setting existed
+            return torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        rest = [p for p in self.model.parameters() if p is not assign]
+        groups = [{"params": rest, "lr_scale": 1.0}, {"params": [assign], "lr_scale": t.assign_lr_scale}]
+        return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["synthinv"] = {"format": RESUME_FORMAT, **self.identity}
@@ -341,7 +346,7 @@ class BudgetAndValidation(L.Callback):
         self._last = now
         lr = lr_at(self.progress(trainer.global_step), self.t.lr, self.t.warmup, self.t.min_lr_ratio)
         for group in trainer.optimizers[0].param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # Param2Tok's A may have a scale of its own
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if self.average is not None:
