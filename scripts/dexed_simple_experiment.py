@@ -131,6 +131,7 @@ def temperature(row: dict) -> str:
 
 
 def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
+    from synthinv.experiment import grouping_cell
     from synthinv.tables import markdown_table
 
     rows = sorted((json.loads(p.read_text()) for p in results.glob("*.json")),
@@ -152,7 +153,7 @@ def write_tables(results: Path, out: Path, args: argparse.Namespace) -> None:
               pm(r, "best_of_8_mss"), pm(r, "retrieval_mss"), f"{r['wmfcc']:.2f}", f"{r['wmfcc_random']:.2f}",
               share(r["f0_within_50c"]), share(r["f0_within_50c_random"]), share(r["note_exact"]),
               f"{r['categorical_accuracy']:.3f}",
-              "-" if not r.get("grouping") else f"{r['grouping']['score']:.2f} (chance {r['grouping']['chance']:.2f})"]
+              grouping_cell(r.get("grouping"))]
              for r in rows]
     header = ["method", "seed", "steps", "CPU min", "T", "MSS (1 sample)", "MSS random patch", "MSS best of 8",
               "MSS lookup (8 nearest)", "wMFCC", "wMFCC random", "f0 within 50c", "f0 random", "note exact",

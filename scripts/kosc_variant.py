@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from synthinv.experiment import Method, run_method
+from synthinv.experiment import Method, grouping_cell, run_method
 
 SEED_SUFFIX = re.compile(r"_s(\d+)$")  # a variant's row is named <config>[_asym]_s<seed>
 
@@ -48,10 +48,6 @@ def across_seeds(rows: list[tuple[Path, dict]]) -> list[str]:
         return []
     return ["Across seeds (mean ± Student-t 95% interval over the seeds):", "", markdown_table(
         ["config", "seeds", "steps", "LSD (1 sample)", "below random (dB)"], cells), ""]
-
-
-def grouping_cell(grouping: dict | None) -> str:
-    return "-" if grouping is None else f"{grouping['score']:.2f} (chance {grouping['chance']:.2f})"
 
 
 def write_table(out: Path, compare: list[Path]) -> str:

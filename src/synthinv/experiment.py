@@ -152,13 +152,19 @@ def model_grouping(model, synth) -> dict | None:
     op1..op6, global, note), with its chance level, the groups covered and their count; None for a model
     without a Param2Tok tokeniser."""
     from synthinv.models.grouping import grouping_chance, grouping_score, groups_covered
+    from synthinv.models.tokenisers import param2tok_assignment
 
-    assign = getattr(getattr(getattr(model, "field", None), "tokeniser", None), "assign", None)
+    assign = param2tok_assignment(model)
     if assign is None:
         return None
     groups = column_groups(synth.spec)
     return {"score": grouping_score(assign.detach(), groups), "chance": grouping_chance(groups),
             "covered": groups_covered(assign.detach(), groups), "groups": len(set(groups))}
+
+
+def grouping_cell(grouping: dict | None) -> str:
+    """A table cell for model_grouping's result: "0.45 (chance 0.25)", or "-" for a model without one."""
+    return "-" if not grouping else f"{grouping['score']:.2f} (chance {grouping['chance']:.2f})"
 
 
 def assignment_group_shares(assign, spec) -> tuple[list[str], np.ndarray]:

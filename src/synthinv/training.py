@@ -219,7 +219,9 @@ class InversionModule(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.config.train
-        assign = getattr(getattr(getattr(self.model, "field", None), "tokeniser", None), "assign", None)
+        from synthinv.models.tokenisers import param2tok_assignment
+
+        assign = param2tok_assignment(self.model)
         if assign is None or t.assign_lr_scale == 1.0:  # one group, as every run before the setting existed
             return torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         rest = [p for p in self.model.parameters() if p is not assign]

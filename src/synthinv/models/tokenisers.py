@@ -63,3 +63,9 @@ class Param2Tok(nn.Module):
 
     def penalty(self) -> torch.Tensor:
         return self.assign.abs().mean()
+
+
+def param2tok_assignment(model: nn.Module) -> nn.Parameter | None:
+    """A model's Param2Tok assignment A (n tokens, P), or None for a model without a Param2Tok tokeniser."""
+    tokeniser = getattr(getattr(model, "field", None), "tokeniser", None)
+    return tokeniser.assign if isinstance(tokeniser, Param2Tok) else None
