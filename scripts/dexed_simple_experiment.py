@@ -60,7 +60,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> dict:
     from synthinv.config import load_config
     from synthinv.datasets import first_examples
     from synthinv.evaluation import evaluate_model, lookup_best_of
-    from synthinv.experiment import model_grouping
+    from synthinv.models.grouping import model_grouping
     from synthinv.training import train
 
     config = load_config(args.configs.get(method, method), SYNTH)  # a shipped method, or a YAML of --extra

@@ -28,7 +28,7 @@ COLUMNS = ["method", "task", "seed", "steps", "budget_minutes", "lsd", "lsd_ci95
 def grouping_of(ckpt: Path) -> tuple[float | None, float | None]:
     """Param2Tok's grouping score by oscillator and its chance level; (None, None) for other models."""
     from synthinv.checkpoint import load_checkpoint
-    from synthinv.experiment import model_grouping
+    from synthinv.models.grouping import model_grouping
 
     if not ckpt.is_file():
         return None, None

@@ -26,9 +26,8 @@ from synthinv import synths
 from synthinv.build import build_model
 from synthinv.config import load_config
 from synthinv.evaluation import evaluate_model
-from synthinv.experiment import column_groups
 from synthinv.fileio import write_json_atomic
-from synthinv.models.grouping import grouping_chance, grouping_score, groups_covered
+from synthinv.models.grouping import column_groups, grouping_chance, grouping_score, groups_covered
 from synthinv.tables import markdown_table
 from synthinv.training import InversionModule, lr_at
 

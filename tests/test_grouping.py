@@ -9,8 +9,7 @@ import torch
 from synthinv import synths
 from synthinv.build import build_model
 from synthinv.config import load_config
-from synthinv.experiment import column_groups
-from synthinv.models.grouping import grouping_chance, grouping_score, groups_covered
+from synthinv.models.grouping import column_groups, grouping_chance, grouping_score, groups_covered
 
 GROUPS = [f"osc{i}" for i in range(4) for _ in range(3)]  # k-osc k=4: 4 oscillators x 3 columns
 

@@ -403,3 +403,24 @@ def test_assign_lr_scale_must_be_positive():
 
     with pytest.raises(ConfigError, match="assign_lr_scale"):
         TrainConfig(batch_size=8, lr=1e-3, warmup=0.05, min_lr_ratio=0.02, assign_lr_scale=0.0)
+
+
+def test_validation_records_param2tok_grouping_over_training():
+    """Each validation of a Param2Tok model logs its assignment's grouping score (issue #12: the score over
+    training); other models' history has no such key."""
+    from types import SimpleNamespace
+
+    from synthinv.models.grouping import model_grouping
+    from synthinv.training import BudgetAndValidation
+
+    synth = synths.from_settings({"name": "kosc", "k": K})
+    for method, grouped in [("flow_param2tok", True), ("regression_mse", False)]:
+        config = small_config(method)
+        model = build_model(config, synth)
+        budget = BudgetAndValidation(config, None, 10, validation=_ConstantValidation(9.0, 10.4))
+        module = SimpleNamespace(model=model, synth=synth, device="cpu", log=lambda *a, **k: None)
+        budget.validate(SimpleNamespace(global_step=5), module, loss=1.0)
+        entry = budget.history[0]
+        assert ("grouping" in entry) == grouped
+        if grouped:
+            assert entry["grouping"] == pytest.approx(model_grouping(model, synth)["score"], abs=1e-4)

@@ -19,6 +19,7 @@ from synthinv.config import load_config
 from synthinv.errors import InputNotFoundError, UsageError
 from synthinv.evaluation import evaluate_model
 from synthinv.fileio import write_json_atomic
+from synthinv.models.grouping import column_groups, model_grouping
 from synthinv.training import Scale, train
 
 
@@ -139,27 +140,6 @@ def plot_lsd_bars(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def column_groups(spec) -> list[str]:
-    """The group of every encoded column (`spec.size` of them), e.g. "op3" for op3.eg_rate1 or for each
-    column of op3.osc_mode's one-hot block; "other" where a parameter has no group."""
-    return [p.group or "other" for p in spec.params for _ in range(p.width)]
-
-
-def model_grouping(model, synth) -> dict | None:
-    """Param2Tok's grouping score of its assignment A by the synth's column groups (k-osc: oscillators; Dexed:
-    op1..op6, global, note), with its chance level, the groups covered and their count; None for a model
-    without a Param2Tok tokeniser."""
-    from synthinv.models.grouping import grouping_chance, grouping_score, groups_covered
-    from synthinv.models.tokenisers import param2tok_assignment
-
-    assign = param2tok_assignment(model)
-    if assign is None:
-        return None
-    groups = column_groups(synth.spec)
-    return {"score": grouping_score(assign.detach(), groups), "chance": grouping_chance(groups),
-            "covered": groups_covered(assign.detach(), groups), "groups": len(set(groups))}
 
 
 def grouping_cell(grouping: dict | None) -> str:

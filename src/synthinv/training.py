@@ -57,6 +57,7 @@ from synthinv.evaluation import (
     sample_params,
     split_batch,
 )
+from synthinv.models.grouping import model_grouping
 from synthinv.models.sampler import Sampler
 from synthinv.synths.base import Synth
 
@@ -380,12 +381,17 @@ class BudgetAndValidation(L.Callback):
             self.random_value = self.validation.random_score(module.synth, module.device)
         step = trainer.global_step
         key = f"val_{self.metric}"
-        self.history.append({"step": step, "train_seconds": round(self.train_seconds, 1), "loss": loss, key: value})
+        entry = {"step": step, "train_seconds": round(self.train_seconds, 1), "loss": loss, key: value}
+        grouping = model_grouping(model, module.synth)  # Param2Tok only: how A groups columns, over training
+        if grouping is not None:
+            entry["grouping"] = round(grouping["score"], 4)
+        self.history.append(entry)
         module.log(key, value, prog_bar=True, rank_zero_only=True)
         if value < self.best_value:
             self.best_value, self.best_state = value, copy.deepcopy(model.state_dict())
-        log.info("step %d (%.0f s): loss %.4f, %s %.3f, best %.3f (random parameters %.3f)", step, self.train_seconds,
-                 loss, key, value, self.best_value, self.random_value)
+        log.info("step %d (%.0f s): loss %.4f, %s %.3f, best %.3f (random parameters %.3f)%s", step, self.train_seconds,
+                 loss, key, value, self.best_value, self.random_value,
+                 "" if grouping is None else f", Param2Tok grouping {grouping['score']:.2f} (chance {grouping['chance']:.2f})")
 
     def not_learning(self) -> str | None:
         """A one-line warning when the best validation score is no better than random parameters' (a run

@@ -44,3 +44,23 @@ def groups_covered(assign, groups: Sequence[str]) -> int:
     """How many distinct groups are the main group (largest share) of at least one token."""
     _, shares = _shares(assign, groups)
     return len(set(shares.argmax(axis=1).tolist()))
+
+
+def column_groups(spec) -> list[str]:
+    """The group of every encoded column (`spec.size` of them), e.g. "op3" for op3.eg_rate1 or for each
+    column of op3.osc_mode's one-hot block; "other" where a parameter has no group."""
+    return [p.group or "other" for p in spec.params for _ in range(p.width)]
+
+
+def model_grouping(model, synth) -> dict | None:
+    """Param2Tok's grouping score of its assignment A by the synth's column groups (k-osc: oscillators; Dexed:
+    op1..op6, global, note), with its chance level, the groups covered and their count; None for a model
+    without a Param2Tok tokeniser."""
+    from synthinv.models.tokenisers import param2tok_assignment
+
+    assign = param2tok_assignment(model)
+    if assign is None:
+        return None
+    groups = column_groups(synth.spec)
+    return {"score": grouping_score(assign.detach(), groups), "chance": grouping_chance(groups),
+            "covered": groups_covered(assign.detach(), groups), "groups": len(set(groups))}
