@@ -31,6 +31,15 @@ def test_two_seeds_give_rows_groupings_and_an_across_seeds_line(tmp_path):
         assert abs(float(r["lsd_below_random"]) - (float(r["lsd_random"]) - float(r["lsd"]))) < 1e-9
     table = (tmp_path / "res.md").read_text()
     assert "| flow_param2tok | 0,1 |" in table
+    # the same runs' grouping over training (every validation logs it), drawn by scripts/grouping_curves.py
+    runs = sorted(p.parent for p in (tmp_path / "runs").rglob("model.ckpt"))
+    assert len(runs) == 2
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "grouping_curves.py"), *map(str, runs),
+                           "--out", str(tmp_path / "curves.png")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("flow_param2tok:")]
+    assert len(lines) == 2 and all(line.endswith("(chance 0.250)") for line in lines)
+    assert (tmp_path / "curves.png").stat().st_size > 0
 
 
 def test_variant_table_groups_a_configs_seeds(tmp_path):
