@@ -50,7 +50,8 @@ def main() -> None:
         print(f"{label}: " + ", ".join(f"{s} {g:.3f}" for s, g in points) + f" (chance {chance:.3f})")
     for chance in chances:
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
-    ax.set(xlabel="training step", ylabel="grouping score (1: one group per token)", title=args.title, ylim=(0, 1))
+    ax.set(xlabel="training step", ylabel="grouping score (1: one group per token)", ylim=(0, 1))
+    ax.set_title(args.title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
