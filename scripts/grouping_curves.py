@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthinv import synths
 from synthinv.checkpoint import read_checkpoint
 from synthinv.models.grouping import column_groups, grouping_chance
+from synthinv.synths.base import ParamSpec
 
 
 def curve(path: Path) -> tuple[str, list[tuple[int, float]], float]:
@@ -25,9 +25,9 @@ def curve(path: Path) -> tuple[str, list[tuple[int, float]], float]:
     if not points:
         raise SystemExit(f"{ckpt}: no grouping scores in its history (not a Param2Tok run, or one trained "
                          "before they were logged)")
-    synth = synths.from_settings(blob["synth"])
     label = path.name if path.is_dir() else path.parent.name
-    return label, points, grouping_chance(column_groups(synth.spec))
+    # the checkpoint's stored spec: no synth is built (a plugin synth need not be installed to read a history)
+    return label, points, grouping_chance(column_groups(ParamSpec.from_dict(blob["spec"])))
 
 
 def main() -> None:

@@ -59,6 +59,7 @@ from synthinv.evaluation import (
 )
 from synthinv.models.grouping import model_grouping
 from synthinv.models.sampler import Sampler
+from synthinv.models.tokenisers import param2tok_assignment
 from synthinv.synths.base import Synth
 
 TRAIN_SEED_BASE = 1_000_000
@@ -220,8 +221,6 @@ class InversionModule(L.LightningModule):
 
     def configure_optimizers(self):
         t = self.config.train
-        from synthinv.models.tokenisers import param2tok_assignment
-
         assign = param2tok_assignment(self.model)
         if assign is None or t.assign_lr_scale == 1.0:  # one group, as every run before the setting existed
             return torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
