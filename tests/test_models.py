@@ -4,6 +4,7 @@ test_flow.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -15,7 +16,7 @@ from synthinv import synths
 from synthinv.build import build_model
 from synthinv.config import ConfigError, load_config, parse_config
 from synthinv.flow import guided
-from synthinv.models.fields import TransformerField
+from synthinv.models.fields import MLPField, TransformerField
 from synthinv.models.flow import FlowModel
 from synthinv.models.regression import RegressionModel
 from synthinv.models.sampler import draw, takes_ode_settings
@@ -86,6 +87,20 @@ def test_mlp_field_is_not_equivariant(kosc4):
         diff = (model.field(permute_groups(x, [1, 0, 3, 2]), t, emb) - permute_groups(out, [1, 0, 3, 2])).abs()
     assert diff.max() > 1e-3
 
+
+
+def test_mlp_field_reads_the_sound_at_its_input_only_with_cond_input():
+    # adaLN starts at zero, so an untrained field sees the embedding only through the input layer, if at all
+    torch.manual_seed(0)
+    x, t, emb = torch.randn(4, 12), torch.rand(4), torch.randn(4, 16)
+    other = torch.randn(4, 16)
+    plain, fed = MLPField(12, 16, 32, 2), MLPField(12, 16, 32, 2, cond_input=True)
+    with torch.no_grad():
+        assert torch.equal(plain(x, t, emb), plain(x, t, other))
+        assert (fed(x, t, emb) - fed(x, t, other)).abs().max() > 1e-3
+    config = load_config("flow_mlp")
+    config.model = dataclasses.replace(config.model, cond_input=True)
+    assert build_model(config, synths.get("kosc", k=4)).field.inp.in_features == 12 + config.encoder.dim
 
 # --- Param2Tok ------------------------------------------------------------------------------------
 

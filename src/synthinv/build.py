@@ -72,7 +72,7 @@ def build_model(config: Config, synth: Synth) -> Model:
     if isinstance(m, MLPFlowConfig):
         if encoder.context_tokens:
             raise ConfigError("encoder peak_tokens needs a transformer field (model field: transformer)")
-        field = MLPField(n_params, encoder.dim, width=m.width, layers=m.layers)
+        field = MLPField(n_params, encoder.dim, width=m.width, layers=m.layers, cond_input=m.cond_input)
     else:
         field = TransformerField(build_tokeniser(m, synth), encoder.cond_dim, d_model=m.d_model, layers=m.layers,
                                  heads=m.heads, ff=m.ff, context_tokens=encoder.context_tokens,

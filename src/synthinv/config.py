@@ -53,6 +53,7 @@ class MLPFlowConfig:
     draws: int = 1  # (noise, t) draws per training example: the encoder runs once for all of them
     times: Literal["uniform", "logit_normal"] = "uniform"  # training times: U(0, 1) or sigmoid(N(0, 1))
     l1_weight: float = 0.0  # weight of model.penalty() in the training loss
+    cond_input: bool = False  # also feed the audio embedding to the field's input layer, beside x_t
 
     def __post_init__(self) -> None:
         check_draws(self.draws)

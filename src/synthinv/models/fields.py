@@ -64,19 +64,23 @@ class ResMLPBlock(nn.Module):
 
 
 class MLPField(nn.Module):
-    """Non-equivariant baseline: residual MLP on the flat parameter vector. (N, P) -> (N, P)."""
+    """Non-equivariant baseline: residual MLP on the flat parameter vector. (N, P) -> (N, P).
 
-    def __init__(self, n_params: int, cond_dim: int, width: int, layers: int):
+    With `cond_input` the audio embedding also goes into the input layer beside x_t, so the first hidden state
+    already depends on the sound rather than only on the blocks' adaLN shifts and scales."""
+
+    def __init__(self, n_params: int, cond_dim: int, width: int, layers: int, cond_input: bool = False):
         super().__init__()
         self.time = TimeEmbedding(cond_dim)
-        self.inp = nn.Linear(n_params, width)
+        self.cond_input = cond_input
+        self.inp = nn.Linear(n_params + (cond_dim if cond_input else 0), width)
         self.blocks = nn.ModuleList(ResMLPBlock(width, cond_dim) for _ in range(layers))
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, n_params)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         cond = self.time(t) + emb  # (N, cond_dim)
-        h = self.inp(x)
+        h = self.inp(torch.cat([x, emb], dim=1) if self.cond_input else x)  # (N, width)
         for block in self.blocks:
             h = block(h, cond)
         return self.out(self.norm(h))
