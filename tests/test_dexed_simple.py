@@ -157,3 +157,21 @@ def test_swapping_operators_keeps_the_sound_only_where_the_algorithm_allows_it(s
         audio = simple.render(torch.stack([base, symmetry.permuted(base, blocks, swap)]))  # (2, T)
         mss = float(mss_distance(audio[1:], audio[:1], simple.sample_rate)[0])
         assert (mss < 0.05) if keeps else (mss > 1.0), (alg + 1, mss)
+
+
+def test_posterior_information_scores_the_truth_one_and_unrelated_prior_draws_zero(simple, monkeypatch):
+    """scripts/dexed_posterior_information.py's scale: every encoded column in one field group, the target's
+    own patch 1 in every group, patches drawn from the prior regardless of the target about 0."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    info = importlib.import_module("dexed_posterior_information")
+    groups = info.encoded_groups(simple)
+    assert sorted(j for cols in groups.values() for j in cols) == list(range(simple.spec.size))
+    gen = torch.Generator().manual_seed(31)
+    truth, other = (simple.spec.from_uniform(torch.rand(4096, len(simple.spec.params), generator=gen, dtype=torch.float64))
+                    for _ in range(2))  # (4096, P) each: independent draws from one distribution
+    for label, own in info.scores(truth, truth, groups).items():
+        assert torch.allclose(own, torch.ones_like(own)), label
+    for label, unrelated in info.scores(other, truth, groups).items():
+        assert abs(float(unrelated.mean())) < 0.06, (label, float(unrelated.mean()))
