@@ -175,3 +175,40 @@ def test_posterior_information_scores_the_truth_one_and_unrelated_prior_draws_ze
         assert torch.allclose(own, torch.ones_like(own)), label
     for label, unrelated in info.scores(other, truth, groups).items():
         assert abs(float(unrelated.mean())) < 0.06, (label, float(unrelated.mean()))
+
+
+def test_raft_keeps_each_sounds_closest_sample_and_fine_tunes_from_the_base(simple, datasets, tmp_path, monkeypatch):
+    """scripts/raft_finetune.py: `pairs` keeps, per training sound, the one of k samples closest by MSS (its
+    distance is the least of the k), resumes to the same pairs, and `finetune` writes a loadable checkpoint with the
+    base's config, more steps and the CPU minutes of everything that made it."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    raft = importlib.import_module("raft_finetune")
+    config = load_config("flow_mlp", "dexed_simple")
+    meta = {"steps": 5, "train_seconds": 1.0, "torch_threads": 1, "best_val_mss": 20.0, "val_data": "none",
+            "data": {"examples": 4, "seed": 1}}
+    base = save_checkpoint(tmp_path / "base.ckpt", build_model(config, simple), simple, config, meta)
+    common = ["--base", str(base), "--run", str(tmp_path / "run"), "--data", str(datasets / "simple"), "--sounds", "3",
+              "--first", "1", "--k", "3", "--ode-steps", "2"]
+    monkeypatch.setattr(sys, "argv", ["raft_finetune.py", "pairs", *common])
+    raft.main()
+    pairs = torch.load(tmp_path / "run" / "pairs.pt")
+    assert pairs["first"] == 1 and torch.cat(pairs["best"]).shape == (3, simple.spec.size)
+    assert (torch.cat(pairs["mss"]) <= torch.cat(pairs["true_mss"])).all()
+    kept = torch.cat(pairs["best"])
+    assert torch.allclose(raft.snapped(simple, kept), kept)  # whole patches as the synth plays them
+    target = simple.render(open_dataset(datasets / "simple", simple)[2][0][None])  # sound 2: the second kept
+    from synthinv.metrics import mss_distance
+    assert torch.allclose(mss_distance(simple.render(kept[1:2]), target, simple.sample_rate), pairs["mss"][0][1:2], atol=1e-4)
+    again = tmp_path / "again"  # the same command from scratch draws the same samples
+    monkeypatch.setattr(sys, "argv", ["raft_finetune.py", "pairs", *common[:3], str(again), *common[4:]])
+    raft.main()
+    assert torch.equal(torch.load(again / "pairs.pt")["mss"][0], pairs["mss"][0])
+    monkeypatch.setattr(sys, "argv", ["raft_finetune.py", "finetune", *common, "--minutes", "0.005",
+                                      "--base-cpu-minutes", "2.5"])
+    raft.main()
+    model, _, blob = load_checkpoint(tmp_path / "run" / "model.ckpt")
+    assert blob["meta"]["steps"] > 5 and blob["meta"]["raft"]["first"] == 1 and blob["config"] == config.to_dict()
+    assert float((tmp_path / "run" / "cpu_minutes.txt").read_text()) > 2.5
