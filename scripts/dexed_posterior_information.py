@@ -8,7 +8,8 @@ over the group's encoded columns ([-1, 1]; one-hot blocks for categoricals), Var
 per column. A patch drawn from the prior regardless of the target scores 0 on average, the target itself 1.
 Rows: each checkpoint's one sample as trained (temperature 1, guidance 1: the distribution it learned) and as
 its config samples; the bank's nearest patch by embedding (what the lookup ranks first before rendering); a
-random prior patch (evaluation's random baseline: the zero of the scale). Beside each, that patch's MSS to the
+random prior patch (evaluation's random baseline: the zero of the scale); and the target itself with noise
+of a few hundredths on its parameters, overall and per group (how precise a patch must be to sound close). Beside each, that patch's MSS to the
 target. Why: the lookup's patches sound closer than the model's samples although the model was trained on
 parameters; this says whether sounding close goes with having the target's parameters on this synth.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from dexed_error_breakdown import group_columns
+from raft_finetune import snapped
 from synthinv.bank import embed, get_bank
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.datasets import first_examples
@@ -29,6 +31,9 @@ from synthinv.evaluation import RANDOM_BASELINE_SEED, over_sounds_cell, sample_p
 from synthinv.metrics import mss_distance
 from synthinv.synths.base import Synth
 from synthinv.tables import markdown_table, write_page
+
+NOISE = (0.02, 0.05, 0.1)  # std of noise on every encoded column ([-1, 1]) of the target
+GROUP_NOISE = 0.05
 
 
 def encoded_groups(synth: Synth) -> dict[str, list[int]]:
@@ -80,13 +85,27 @@ def main() -> None:
             rows.append(row(f"{ckpt.parent.name}/{ckpt.name}: one sample, {label}", x, truth, audio, synth, groups))
     rows.append(row(f"lookup: nearest of {args.bank} bank patches by embedding", nearest, truth, audio, synth, groups))
     rows.append(row("random prior patch", random, truth, audio, synth, groups))
+    gen = torch.Generator().manual_seed(0)
+    for sigma in NOISE:
+        noisy = snapped(synth, truth + sigma * torch.randn(truth.shape, generator=gen))
+        rows.append(row(f"the target + N(0, {sigma:g}^2) on every column", noisy, truth, audio, synth, groups))
+    one_group = []
+    for label, cols in groups.items():
+        noise = torch.zeros_like(truth)
+        noise[:, cols] = GROUP_NOISE * torch.randn(len(truth), len(cols), generator=gen)
+        mss = mss_distance(synth.render(snapped(synth, truth + noise)), audio, synth.sample_rate)
+        one_group.append([label, over_sounds_cell(mss)])
     text = "\n".join([
         "# Dexed Simple: how much of the target's parameters a patch has, and how close it sounds", "",
         markdown_table(["patch", "MSS (dB)", *groups], rows), "",
         f"The first {len(truth)} sounds of {args.data}. Parameter score per field group: 1 - |x - truth|^2 / (2 Var) over "
         "the group's encoded columns, averaged over sounds: 0 for a prior patch drawn regardless of the target, 1 "
         "for the target's own values. MSS: that one patch against the target, mean ± 95% interval over sounds (dB). "
-        "Samples: 50 RK4 steps, seed 0.", "",
+        "Samples: 50 RK4 steps, seed 0. Noisy targets: Gaussian noise added to the target's encoded columns, then "
+        "clamped, decoded and encoded again (the patch the synth plays).", "",
+        f"The target with noise on one field group only (N(0, {GROUP_NOISE:g}^2) on its encoded columns, then snapped to a "
+        "patch): what imprecision in that group alone costs.", "",
+        markdown_table(["noisy group", "MSS (dB)"], one_group), "",
         f"Made by `PYTHONPATH=src python scripts/dexed_posterior_information.py {' '.join(map(str, args.checkpoints))} "
         f"--n {args.n} --bank {args.bank}`.", ""])
     print(write_page(text, args.out))
