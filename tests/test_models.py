@@ -519,6 +519,28 @@ def test_logit_normal_times_reach_the_field_and_a_config_names_them(kosc4):
         parse_config({**base, "model": {**base["model"], "times": "beta"}}, "kosc")
 
 
+def test_loss_weights_scale_the_named_fields_columns_and_a_typo_is_refused(kosc4):
+    """model.loss_weight_fields / loss_weight: those fields' columns weigh loss_weight against 1 elsewhere, the
+    weights scaled to mean 1; with a zero field (v = 0) the loss is then the weighted mean of the squared velocity."""
+    base = load_config("flow_mlp").to_dict()
+    config = parse_config({**base, "model": {**base["model"], "loss_weight_fields": ["freq"], "loss_weight": 3.0}}, "kosc")
+    weights = build_model(config, kosc4).column_weights
+    fields = [c.split(".", 1)[-1] for c in kosc4.spec.columns]  # (12,) freq, amp, ... per oscillator
+    raw = torch.tensor([3.0 if f == "freq" else 1.0 for f in fields])
+    torch.testing.assert_close(weights, raw / raw.mean())
+    assert build_model(load_config("flow_mlp"), kosc4).column_weights is None
+    field = RecordingField()
+    model = FlowModel(CountingEncoder(), field, 12, cond_drop=0.0, ot_coupling=False, column_weights=weights)
+    params = torch.rand(5, 12) * 2 - 1
+    loss = model.loss(params, torch.randn(5, 16))
+    x_t, t, _ = field.seen[0]
+    noise = (x_t - t[:, None] * params) / (1 - t[:, None])  # the rectified path: x_t = (1 - t) noise + t params
+    torch.testing.assert_close(loss, ((params - noise).square() * weights).mean())
+    with pytest.raises(ConfigError, match="frq"):
+        build_model(parse_config({**base, "model": {**base["model"], "loss_weight_fields": ["frq"], "loss_weight": 2.0}},
+                                 "kosc"), kosc4)
+
+
 def test_attention_under_cpu_bf16_autocast_matches_the_fused_kernel_and_keeps_equivariance(flow_transformer):
     """Under bf16 autocast the field's attention is plain matmuls (fields.attention); it must compute what the
     fused kernel computes (to bfloat16's precision) and the field must stay permutation-equivariant."""

@@ -77,8 +77,25 @@ def build_model(config: Config, synth: Synth) -> Model:
         field = TransformerField(build_tokeniser(m, synth), encoder.cond_dim, d_model=m.d_model, layers=m.layers,
                                  heads=m.heads, ff=m.ff, context_tokens=encoder.context_tokens,
                                  context_features=PEAK_FEATURES)
+    weights = loss_column_weights(m, synth) if isinstance(m, MLPFlowConfig) else None
     return FlowModel(encoder, field, n_params, cond_drop=m.cond_drop, ot_coupling=m.ot, draws=m.draws,
-                     times=m.times)
+                     times=m.times, column_weights=weights)
+
+
+def loss_column_weights(m: MLPFlowConfig, synth: Synth) -> torch.Tensor | None:
+    """(P,) weights of the flow loss's columns, mean 1: `loss_weight` on every column of the fields named in
+    `loss_weight_fields` (a field name without its operator, e.g. freq_fine), 1 elsewhere; None when unweighted."""
+    if not m.loss_weight_fields or m.loss_weight == 1.0:
+        return None
+    if m.loss_weight <= 0:
+        raise ConfigError(f"model loss_weight must be > 0, got {m.loss_weight}")
+    fields = [c.split("=", 1)[0].split(".", 1)[-1] for c in synth.spec.columns]  # (P,) field of each column
+    unknown = sorted(set(m.loss_weight_fields) - set(fields))
+    if unknown:
+        raise ConfigError(f"model loss_weight_fields {', '.join(unknown)} not among {synth.name}'s fields "
+                          f"({', '.join(dict.fromkeys(fields))})")
+    weights = torch.tensor([m.loss_weight if f in m.loss_weight_fields else 1.0 for f in fields])
+    return weights / weights.mean()
 
 
 def build_tokeniser(m: TransformerFlowConfig, synth: Synth) -> FixedSplit | Param2Tok:

@@ -54,6 +54,8 @@ class MLPFlowConfig:
     times: Literal["uniform", "logit_normal"] = "uniform"  # training times: U(0, 1) or sigmoid(N(0, 1))
     l1_weight: float = 0.0  # weight of model.penalty() in the training loss
     cond_input: bool = False  # also feed the audio embedding to the field's input layer, beside x_t
+    loss_weight_fields: tuple[str, ...] = ()  # fields (e.g. freq_fine: every operator's) whose columns weigh more
+    loss_weight: float = 1.0  # their weight in the loss, the other columns' 1 (the weights then scaled to mean 1)
 
     def __post_init__(self) -> None:
         check_draws(self.draws)

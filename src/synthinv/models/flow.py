@@ -27,7 +27,8 @@ class FlowModel(nn.Module):
     """Encoder + vector field + a learned "no audio" embedding for classifier-free guidance.
 
     Training regresses the field onto the path's velocity: for data x1, noise x0 (OT-paired with the batch
-    when `ot_coupling`) and t drawn from `times` (U(0, 1) by default), loss = |field(x_t, t, emb) - (x1 - x0)|^2,
+    when `ot_coupling`) and t drawn from `times` (U(0, 1) by default), loss = |field(x_t, t, emb) - (x1 - x0)|^2
+    (each column's square times `column_weights`, if given),
     with the audio embedding dropped to the null one with probability `cond_drop`. With `draws` > 1 each example gets that
     many (noise, t) draws on one encoding: an extra draw costs the field's share of a step, not the encoder's.
     Sampling solves dx/dt = guided velocity from noise at t = 0 to parameters at t = 1.
@@ -46,13 +47,16 @@ class FlowModel(nn.Module):
 
     def __init__(self, encoder: Encoder, field: MLPField | TransformerField, n_params: int, cond_drop: float,
                  ot_coupling: bool, path: ProbabilityPath | None = None, draws: int = 1,
-                 times: TimeDistribution = "uniform"):
+                 times: TimeDistribution = "uniform", column_weights: torch.Tensor | None = None):
         super().__init__()
         self.n_params = n_params
         self.encoder, self.field = encoder, field
         self.null_embedding = nn.Parameter(torch.zeros(encoder.dim))
         self.cond_drop, self.ot_coupling, self.draws, self.times = cond_drop, ot_coupling, draws, times
         self.path = path or RectifiedPath()
+        # (P,) per-column weights of the loss (None: all 1); not saved: the config rebuilds them
+        self.register_buffer("column_weights", column_weights, persistent=False)
+        self.column_weights: torch.Tensor | None
 
     def loss(self, params: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """params: (B, P) in [-1, 1], cond: encoder input (B, ...) -> scalar CFM loss."""
@@ -64,7 +68,8 @@ class FlowModel(nn.Module):
             noise = ot_pair_noise(noise, params)
         t = sample_times(params.shape[0], self.times, params.device)  # (B * draws,)
         target = self.path.sample(noise, params, t)
-        return (self.field(target.x_t, t, emb) - target.velocity).square().mean()
+        error = (self.field(target.x_t, t, emb) - target.velocity).square()  # (B * draws, P)
+        return (error if self.column_weights is None else error * self.column_weights).mean()
 
     def penalty(self) -> torch.Tensor:
         return self.field.penalty()
