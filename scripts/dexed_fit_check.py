@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from raft_finetune import load_sounds, snapped
+from raft_finetune import load_sounds, snapped, train_step
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import over_sounds_cell
 from synthinv.metrics import mss_distance
@@ -60,12 +60,8 @@ def main() -> None:
     start, step, recent = time.process_time(), 0, []
     while time.process_time() - start < args.minutes * 60:
         idx = torch.randint(len(params), (config.train.batch_size,))
-        loss = model.loss(params[idx], mels[idx].float())
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        opt.step()
-        step, recent = step + 1, (recent + [loss.item()])[-200:]
+        loss = train_step(model, opt, params[idx], mels[idx].float(), config.train.grad_clip)
+        step, recent = step + 1, (recent + [loss])[-200:]
         if step % 1000 == 0:
             rows.append(check(step, sum(recent) / len(recent)))
     rows.append(check(step, sum(recent) / len(recent)))

@@ -45,6 +45,16 @@ def snapped(synth, params: torch.Tensor) -> torch.Tensor:
     return spec.encode(spec.decode(params.clamp(-1, 1).double())).float()
 
 
+def train_step(model, opt: torch.optim.Optimizer, target: torch.Tensor, mels: torch.Tensor, grad_clip: float) -> float:
+    """One step on the flow loss of targets (B, P) given log-mels (B, mels, frames), as training clips it; the loss."""
+    loss = model.loss(target, mels)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.item()
+
+
 def make_pairs(args: argparse.Namespace) -> None:
     model, synth, blob = load_checkpoint(args.base)
     sampling = stored_config(blob, args.base).sample
@@ -93,12 +103,8 @@ def finetune(args: argparse.Namespace) -> None:
         kept = torch.randint(len(best), own.shape)  # (B,) rows of best
         idx = torch.where(own, first + kept, torch.randint(len(params), own.shape))  # (B,) training sounds
         target = torch.where(own[:, None], best[kept], params[idx])  # (B, P)
-        loss = model.loss(target, mels[idx].float())
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        opt.step()
-        steps, losses = steps + 1, (losses + [loss.item()])[-200:]
+        loss = train_step(model, opt, target, mels[idx].float(), config.train.grad_clip)
+        steps, losses = steps + 1, (losses + [loss])[-200:]
         if steps % 500 == 0:
             print(f"step {steps}: loss {sum(losses) / len(losses):.4f}", flush=True)
     model.eval()
