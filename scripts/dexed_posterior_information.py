@@ -38,11 +38,9 @@ GROUP_NOISE = 0.05
 
 def encoded_groups(synth: Synth) -> dict[str, list[int]]:
     """Group label -> encoded column indices (a categorical's one-hot columns go with its field)."""
-    names = synth.spec.names
-    native = group_columns(names)
-    field_of_column = [c.split("=", 1)[0] for c in synth.spec.columns]  # (P,) native name of each column
-    fields = {label: {names[i] for i in cols} for label, cols in native.items()}
-    return {label: [j for j, f in enumerate(field_of_column) if f in group] for label, group in fields.items()}
+    slices = synth.spec.slices  # each parameter's encoded columns
+    return {label: [j for i in params for j in range(slices[i].start, slices[i].stop)]
+            for label, params in group_columns(synth.spec.names).items()}
 
 
 def scores(x: torch.Tensor, truth: torch.Tensor, groups: dict[str, list[int]]) -> dict[str, torch.Tensor]:

@@ -73,9 +73,9 @@ def make_pairs(args: argparse.Namespace) -> None:
             target_audio = synth.render(params[lo:hi])  # (n, T)
             mss = mss_distance(synth.render(samples), target_audio.repeat_interleave(args.k, 0), synth.sample_rate)
             mss = mss.reshape(hi - lo, args.k)  # (n, k) dB
-            pick = mss.argmin(dim=1)
+            closest, pick = mss.min(dim=1)  # (n,) each
             done["best"].append(samples.reshape(hi - lo, args.k, -1)[torch.arange(hi - lo), pick])
-            done["mss"].append(mss.min(dim=1).values)
+            done["mss"].append(closest)
             done["true_mss"].append(mss[:, 0])  # one sample, as the model gives it without a choice
             done["cpu_seconds"] += time.process_time() - start_cpu
             start_cpu = time.process_time()

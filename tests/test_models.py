@@ -536,9 +536,10 @@ def test_loss_weights_scale_the_named_fields_columns_and_a_typo_is_refused(kosc4
     x_t, t, _ = field.seen[0]
     noise = (x_t - t[:, None] * params) / (1 - t[:, None])  # the rectified path: x_t = (1 - t) noise + t params
     torch.testing.assert_close(loss, ((params - noise).square() * weights).mean())
-    with pytest.raises(ConfigError, match="frq"):
-        build_model(parse_config({**base, "model": {**base["model"], "loss_weight_fields": ["frq"], "loss_weight": 2.0}},
-                                 "kosc"), kosc4)
+    for weight in (2.0, 1.0):  # a typo is refused even where the weight leaves the loss as it was
+        with pytest.raises(ConfigError, match="frq"):
+            build_model(parse_config({**base, "model": {**base["model"], "loss_weight_fields": ["frq"],
+                                                        "loss_weight": weight}}, "kosc"), kosc4)
 
 
 def test_attention_under_cpu_bf16_autocast_matches_the_fused_kernel_and_keeps_equivariance(flow_transformer):

@@ -85,15 +85,16 @@ def build_model(config: Config, synth: Synth) -> Model:
 def loss_column_weights(m: MLPFlowConfig, synth: Synth) -> torch.Tensor | None:
     """(P,) weights of the flow loss's columns, mean 1: `loss_weight` on every column of the fields named in
     `loss_weight_fields` (a field name without its operator, e.g. freq_fine), 1 elsewhere; None when unweighted."""
-    if not m.loss_weight_fields or m.loss_weight == 1.0:
-        return None
-    if m.loss_weight <= 0:
-        raise ConfigError(f"model loss_weight must be > 0, got {m.loss_weight}")
-    fields = [c.split("=", 1)[0].split(".", 1)[-1] for c in synth.spec.columns]  # (P,) field of each column
+    # (P,) field of each encoded column: a parameter's name without its operator or oscillator
+    fields = [p.name.split(".", 1)[-1] for p in synth.spec.params for _ in range(p.width)]
     unknown = sorted(set(m.loss_weight_fields) - set(fields))
     if unknown:
         raise ConfigError(f"model loss_weight_fields {', '.join(unknown)} not among {synth.name}'s fields "
                           f"({', '.join(dict.fromkeys(fields))})")
+    if not m.loss_weight_fields or m.loss_weight == 1.0:
+        return None
+    if m.loss_weight <= 0:
+        raise ConfigError(f"model loss_weight must be > 0, got {m.loss_weight}")
     weights = torch.tensor([m.loss_weight if f in m.loss_weight_fields else 1.0 for f in fields])
     return weights / weights.mean()
 
