@@ -35,8 +35,8 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
     from synthinv.datasets import SPLIT_SEEDS, first_examples
     from synthinv.evaluation import RANDOM_BASELINE_SEED
     from synthinv.metrics import mss_distance
-    from synthinv.models.sampler import draw
-    from synthinv.models.surrogate import load_surrogate
+    from synthinv.models.sampler import draw, ranked_draw
+    from synthinv.models.surrogate import Ranker, load_surrogate, ranker_from_checkpoint
     from synthinv.ranking import rank
 
     model, synth, blob = load_checkpoint(args.checkpoint)
@@ -47,13 +47,23 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
     bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values())) \
         if source == "lookup" else None  # built (minutes, once) only where it is used
     surrogate = load_surrogate(args.surrogate, synth) if source == "model_by_surrogate" else None
+    ranker = None
+    if source == "model_ranked":  # the checkpoint's own ranker, else the --surrogate file with --pool
+        ranker = ranker_from_checkpoint(blob, synth, str(args.checkpoint)) or Ranker(load_surrogate(args.surrogate, synth),
+                                                                                     args.pool)
     ns, c = sorted(args.ns), max(args.ns)
     rows = []
     for i in range(len(audio)):
-        if i in done:
+        if i in done or i % args.parts != args.part:
             continue
         start = time.process_time()
-        if source.startswith("model"):
+        if source == "model_ranked":
+            assert ranker is not None
+            gen = torch.Generator().manual_seed(args.seed * 1_000_003 + i)
+            params = ranked_draw(model, ranker, synth.spec, feats[i:i + 1], embed(audio[i:i + 1], synth.sample_rate),
+                                 repeats=c, generator=gen, steps=args.steps, guidance=guidance,
+                                 temperature=temperature)  # (c, P), nearest predicted first
+        elif source.startswith("model"):
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + i)
             drawn = c if source == "model" else max(c, args.pool)
             params = draw(model, feats[i:i + 1], repeats=drawn, generator=gen, steps=args.steps, guidance=guidance,
@@ -98,6 +108,9 @@ SOURCE_NAMES = {
     "model": "flow samples",
     "model_by_embedding": "flow, --pool samples nearest first by their rendered embedding (renders all: an oracle)",
     "model_by_surrogate": "flow, --pool samples nearest first by the surrogate's predicted embedding",
+    "model_ranked": "flow, the pool's samples snapped to the synth's grid and nearest first by the surrogate's "
+                    "predicted embedding (synthinv.models.sampler.ranked_draw: the checkpoint's ranker and pool, else "
+                    "--surrogate and --pool), as `invert` proposes them without a search",
 }
 
 
@@ -161,11 +174,14 @@ def main() -> None:
     ap.add_argument("--surrogate", type=Path, default=Path("runs/surrogate/dexed_simple.pt"),
                     help="model_by_surrogate: a scripts/train_surrogate.py output")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--part", type=lambda s: tuple(int(x) for x in s.split("/")), default=(0, 1),
+                    help="K/M: only sounds i with i %% M == K (run M processes side by side on the same --out)")
     ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_best_of_n"))
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--random-rows", type=Path, default=Path("results/dexed_simple_best_of_n_random/rows.jsonl"),
                     help="rows of a --sources random run, shown as the random-patch column")
     args = ap.parse_args()
+    args.part, args.parts = args.part
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rows.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

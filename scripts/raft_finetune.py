@@ -40,9 +40,8 @@ def load_sounds(data: Path, synth, n: int | None = None) -> tuple[torch.Tensor, 
 
 
 def snapped(synth, params: torch.Tensor) -> torch.Tensor:
-    """Samples (N, P) as the patches they render: clamped, decoded to native values and encoded again."""
-    spec = synth.spec
-    return spec.encode(spec.decode(params.clamp(-1, 1).double())).float()
+    """Samples (N, P) as the patches they render (ParamSpec.snap), float32."""
+    return synth.spec.snap(params.float())
 
 
 def train_step(model, opt: torch.optim.Optimizer, target: torch.Tensor, mels: torch.Tensor, grad_clip: float) -> float:

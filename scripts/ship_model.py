@@ -1,9 +1,12 @@
 """Copy a trained run into the package as a shipped model, with a model card measured on the test split.
 
-    python scripts/ship_model.py RUN_DIR NAME [--n 512] [--steps 100] [--test-data data/dexed_test]
+    python scripts/ship_model.py RUN_DIR NAME [--n 512] [--steps 100] [--test-data data/dexed_test] \
+        [--ranker SURROGATE --pool 512]
 
 RUN_DIR holds model.ckpt (and train.json) from `synthinv train`. Writes src/synthinv/shipped/NAME.ckpt and
-NAME.md. The card's first prose line is what `synthinv models` prints.
+NAME.md. The card's first prose line is what `synthinv models` prints. --ranker: a scripts/train_surrogate.py
+output stored in the shipped checkpoint as its ranker (scripts/attach_ranker.py); the card measures the model
+with it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.evaluation import evaluate_model
+from synthinv.models.surrogate import ranker_from_checkpoint
 from synthinv.tables import markdown_table
 from synthinv.zoo import SHIPPED_DIR
 
@@ -60,11 +64,27 @@ def share(value: float | None) -> str:
     return "none" if value is None else f"{value:.0%}"
 
 
+def ranker_line(blob: dict) -> str:
+    """The card's bullet on a shipped ranker (scripts/attach_ranker.py), or "" for a checkpoint without one."""
+    if "ranker" not in blob:
+        return ""
+    ranker, meta = blob["ranker"], json.loads(blob["ranker"]["meta"])
+    weights = sum(v.numel() for v in ranker["state_dict"].values())
+    return (f"\n- Ranker: a sound surrogate (synthinv.models.surrogate, {weights:,} weights) that predicts a patch's bank "
+            f"embedding from its parameters, trained on {meta['train_patches']:,} rendered prior patches for "
+            f"{meta['steps']:,} steps ({meta['cpu_minutes']:g} CPU-minutes; held-out RMSE {meta['held_out_rmse_db']:.1f} dB "
+            f"against {meta['held_out_rmse_db_of_the_mean']:.1f} for the mean). Best of N draws {ranker['pool']} "
+            f"samples per sound and proposes the N nearest by predicted sound (invert without a search, evaluate's "
+            f"best of N); one sample alone is a plain sample.")
+
+
 def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
     meta, settings, data = blob["meta"], blob["synth"], blob["meta"]["data"]
     best = metrics.get("mss_best_of")
     moved = " (each also tried at the target's pitch, as invert does)" if metrics.get("transpose") else ""
-    best_rows = [[f"MSS, best of {metrics['candidates']} samples{moved}: the one `invert` ranks first",
+    pool = metrics.get("ranker_pool")
+    which = f"samples, the nearest by predicted sound among {pool} (the shipped ranker)" if pool else "samples"
+    best_rows = [[f"MSS, best of {metrics['candidates']} {which}{moved}: the one `invert` ranks first",
                   f"{best:.3f} ± {metrics['mss_best_of_ci95']:.3f}"]] if best is not None else []
     within = metrics.get("f0_cents_best_of_within_50")
     if within is not None:
@@ -93,7 +113,7 @@ def dexed_card(args, blob: dict, metrics: dict, n_weights: int) -> str:
 - Model: {blob['config']['name']} ({n_weights:,} weights), MelCNN encoder on a 128-band log-mel; config stored in the checkpoint.
 - Data: {data['examples']:,} patches from the patch prior (`synthinv generate --synth {blob['synth']['name']} --seed {data['seed']}`), validation {meta.get('val_data')}.
 - Training: {training_line(blob, 'mss')}.
-- Trained by: `{args.command or 'see scripts/train_shipped_models.sh'}`
+- Trained by: `{args.command or 'see scripts/train_shipped_models.sh'}`{ranker_line(blob)}
 
 ## Test set ({metrics['n']} examples of {metrics['test'].get('data', 'drawn')}, seed {metrics['test']['seed']}; {metrics['sample_steps']} RK4 steps, guidance {metrics['guidance']}, temperature {metrics['temperature']:g})
 
@@ -113,16 +133,27 @@ def main() -> None:
     ap.add_argument("--test-data", type=Path, default=Path("data/dexed_test"), help="Dexed: the test dataset")
     ap.add_argument("--candidates", type=int, default=8, help="Dexed: best-of-N scoring (1: off)")
     ap.add_argument("--bank", type=int, default=8192, help="Dexed: rendered prior patches of the lookup baseline")
+    ap.add_argument("--ranker", type=Path, default=None, help="a scripts/train_surrogate.py output to ship as the ranker")
+    ap.add_argument("--pool", type=int, default=512, help="--ranker: samples drawn per sound, the best N proposed")
     args = ap.parse_args()
 
-    ckpt = args.run_dir / "model.ckpt"
+    shipped = SHIPPED_DIR / f"{args.name}.ckpt"
+    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
+    if args.ranker is not None:
+        from attach_ranker import attach
+
+        attach(args.run_dir / "model.ckpt", args.ranker, args.pool, shipped)
+    else:
+        shutil.copyfile(args.run_dir / "model.ckpt", shipped)
+    ckpt = shipped  # measured as shipped
     model, synth, blob = load_checkpoint(ckpt)
+    ranker = ranker_from_checkpoint(blob, synth, str(ckpt))
     sampling = stored_config(blob, ckpt).sample  # the card measures the model as evaluate and invert sample it
     data_dir = args.test_data if synth.trains_from_data else None
     train_seed = (blob["meta"].get("data") or {}).get("seed")
     metrics = evaluate_model(model, synth, n=args.n, steps=args.steps, guidance=sampling.guidance,
                              temperature=sampling.temperature, data_dir=data_dir,
-                             train_seed=train_seed, candidates=args.candidates if data_dir else 1)
+                             train_seed=train_seed, candidates=args.candidates if data_dir else 1, ranker=ranker)
     if data_dir and args.candidates > 1:  # the baseline a best of N must beat: the N nearest bank patches
         from synthinv.bank import get_bank
         from synthinv.datasets import SPLIT_SEEDS, first_examples
@@ -133,8 +164,6 @@ def main() -> None:
         metrics |= {**lookup_best_of(synth, audio, bank, args.candidates), "bank": args.bank}
     n_weights = sum(p.numel() for p in model.parameters())
     card = (dexed_card if synth.trains_from_data else kosc_card)(args, blob, metrics, n_weights)
-    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ckpt, SHIPPED_DIR / f"{args.name}.ckpt")
     (SHIPPED_DIR / f"{args.name}.md").write_text(card)
     print(json.dumps(metrics, indent=2))
     print(f"shipped: {SHIPPED_DIR / (args.name + '.ckpt')} and {args.name}.md")

@@ -35,6 +35,11 @@ def save_checkpoint(path: Path, model, synth: Synth, config: Config, meta: dict,
         "meta": meta,
         "state_dict": state_dict if state_dict is not None else model.state_dict(),
     }
+    return write_blob(path, blob)
+
+
+def write_blob(path: Path, blob: dict) -> Path:
+    """A checkpoint's dict written atomically (temp file + rename): an interrupted write leaves no half file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # fileio's naming: errors map it back to `path`
     try:
         torch.save(blob, tmp)

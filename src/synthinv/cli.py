@@ -242,6 +242,9 @@ def evaluate(
     budget: float | None = typer.Option(None, help="Dexed and plugin synths: score what `invert --budget S` returns "
                                            "first (proposals + S seconds of search), next to the bank lookup and "
                                            "random patches; on the test split the other metrics are skipped."),
+    ranker: bool = typer.Option(True, help="With --candidates: a checkpoint that carries a ranker proposes the "
+                                "candidates nearest by predicted sound among a pool of samples, as `invert` does. "
+                                "--no-ranker: plain samples."),
 ):
     """Score a checkpoint on the fixed test split. k-osc: LSD (with the random-parameter baseline), Chamfer,
     assignment MSE. Dexed: MSS, wMFCC, spectral OT, RMS-envelope cosine, f0 error (each with random patches as
@@ -260,6 +263,7 @@ def evaluate(
     from synthinv.evaluation import evaluate_model
     from synthinv.fileio import write_json_atomic
     from synthinv.models.sampler import takes_ode_settings
+    from synthinv.models.surrogate import ranker_from_checkpoint
 
     check_sampling(candidates, steps, guidance)
     check_threads(threads)
@@ -291,7 +295,8 @@ def evaluate(
         raise UsageError("--candidates is for dataset-backed synths (dexed)")
     metrics = evaluate_model(model, synth, n=n, steps=steps, guidance=g, seed=seed, data_dir=data, train_seed=train_seed,
                              candidates=candidates, transpose=transpose,
-                             temperature=stored_config(blob, checkpoint).sample.temperature)
+                             temperature=stored_config(blob, checkpoint).sample.temperature,
+                             ranker=ranker_from_checkpoint(blob, synth, str(checkpoint)) if ranker else None)
     metrics = {"checkpoint": str(checkpoint), "method": stored_config(blob, checkpoint).name, "synth": blob["synth"], **metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, metrics)

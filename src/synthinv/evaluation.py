@@ -154,7 +154,7 @@ def categorical_accuracy(spec, pred: torch.Tensor, true: torch.Tensor) -> torch.
 def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                       split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
                       candidates: int = 1, audio_metrics: bool = True, f0_examples: int = 64,
-                      transpose: bool = True, temperature: float = 1.0) -> dict:
+                      transpose: bool = True, temperature: float = 1.0, ranker=None) -> dict:
     """Real-synth metrics on n test examples: the first n of `data_dir` (a dataset directory generated for
     this synth; its prior may differ), or examples 0..n-1 drawn from `split_seed`. `train_seed` (the
     training data's seed, from the checkpoint) guards against testing on training examples.
@@ -199,7 +199,7 @@ def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 1
         **mean_and_ci95("mss", mss_distance(pred_audio, audio.cpu(), synth.sample_rate)),
         **extra,
         **best_of_candidates(model, synth, feats, audio, params, candidates, steps, guidance, seed, device,
-                             transpose=transpose, true_f0=true_f0, temperature=temperature),
+                             transpose=transpose, true_f0=true_f0, temperature=temperature, ranker=ranker),
         **mean_and_ci95("mss_random", mss_distance(rand_audio, audio, synth.sample_rate)),
         "param_mse": param_mse(pred, params).mean().item(),
         "param_mse_random": param_mse(rand, params).mean().item(),
@@ -212,14 +212,16 @@ def evaluate_rendered(model: Sampler, synth: Synth, n: int = 256, steps: int = 1
 @torch.no_grad()
 def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio: torch.Tensor, params: torch.Tensor, candidates: int,
                        steps: int, guidance: float, seed: int, device: str = "cpu", chunk: int = 16,
-                       transpose: bool = True, true_f0=None, temperature: float = 1.0) -> dict:
+                       transpose: bool = True, true_f0=None, temperature: float = 1.0, ranker=None) -> dict:
     """{mss_best_of, wmfcc_best_of (each with _ci95), param_mse_best_of, candidates}: per sound, `candidates` samples are rendered and ranked
     by `synthinv invert`'s ranking distance (for real synths MSS itself: the target audio is all invert needs),
     and the first one is scored: the MSS of what invert returns first, plus its wMFCC, which the ranking does
     not see. {} for one candidate or a regressor. Any
     model that samples (flow, VAE) gets candidates. `transpose`: as invert, each candidate is also tried at
     the target's pitch (synthinv.transpose) and the closer of the two kept; `transposed` is the fraction
-    of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those."""
+    of candidates that were. `true_f0` (f0 tracks of the first sounds): also "f0_cents_best_of" on those.
+    `ranker` (synthinv.models.surrogate.Ranker, a checkpoint's): the candidates are the nearest by predicted
+    sound among a pool of samples per sound ("ranker_pool" says how many), as `synthinv invert` proposes them."""
     from synthinv.metrics import mfcc_distance
     from synthinv.progress import progress_bar
     from synthinv.ranking import rank
@@ -227,9 +229,18 @@ def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio:
     if candidates <= 1 or not model.stochastic:  # a regressor is deterministic: one answer
         return {}
     n, c = len(audio), candidates
-    repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
-    pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1,
-                         temperature=temperature).cpu().clamp(-1, 1)  # (n * c, P)
+    if ranker is not None:  # each sound's c nearest by predicted sound among a pool of samples
+        from synthinv.bank import embed
+        from synthinv.models.sampler import ranked_draw
+
+        targets = torch.cat([embed(a, synth.sample_rate) for a in audio.cpu().split(chunk)])  # (n, D)
+        pred = ranked_draw(model, ranker, synth.spec, feats.to(device), targets.to(device), repeats=c,
+                           generator=torch.Generator().manual_seed(seed + 1), steps=steps, guidance=guidance,
+                           temperature=temperature).cpu()  # (n * c, P)
+    else:
+        repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
+        pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1,
+                             temperature=temperature).cpu().clamp(-1, 1)  # (n * c, P)
     chosen, chosen_audio, mss, wmfcc, transposed = [], [], [], [], 0
     with progress_bar(n, f"best of {c}", unit="sounds") as advance:
         for i in range(0, n, chunk):  # a chunk of sounds at a time: all n * c STFTs at once need gigabytes
@@ -249,19 +260,20 @@ def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio:
         pitch = f0_scores(torch.cat(chosen_audio), true_f0, synth.sample_rate, "f0_cents_best_of")
     return {**mean_and_ci95("mss_best_of", torch.cat(mss)), **mean_and_ci95("wmfcc_best_of", torch.cat(wmfcc)), **pitch,
             "param_mse_best_of": param_mse(best, params).mean().item(),
-            "candidates": c, "transpose": transpose, "transposed": transposed / (n * c)}
+            "candidates": c, "transpose": transpose, "transposed": transposed / (n * c),
+            "ranker_pool": ranker.pool if ranker is not None else None}
 
 
 @torch.no_grad()
 def evaluate_model(model: Sampler, synth: Synth, n: int = 512, steps: int = 100, guidance: float = 2.0, seed: int = 0,
                    split_seed: int = TEST_SEED, device: str = "cpu", data_dir=None, train_seed: int | None = None,
-                   candidates: int = 1, transpose: bool = True, temperature: float = 1.0) -> dict:
+                   candidates: int = 1, transpose: bool = True, temperature: float = 1.0, ranker=None) -> dict:
     """All k-osc metrics on n examples of a split, next to the random-parameter baseline LSD.
 
     For dataset-backed synths (Dexed) this is `evaluate_rendered` (MSS etc.; `data_dir`, `train_seed`)."""
     if synth.trains_from_data:
         return evaluate_rendered(model, synth, n, steps, guidance, seed, split_seed, device, data_dir, train_seed,
-                                 candidates, transpose=transpose, temperature=temperature)
+                                 candidates, transpose=transpose, temperature=temperature, ranker=ranker)
     if data_dir is not None:
         raise UsageError(f"{synth.name} is evaluated on a generated split; it takes no test dataset")
     model = model.to(device).eval()

@@ -34,12 +34,13 @@ from scipy.optimize import minimize
 
 from synthinv import tables
 from synthinv.audio_io import LoadedSound, prepare_sound, write_wav
-from synthinv.bank import BANK_SEED, get_bank
+from synthinv.bank import BANK_SEED, embed, get_bank
 from synthinv.checkpoint import load_checkpoint, stored_config
 from synthinv.checks import check_sampling, check_sound
 from synthinv.errors import OutputExistsError, UsageError
 from synthinv.metrics import level_db, rms_dbfs
-from synthinv.models.sampler import Sampler, draw, takes_ode_settings
+from synthinv.models.sampler import Sampler, draw, ranked_draw, takes_ode_settings
+from synthinv.models.surrogate import ranker_from_checkpoint
 from synthinv.pitch import (
     IN_TUNE_CENTS,
     SEARCH_PENALTY_DB,
@@ -219,6 +220,7 @@ class Inverter:
         self.net, self.synth, self.blob = load_checkpoint(self.checkpoint,
                                                           expect_synth={"name": synth_name} if synth_name else None)
         self.config = stored_config(self.blob, self.checkpoint)
+        self.ranker = ranker_from_checkpoint(self.blob, self.synth, str(self.checkpoint))  # None: plain samples
         # candidates live here (whole_range=False: the model's own note range); proposals are converted to it
         self.search_synth = self.synth.over_whole_range() if whole_range else self.synth
         load_pitch_trackers()  # before the workers fork, so they inherit it instead of importing it on the clock
@@ -267,17 +269,26 @@ class Inverter:
         return prepare_sound(sound, self.synth.sample_rate, self.synth.length, self.rms_range)
 
     def proposals(self, target: LoadedSound, sources: tuple[str, ...], counts: dict, steps: int,
-                  guidance: float, seed: int, random_offset: int = 0) -> tuple[torch.Tensor, list[str]]:
-        """-> (params (N, P) in the search synth's spec, what each row came from)."""
+                  guidance: float, seed: int, random_offset: int = 0,
+                  ranked: bool = False) -> tuple[torch.Tensor, list[str]]:
+        """-> (params (N, P) in the search synth's spec, what each row came from). `ranked`: the model's
+        samples are the nearest by predicted sound among its ranker's pool (a checkpoint with a ranker)."""
         found, labels = [], []
         if "model" in sources:
             cond = self.synth.features(target.audio[None])  # what the encoder hears
             n = counts["model"] if self.net.stochastic else 1  # a regressor has one answer
             gen = torch.Generator().manual_seed(seed)
-            params = draw(self.net, cond, repeats=n, generator=gen, steps=steps, guidance=guidance,
-                          temperature=self.config.sample.temperature)  # (n, P)
-            found.append(params.clamp(-1, 1))
-            labels += ["flow sample" if self.net.stochastic else "regression"] * n
+            temperature = self.config.sample.temperature
+            if ranked and self.ranker is not None and self.net.stochastic:
+                params = ranked_draw(self.net, self.ranker, self.synth.spec, cond,
+                                     embed(target.audio[None], self.synth.sample_rate), repeats=n, generator=gen,
+                                     steps=steps, guidance=guidance, temperature=temperature)  # (n, P)
+                labels += ["flow sample (ranked)"] * n
+            else:
+                params = draw(self.net, cond, repeats=n, generator=gen, steps=steps, guidance=guidance,
+                              temperature=temperature).clamp(-1, 1)  # (n, P)
+                labels += ["flow sample" if self.net.stochastic else "regression"] * n
+            found.append(params)
         if "bank" in sources:
             idx, _ = self.bank.nearest(target.audio, self.synth.sample_rate, counts["bank"])
             found.append(self.bank.params[idx])
@@ -342,7 +353,11 @@ class Inverter:
         start = time.perf_counter()
         deadline = start + budget
         steps = min(steps, PROPOSAL_STEPS) if searching else steps  # searching refines the samples anyway
-        params, labels = self.proposals(target, sources, counts, steps, guidance, seed, random_offset)  # (N, P)
+        # A ranker picks the few samples that are all invert renders without a search; a search renders its
+        # proposals anyway and refines them, so there its pool's seconds are not spent (not measured there).
+        ranked = not searching and self.ranker is not None
+        params, labels = self.proposals(target, sources, counts, steps, guidance, seed, random_offset,
+                                        ranked=ranked)  # (N, P)
         clock.lap("propose")
         key = uuid.uuid4().hex  # names this target in the workers' caches (an id() could be reused)
         penalties = (self._pitch_penalty(target, pitch_penalty) if transpose and pitch_penalty > 0 else None,
@@ -394,7 +409,8 @@ class Inverter:
                     "steps": steps, "guidance": guidance,
                     "temperature": self.config.sample.temperature, "refine_budget": refine_budget, "seed": seed,
                     "transpose": transpose, "transposed": int((shift != 0).sum()), "seconds": clock.laps,
-                    "search_frame_stride": search_frame_stride if searching else 1}
+                    "search_frame_stride": search_frame_stride if searching else 1,
+                    "ranker_pool": self.ranker.pool if ranked and self.ranker is not None else None}
         return Inversion(target, found, synth, refine_gain=gain, settings=settings, truth=true_params)
 
     def _read_truth(self, path: Path) -> torch.Tensor:

@@ -12,7 +12,9 @@ import torch
 
 from synthinv.models.flow import DEFAULT_GUIDANCE, DEFAULT_STEPS, FlowModel
 from synthinv.models.regression import RegressionModel
+from synthinv.models.surrogate import Ranker
 from synthinv.models.vae_flow import VAEFlowModel
+from synthinv.synths.base import ParamSpec
 
 
 class Sampler(Protocol):
@@ -53,6 +55,23 @@ def draw(model: Sampler, cond: torch.Tensor, *, repeats: int = 1, generator: tor
         return model.sample(cond, repeats=repeats, generator=generator, steps=steps, guidance=guidance,
                             temperature=temperature)
     return model.sample(cond, repeats=repeats, generator=generator)
+
+
+@torch.no_grad()
+def ranked_draw(model: Sampler, ranker: Ranker, spec: ParamSpec, cond: torch.Tensor, targets: torch.Tensor, *,
+                repeats: int, generator: torch.Generator | None = None, steps: int = DEFAULT_STEPS,
+                guidance: float = DEFAULT_GUIDANCE, temperature: float = 1.0) -> torch.Tensor:
+    """cond (N, ...) encoder inputs, targets (N, D) their sounds' bank embeddings (synthinv.bank.embed) ->
+    (N * repeats, P) as `draw` lays them out: per sound, max(repeats, ranker.pool) samples are drawn and snapped
+    to the synth's grid (what a render plays, and what the surrogate was trained on), and the `repeats` whose
+    predicted embedding lies nearest the target's are kept, nearest first. Clamped to [-1, 1]."""
+    kept = []
+    for i in range(len(cond)):
+        pool = draw(model, cond[i:i + 1], repeats=max(repeats, ranker.pool), generator=generator, steps=steps,
+                    guidance=guidance, temperature=temperature).clamp(-1, 1)  # (pool, P)
+        pool = spec.snap(pool)  # discrete values on their grid, one-hot blocks exact
+        kept.append(pool[ranker.surrogate.order(pool, targets[i])[:repeats]])
+    return torch.cat(kept)
 
 
 def _conforms(flow: FlowModel, vae: VAEFlowModel, regression: RegressionModel) -> list[Sampler]:

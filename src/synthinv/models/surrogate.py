@@ -11,6 +11,8 @@ first N much closer (results/dexed_simple_best_of_n.md); the surrogate orders th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -46,13 +48,46 @@ class SoundSurrogate(nn.Module):
 
 def load_surrogate(path, synth) -> SoundSurrogate:
     """A scripts/train_surrogate.py file -> the surrogate in eval mode; refused for another synth spec."""
+    from synthinv.checkpoint import safe_load
+
+    return surrogate_from_stored(safe_load(path, "surrogate"), synth, str(path))
+
+
+def surrogate_from_stored(stored: dict, synth, source: str) -> SoundSurrogate:
+    """{"state_dict", "settings", "meta"} (a surrogate file, or a checkpoint's "ranker") -> the surrogate in eval
+    mode; refused for another synth spec. `source` names where it came from in the error."""
     import json
 
-    blob = torch.load(path, weights_only=True, map_location="cpu")
-    meta = json.loads(blob["meta"])
+    meta = json.loads(stored["meta"])
     if meta["spec_hash"] != synth.spec.hash():
-        raise ValueError(f"{path} is a surrogate for {meta['synth']} spec {meta['spec_hash']}, not {synth.name} "
+        raise ValueError(f"{source} holds a surrogate for {meta['synth']} spec {meta['spec_hash']}, not {synth.name} "
                          f"spec {synth.spec.hash()}")
-    model = SoundSurrogate(**blob["settings"])
-    model.load_state_dict(blob["state_dict"])
+    model = SoundSurrogate(**stored["settings"])
+    model.load_state_dict({k: v.float() for k, v in stored["state_dict"].items()})  # shipped as float16
     return model.eval()
+
+
+@dataclass
+class Ranker:
+    """Which of a model's samples to propose: `pool` samples are drawn per sound and put in order by the
+    surrogate's predicted embedding distance to the target's (synthinv.models.sampler.ranked_draw)."""
+
+    surrogate: SoundSurrogate
+    pool: int
+
+
+def ranker_from_checkpoint(blob: dict, synth, source: str = "checkpoint") -> Ranker | None:
+    """A checkpoint's ranker (stored under "ranker" by scripts/attach_ranker.py), or None if it has none."""
+    stored = blob.get("ranker")
+    if stored is None:
+        return None
+    return Ranker(surrogate_from_stored(stored, synth, source), int(stored["pool"]))
+
+
+def stored_ranker(surrogate_file: dict, pool: int) -> dict:
+    """A surrogate file's contents as a checkpoint's "ranker" entry: weights in float16 (half the size, the
+    same order: the surrogate only ranks), with the pool to draw from."""
+    if pool < 1:
+        raise ValueError(f"a ranker's pool must be at least 1 sample, got {pool}")
+    return {"state_dict": {k: v.half() for k, v in surrogate_file["state_dict"].items()},
+            "settings": surrogate_file["settings"], "meta": surrogate_file["meta"], "pool": int(pool)}

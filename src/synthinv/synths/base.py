@@ -207,6 +207,11 @@ class ParamSpec:
             return x
         return to.encode(self.decode(x.double())).clamp(-1, 1).to(x.dtype)
 
+    def snap(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (N, size) -> the patches a render plays, encoded again: values clipped to [-1, 1], discrete
+        ones on their grid, categorical blocks exact one-hots."""
+        return self.encode(self.decode(x.double())).to(x.dtype)
+
     def from_uniform(self, u: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Uniform draws (N, len(params)) in [-1, 1) -> encoded (N, size), one draw per parameter.
 
