@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--fourier", type=int, default=0, help="sin/cos input features per parameter at this many octaves")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the budget counts the CPU time of all)")
     ap.add_argument("--workers", type=int, default=2, help="render workers for the training bank")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -63,9 +65,9 @@ def main() -> None:
     train = load_bank(build_bank(synth, args.n, SURROGATE_SEED, workers=args.workers), synth)
     held = load_bank(build_bank(synth, 8192, BANK_SEED, workers=args.workers), synth)
     hx, hy = held.params[:2048], held.embedding[:2048]
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = SoundSurrogate(synth.spec.size, train.embedding.shape[1], args.width, args.layers)
+    model = SoundSurrogate(synth.spec.size, train.embedding.shape[1], args.width, args.layers, args.fourier)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     budget, start, step = args.minutes * 60, time.process_time(), 0
     x, y = train.params, train.embedding / EMBED_SCALE  # (n, P), (n, D) in [-1, 0]

@@ -20,24 +20,32 @@ EMBED_SCALE = 80.0  # the bank embedding is dB relative to the note's peak, floo
 
 
 class SoundSurrogate(nn.Module):
-    """(N, P) normalised parameters -> (N, D) predicted bank embedding (dB). Residual MLP blocks of `width`."""
+    """(N, P) normalised parameters -> (N, D) predicted bank embedding (dB). Residual MLP blocks of `width`.
 
-    def __init__(self, n_params: int, dim: int, width: int = 512, layers: int = 4):
+    `fourier` > 0: each parameter also enters as sin and cos of 2^k * pi * x for k < fourier, so the MLP can
+    follow a sound that changes quickly with one parameter (a frequency ratio detuned by a hundredth)."""
+
+    def __init__(self, n_params: int, dim: int, width: int = 512, layers: int = 4, fourier: int = 0):
         super().__init__()
-        self.n_params, self.dim, self.width, self.layers = n_params, dim, width, layers
-        self.stem = nn.Linear(n_params, width)
+        self.n_params, self.dim, self.width, self.layers, self.fourier = n_params, dim, width, layers, fourier
+        self.register_buffer("octaves", torch.pi * 2.0 ** torch.arange(fourier), persistent=False)  # (fourier,)
+        self.stem = nn.Linear(n_params * (1 + 2 * fourier), width)
         self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(),
                                                   nn.Linear(width, width)) for _ in range(layers))
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
 
     def forward(self, params: torch.Tensor) -> torch.Tensor:
+        if self.fourier:
+            angles = (params[:, :, None] * self.octaves).flatten(1)  # (N, P * fourier)
+            params = torch.cat([params, angles.sin(), angles.cos()], dim=1)  # (N, P * (1 + 2 fourier))
         h = self.stem(params)  # (N, width)
         for block in self.blocks:
             h = h + block(h)
         return self.head(h) * EMBED_SCALE  # (N, D) dB
 
     def settings(self) -> dict:
-        return {"n_params": self.n_params, "dim": self.dim, "width": self.width, "layers": self.layers}
+        return {"n_params": self.n_params, "dim": self.dim, "width": self.width, "layers": self.layers,
+                "fourier": self.fourier}
 
     @torch.no_grad()
     def order(self, candidates: torch.Tensor, target_embedding: torch.Tensor) -> torch.Tensor:
