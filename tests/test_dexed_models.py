@@ -278,6 +278,27 @@ def test_best_of_candidates_scores_what_invert_ranks_first(runs, data, synth):
     assert best_of_candidates(regressor, synth, feats, audio, params, 4, 2, 2.0, 5) == {}
 
 
+def test_best_of_candidates_with_a_ranker_scores_the_ranked_draws(runs, data, synth):
+    """With a ranker the candidates are ranked_draw's (the nearest predicted among a pool), scored as without."""
+    from synthinv.bank import embed
+    from synthinv.models.sampler import ranked_draw
+    from synthinv.models.surrogate import Ranker, SoundSurrogate
+
+    flow, _, _ = load_checkpoint(runs["flow_mlp"][0] / "model.ckpt")
+    ds = ShardDataset(data / "val")
+    params, feats = torch.stack([ds[i][0] for i in range(3)]), torch.stack([ds[i][1] for i in range(3)])
+    audio = synth.render(params)
+    torch.manual_seed(0)
+    ranker = Ranker(SoundSurrogate(synth.spec.size, embed(audio[:1], synth.sample_rate).shape[1], 16, 1).eval(), 6)
+    result = best_of_candidates(flow, synth, feats, audio, params, candidates=2, steps=2, guidance=2.0, seed=5,
+                                transpose=False, ranker=ranker)
+    assert result["ranker_pool"] == 6
+    cands = ranked_draw(flow, ranker, synth.spec, feats, embed(audio, synth.sample_rate), repeats=2,
+                        generator=torch.Generator().manual_seed(6), steps=2, guidance=2.0)  # (6, P)
+    per_candidate = mss_of(synth, cands, audio.repeat_interleave(2, 0)).reshape(3, 2)
+    assert result["mss_best_of"] == pytest.approx(per_candidate.min(1).values.mean().item(), rel=1e-5)
+
+
 def test_save_load_gives_identical_predictions(synth, tmp_path):
     torch.manual_seed(0)
     config = load_config("flow_param2tok", "dexed")
