@@ -5,7 +5,7 @@ synthinv.models.sampler), so only N are rendered.
     PYTHONPATH=src python scripts/attach_ranker.py CHECKPOINT SURROGATE [--pool 512] [--out OUT]
 
 SURROGATE: a scripts/train_surrogate.py output for the checkpoint's synth spec (refused otherwise). Writes OUT
-(default: CHECKPOINT, replaced atomically). The surrogate's weights are stored as float16.
+(default: CHECKPOINT, replaced atomically).
 """
 
 from __future__ import annotations

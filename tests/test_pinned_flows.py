@@ -17,7 +17,7 @@ from synthinv.checkpoint import load_checkpoint
 from synthinv.zoo import shipped_models
 
 PINNED = Path(__file__).parent / "fixtures" / "pinned_flows.json"
-MODELS = ("kosc4-flow-transformer", "dexed-flow-mlp")
+MODELS = ("kosc4-flow-transformer", "dexed-flow-mlp", "dexed-simple-flow-mlp-ranked")
 
 
 def model_input(net, synth, n: int = 2) -> torch.Tensor:

@@ -65,3 +65,16 @@ def test_a_given_model_names_its_own_synth(tmp_path):
     refused = CliRunner().invoke(app, ["invert", str(EXAMPLES / "kosc4_heldout_0.wav"), "--model", str(kosc_model),
                                        "--synth", "dexed", "--out", str(tmp_path / "no"), "--threads", "1"])
     assert refused.exit_code == 2 and "error:" in refused.output and not (tmp_path / "no").exists()
+
+
+def test_the_shipped_dexed_simple_model_carries_its_ranker():
+    """Its best of N is the N nearest by predicted sound among a pool of samples (results/README.md, issue #12)."""
+    pytest.importorskip("dexed")
+    from synthinv.checkpoint import read_checkpoint
+    from synthinv.models.surrogate import ranker_from_checkpoint
+
+    path = shipped_models()[DEFAULT_MODEL["dexed_simple"]]
+    _, synth, _ = load_checkpoint(path)
+    ranker = ranker_from_checkpoint(read_checkpoint(path), synth, str(path))  # refused for another spec
+    assert ranker is not None and ranker.pool == 512
+    assert ranker.surrogate.n_params == synth.spec.size

@@ -71,7 +71,7 @@ def surrogate_from_stored(stored: dict, synth, source: str) -> SoundSurrogate:
         raise ValueError(f"{source} holds a surrogate for {meta['synth']} spec {meta['spec_hash']}, not {synth.name} "
                          f"spec {synth.spec.hash()}")
     model = SoundSurrogate(**stored["settings"])
-    model.load_state_dict({k: v.float() for k, v in stored["state_dict"].items()})  # shipped as float16
+    model.load_state_dict(stored["state_dict"])
     return model.eval()
 
 
@@ -93,9 +93,8 @@ def ranker_from_checkpoint(blob: dict, synth, source: str = "checkpoint") -> Ran
 
 
 def stored_ranker(surrogate_file: dict, pool: int) -> dict:
-    """A surrogate file's contents as a checkpoint's "ranker" entry: weights in float16 (half the size, the
-    same order: the surrogate only ranks), with the pool to draw from."""
+    """A surrogate file's contents as a checkpoint's "ranker" entry, with the pool to draw from."""
     if pool < 1:
         raise ValueError(f"a ranker's pool must be at least 1 sample, got {pool}")
-    return {"state_dict": {k: v.half() for k, v in surrogate_file["state_dict"].items()},
+    return {"state_dict": surrogate_file["state_dict"],
             "settings": surrogate_file["settings"], "meta": surrogate_file["meta"], "pool": int(pool)}
