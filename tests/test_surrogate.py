@@ -24,6 +24,18 @@ def test_order_puts_the_nearest_predicted_embedding_first():
     assert torch.all(distances[order][1:] >= distances[order][:-1])  # non-decreasing
 
 
+def fit(surrogate: SoundSurrogate, embedding, steps: int) -> SoundSurrogate:
+    """Trained on uniform parameter draws against a known embedding function, as train_surrogate.py trains."""
+    opt = torch.optim.Adam(surrogate.parameters(), lr=3e-3)
+    for _ in range(steps):
+        p = torch.rand(256, surrogate.n_params) * 2 - 1
+        loss = ((surrogate(p) - embedding(p)) / EMBED_SCALE).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return surrogate
+
+
 def test_it_learns_a_smooth_map_to_an_embedding():
     """Fitted to a known smooth function of 4 parameters, the held-out error falls well below the spread."""
     torch.manual_seed(0)
@@ -32,14 +44,7 @@ def test_it_learns_a_smooth_map_to_an_embedding():
     def embedding(p: torch.Tensor) -> torch.Tensor:  # (N, 4) -> (N, 6) dB in [-80, 0]
         return -40.0 * (1 + torch.sin(p @ weights))
 
-    surrogate = SoundSurrogate(n_params=4, dim=6, width=64, layers=2)
-    opt = torch.optim.Adam(surrogate.parameters(), lr=3e-3)
-    for _ in range(400):
-        p = torch.rand(256, 4) * 2 - 1
-        loss = ((surrogate(p) - embedding(p)) / EMBED_SCALE).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    surrogate = fit(SoundSurrogate(n_params=4, dim=6, width=64, layers=2), embedding, steps=400)
     held = torch.rand(512, 4) * 2 - 1
     with torch.no_grad():
         rmse = (surrogate(held) - embedding(held)).square().mean().sqrt()
@@ -71,14 +76,7 @@ def test_fourier_inputs_follow_a_parameter_the_sound_depends_on_sharply():
     errors = {}
     for fourier in (0, 4):
         torch.manual_seed(0)
-        surrogate = SoundSurrogate(n_params=2, dim=3, width=64, layers=2, fourier=fourier)
-        opt = torch.optim.Adam(surrogate.parameters(), lr=3e-3)
-        for _ in range(300):
-            p = torch.rand(256, 2) * 2 - 1
-            loss = ((surrogate(p) - embedding(p)) / EMBED_SCALE).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        surrogate = fit(SoundSurrogate(n_params=2, dim=3, width=64, layers=2, fourier=fourier), embedding, steps=300)
         with torch.no_grad():
             errors[fourier] = (surrogate(held) - embedding(held)).square().mean().sqrt().item()
         assert SoundSurrogate(**surrogate.settings()).settings() == surrogate.settings()
