@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from synthinv import synths
-from synthinv.checkpoint import load_checkpoint, read_checkpoint
+from synthinv.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from synthinv.config import load_config
 from synthinv.models.sampler import ranked_draw
 from synthinv.models.surrogate import Ranker, SoundSurrogate, ranker_from_checkpoint, stored_ranker
@@ -101,6 +101,10 @@ def test_a_ranker_for_another_synth_or_an_empty_pool_is_refused(kosc_flow, tmp_p
     with pytest.raises(ValueError, match="not kosc"):
         attach.attach(ckpt, surrogate_file(tmp_path / "s.pt", synth, spec_hash="0123456789abcdef"), 20, tmp_path / "x.ckpt")
     assert not (tmp_path / "x.ckpt").exists()  # nothing written
+    blob = read_checkpoint(attach.attach(ckpt, surrogate_file(tmp_path / "s.pt", synth), 20, tmp_path / "y.ckpt"))
+    del blob["ranker"]["state_dict"]["stem.weight"]  # a damaged ranker: one line naming the checkpoint
+    with pytest.raises(CheckpointError, match="y.ckpt: its ranker cannot be used"):
+        ranker_from_checkpoint(blob, synth, str(tmp_path / "y.ckpt"))
     with pytest.raises(ValueError, match="at least 1"):
         stored_ranker(torch.load(surrogate_file(tmp_path / "t.pt", synth), weights_only=True), 0)
 

@@ -86,10 +86,15 @@ class Ranker:
 
 def ranker_from_checkpoint(blob: dict, synth, source: str = "checkpoint") -> Ranker | None:
     """A checkpoint's ranker (stored under "ranker" by scripts/attach_ranker.py), or None if it has none."""
+    from synthinv.checkpoint import CheckpointError
+
     stored = blob.get("ranker")
     if stored is None:
         return None
-    return Ranker(surrogate_from_stored(stored, synth, source), int(stored["pool"]))
+    try:
+        return Ranker(surrogate_from_stored(stored, synth, source), int(stored["pool"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # another spec, or a damaged entry
+        raise CheckpointError(f"{source}: its ranker cannot be used ({exc})") from None
 
 
 def stored_ranker(surrogate_file: dict, pool: int) -> dict:
