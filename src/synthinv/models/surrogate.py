@@ -28,6 +28,7 @@ class SoundSurrogate(nn.Module):
     def __init__(self, n_params: int, dim: int, width: int = 512, layers: int = 4, fourier: int = 0):
         super().__init__()
         self.n_params, self.dim, self.width, self.layers, self.fourier = n_params, dim, width, layers, fourier
+        self.octaves: torch.Tensor
         self.register_buffer("octaves", torch.pi * 2.0 ** torch.arange(fourier), persistent=False)  # (fourier,)
         self.stem = nn.Linear(n_params * (1 + 2 * fourier), width)
         self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(),
