@@ -152,8 +152,9 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
               f"with `--sources random --ns 8,32 --out {args.random_rows.parent}`; '-' where N was not run). "
               f"Nested: best of N is taken among the first N of the same draws for every N. Made by "
               f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} --n {args.n} "
-              f"--ns 8,32,128,256,512` (sources model, lookup) and `--ns 8,32 --pool 512 --sources "
-              f"model_by_embedding,model_by_surrogate`; rows in {args.out}/rows.jsonl.", ""]
+              f"--ns {','.join(map(str, all_ns))} --sources {','.join(s for s in ['lookup', *SOURCE_NAMES] if s in by_source)}` "
+              f"(with --pool for the pooled sources; where parts were run apart, the notes below give each command); "
+              f"rows in {args.out}/rows.jsonl.", ""]
     return write_page("\n".join(lines), args.out)
 
 
