@@ -291,7 +291,7 @@ def test_best_of_candidates_with_a_ranker_scores_the_ranked_draws(runs, data, sy
     torch.manual_seed(0)
     ranker = Ranker(SoundSurrogate(synth.spec.size, embed(audio[:1], synth.sample_rate).shape[1], 16, 1).eval(), 6)
     result = best_of_candidates(flow, synth, feats, audio, params, candidates=2, steps=2, guidance=2.0, seed=5,
-                                transpose=False, ranker=ranker)
+                                transpose=False, ranker=ranker, chunk=2)  # chunks of sounds: the same draws
     assert result["ranker_pool"] == 6
     cands = ranked_draw(flow, ranker, synth.spec, feats, embed(audio, synth.sample_rate), repeats=2,
                         generator=torch.Generator().manual_seed(6), steps=2, guidance=2.0)  # (6, P)

@@ -233,10 +233,15 @@ def best_of_candidates(model: Sampler, synth: Synth, feats: torch.Tensor, audio:
         from synthinv.bank import embed
         from synthinv.models.sampler import ranked_draw
 
-        targets = torch.cat([embed(a, synth.sample_rate) for a in audio.cpu().split(chunk)])  # (n, D)
-        pred = ranked_draw(model, ranker, synth.spec, feats.to(device), targets.to(device), repeats=c,
-                           generator=torch.Generator().manual_seed(seed + 1), steps=steps, guidance=guidance,
-                           temperature=temperature).cpu()  # (n * c, P)
+        gen, parts = torch.Generator().manual_seed(seed + 1), []
+        with progress_bar(n, f"{ranker.pool} samples a sound, {c} kept", unit="sounds") as advance:
+            for i in range(0, n, chunk):  # the generator runs on: the same draws as one call for all sounds
+                target = embed(audio[i:i + chunk].cpu(), synth.sample_rate)  # (chunk, D)
+                parts.append(ranked_draw(model, ranker, synth.spec, feats[i:i + chunk].to(device), target.to(device),
+                                         repeats=c, generator=gen, steps=steps, guidance=guidance,
+                                         temperature=temperature).cpu())  # (chunk * c, P)
+                advance(len(target))
+        pred = torch.cat(parts)  # (n * c, P)
     else:
         repeated = feats.repeat_interleave(c, 0)  # (n * c, ...): candidates of sound i at rows i*c .. i*c+c-1
         pred = sample_params(model, repeated.to(device), steps, guidance, seed + 1,
