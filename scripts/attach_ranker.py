@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthinv.checkpoint import load_checkpoint, read_checkpoint, safe_load, write_blob
+from synthinv.checkpoint import load_checkpoint, safe_load, write_blob
 from synthinv.models.surrogate import ranker_from_checkpoint, stored_ranker
 
 
 def attach(checkpoint: Path, surrogate: Path, pool: int, out: Path) -> Path:
-    _, synth, _ = load_checkpoint(checkpoint)  # a checkpoint this synthinv can build
-    blob = read_checkpoint(checkpoint)
+    _, synth, blob = load_checkpoint(checkpoint)  # a checkpoint this synthinv can build, read once
     blob["ranker"] = stored_ranker(safe_load(surrogate, "surrogate"), pool)
     ranker_from_checkpoint(blob, synth, str(surrogate))  # refused here if it was made for another spec
     return write_blob(out, blob)

@@ -279,8 +279,9 @@ class Inverter:
             n = counts["model"] if self.net.stochastic else 1  # a regressor has one answer
             gen = torch.Generator().manual_seed(seed)
             temperature = self.config.sample.temperature
-            if ranked and self.ranker is not None and self.net.stochastic:
-                params = ranked_draw(self.net, self.ranker, self.synth.spec, cond,
+            ranker = self.ranker if ranked and self.net.stochastic else None
+            if ranker is not None:
+                params = ranked_draw(self.net, ranker, self.synth.spec, cond,
                                      embed(target.audio[None], self.synth.sample_rate), repeats=n, generator=gen,
                                      steps=steps, guidance=guidance, temperature=temperature)  # (n, P)
                 labels += ["flow sample (ranked)"] * n

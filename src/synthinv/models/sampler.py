@@ -64,12 +64,12 @@ def ranked_draw(model: Sampler, ranker: Ranker, spec: ParamSpec, cond: torch.Ten
     """cond (N, ...) encoder inputs, targets (N, D) their sounds' bank embeddings (synthinv.bank.embed) ->
     (N * repeats, P) as `draw` lays them out: per sound, max(repeats, ranker.pool) samples are drawn and snapped
     to the synth's grid (what a render plays, and what the surrogate was trained on), and the `repeats` whose
-    predicted embedding lies nearest the target's are kept, nearest first. Clamped to [-1, 1]."""
+    predicted embedding lies nearest the target's are kept, nearest first. Within [-1, 1] (snapping clips)."""
     kept = []
     for i in range(len(cond)):
         pool = draw(model, cond[i:i + 1], repeats=max(repeats, ranker.pool), generator=generator, steps=steps,
-                    guidance=guidance, temperature=temperature).clamp(-1, 1)  # (pool, P)
-        pool = spec.snap(pool)  # discrete values on their grid, one-hot blocks exact
+                    guidance=guidance, temperature=temperature)  # (pool, P)
+        pool = spec.snap(pool)  # clipped, discrete values on their grid, one-hot blocks exact
         kept.append(pool[ranker.surrogate.order(pool, targets[i])[:repeats]])
     return torch.cat(kept)
 
