@@ -27,12 +27,33 @@ import numpy as np
 import torch
 
 
+def targets(args: argparse.Namespace, synth) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (features (S, ...), audio (S, T)): the first --n sounds of --data, or every file of --audio-dir read and
+    prepared as `synthinv invert` prepares a sound (sorted by name)."""
+    if args.audio_dir is None:
+        from synthinv.datasets import first_examples
+
+        _, feats, audio, _ = first_examples(args.data, synth, args.n)
+        return feats, audio
+    from synthinv.audio_io import prepare_sound
+    from synthinv.ood import audio_files
+    from synthinv.pipeline import synth_rms_range
+
+    rms_range = synth_rms_range(synth)
+    audio = torch.stack([prepare_sound(p, synth.sample_rate, synth.length, rms_range).audio
+                         for p in audio_files(args.audio_dir)[:args.n]])  # (S, T)
+    return synth.features(audio), audio
+
+
+POOL = 512  # samples drawn per sound by the pooled sources where neither --pool nor the checkpoint says
+
+
 def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[dict]:
     """Every sound not in `done` for one source, on one torch thread -> rows (also appended to the rows file)."""
     torch.set_num_threads(1)
     from synthinv.bank import embed, get_bank
     from synthinv.checkpoint import load_checkpoint, stored_config
-    from synthinv.datasets import SPLIT_SEEDS, first_examples
+    from synthinv.datasets import SPLIT_SEEDS
     from synthinv.evaluation import RANDOM_BASELINE_SEED
     from synthinv.metrics import mss_distance
     from synthinv.models.sampler import draw, ranked_draw
@@ -43,14 +64,15 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
     sampling = stored_config(blob, args.checkpoint).sample
     guidance = sampling.guidance if args.guidance is None else args.guidance
     temperature = sampling.temperature if args.temperature is None else args.temperature
-    _, feats, audio, _ = first_examples(args.data, synth, args.n)
+    feats, audio = targets(args, synth)
     bank = get_bank(synth, args.bank, say=lambda s: None, show_progress=False, reserved=tuple(SPLIT_SEEDS.values())) \
         if source == "lookup" else None  # built (minutes, once) only where it is used
     surrogate = load_surrogate(args.surrogate, synth) if source == "model_by_surrogate" else None
     ranker = None
     if source == "model_ranked":  # the checkpoint's own ranker, else the --surrogate file with --pool
-        ranker = ranker_from_checkpoint(blob, synth, str(args.checkpoint)) or Ranker(load_surrogate(args.surrogate, synth),
-                                                                                     args.pool)
+        stored = ranker_from_checkpoint(blob, synth, str(args.checkpoint))
+        surrogate_used = stored.surrogate if stored else load_surrogate(args.surrogate, synth)
+        ranker = Ranker(surrogate_used, args.pool or (stored.pool if stored else POOL))
     ns, c = sorted(args.ns), max(args.ns)
     rows = []
     for i in range(len(audio)):
@@ -65,7 +87,7 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
                                  temperature=temperature)  # (c, P), nearest predicted first
         elif source.startswith("model"):
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + i)
-            drawn = c if source == "model" else max(c, args.pool)
+            drawn = c if source == "model" else max(c, args.pool or POOL)
             params = draw(model, feats[i:i + 1], repeats=drawn, generator=gen, steps=args.steps, guidance=guidance,
                           temperature=temperature).clamp(-1, 1)  # (drawn, P)
             target = embed(audio[i:i + 1], synth.sample_rate)[0]  # (D,)
@@ -88,7 +110,7 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
         row = {"source": source, "sound": i, "mss": {str(n): by_pick[p] for n, p in zip(ns, picks)},
                "guidance": guidance if source.startswith("model") else None,
                "temperature": temperature if source.startswith("model") else None,
-               "cpu_seconds": round(time.process_time() - start, 2)}
+               "pool": ranker.pool if ranker else None, "cpu_seconds": round(time.process_time() - start, 2)}
         with (args.out / "rows.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows.append(row)
@@ -143,7 +165,9 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
     model_rows = [r for source in SOURCE_NAMES for r in by_source.get(source, {}).values()]
     t = next((r["temperature"] for r in model_rows), None)
     g = next((r["guidance"] for r in model_rows), None)
-    lines += ["", f"The first sounds of {args.data} ('sounds' says how many); MSS in dB of each source's first "
+    sounds_of = (f"The files of {args.audio_dir} in name order, prepared as `synthinv invert` prepares a sound"
+                 if args.audio_dir else f"The first sounds of {args.data}")
+    lines += ["", f"{sounds_of} ('sounds' says how many); MSS in dB of each source's first "
               f"candidate by invert's ranking (each candidate also tried at the target's pitch), mean ± 95% interval "
               f"over sounds; paired: the per-sound difference, negative when the source's pick is closer. Sources: "
               + "; ".join(f"{k}: {v}" for k, v in SOURCE_NAMES.items()) + f". Flow: {args.steps} RK4 "
@@ -151,7 +175,8 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
               f"random patches: N prior patches per sound, ranked the same way (rows in {args.random_rows}, made "
               f"with `--sources random --ns 8,32 --out {args.random_rows.parent}`; '-' where N was not run). "
               f"Nested: best of N is taken among the first N of the same draws for every N. Made by "
-              f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} --n {args.n} "
+              f"`PYTHONPATH=src python scripts/best_of_n.py --checkpoint {args.checkpoint} "
+              f"{f'--audio-dir {args.audio_dir}' if args.audio_dir else f'--data {args.data}'} --n {args.n} "
               f"--ns {','.join(map(str, all_ns))} --sources {','.join(s for s in ['lookup', *SOURCE_NAMES] if s in by_source)}` "
               f"(with --pool for the pooled sources; where parts were run apart, the notes below give each command); "
               f"rows in {args.out}/rows.jsonl.", ""]
@@ -163,6 +188,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=Path("src/synthinv/shipped/dexed-simple-flow-mlp.ckpt"))
     ap.add_argument("--data", type=Path, default=Path("data/dexed_simple_test"))
     ap.add_argument("--n", type=int, default=128, help="test sounds")
+    ap.add_argument("--audio-dir", type=Path, default=None,
+                    help="score the files of this folder (e.g. examples/ood), prepared as invert prepares them, "
+                         "instead of --data")
     ap.add_argument("--ns", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32, 128, 256, 512])
     ap.add_argument("--sources", default="model,lookup")
     ap.add_argument("--bank", type=int, default=8192)
@@ -170,8 +198,9 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pool", type=int, default=512,
-                    help="model_by_embedding / model_by_surrogate: samples drawn, put in order, the first N kept")
+    ap.add_argument("--pool", type=int, default=None,
+                    help=f"pooled sources: samples drawn, put in order, the first N kept (default: model_ranked the "
+                         f"checkpoint's ranker's pool, else {POOL})")
     ap.add_argument("--surrogate", type=Path, default=Path("runs/surrogate/dexed_simple.pt"),
                     help="model_by_surrogate: a scripts/train_surrogate.py output")
     ap.add_argument("--jobs", type=int, default=2)
@@ -179,9 +208,11 @@ def main() -> None:
                     help="K/M: only sounds i with i %% M == K (run M processes side by side on the same --out)")
     ap.add_argument("--out", type=Path, default=Path("results/dexed_simple_best_of_n"))
     ap.add_argument("--table-only", action="store_true")
-    ap.add_argument("--random-rows", type=Path, default=Path("results/dexed_simple_best_of_n_random/rows.jsonl"),
-                    help="rows of a --sources random run, shown as the random-patch column")
+    ap.add_argument("--random-rows", type=Path, default=None,
+                    help="rows of a --sources random run on the same sounds, shown as the random-patch column "
+                         "(default: <out>_random/rows.jsonl)")
     args = ap.parse_args()
+    args.random_rows = args.random_rows or args.out.with_name(args.out.name + "_random") / "rows.jsonl"
     args.part, args.parts = args.part
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "rows.jsonl"

@@ -92,3 +92,34 @@ def test_a_candidates_rank_distance_does_not_depend_on_the_others():
     first_two = rank(dexed, params[:2], target.expand(2, -1), transpose=True)
     torch.testing.assert_close(first_two.distance, crowd.distance[:2])
     assert torch.equal(first_two.shift, crowd.shift[:2])
+
+
+def test_best_of_n_scores_a_folder_as_invert_prepares_it(tmp_path):
+    """scripts/best_of_n.py --audio-dir: the files in name order, each the exact target `invert` would score."""
+    pytest.importorskip("dexed")
+    import argparse
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from synthinv.pipeline import Inverter
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("best_of_n", root / "scripts" / "best_of_n.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    shutil.copy(root / "examples" / "ood" / "bass_43.wav", folder / "b.wav")
+    mono, rate = sf.read(root / "examples" / "ood" / "flute_72.wav", dtype="float32")
+    stereo_48k = resample_poly(mono, 160, 147).astype(np.float32)  # 44.1 -> 48 kHz, then two channels
+    sf.write(folder / "a.wav", np.stack([stereo_48k, 0.5 * stereo_48k], axis=1), 48000)
+    args = argparse.Namespace(audio_dir=folder, n=10, data=None)
+    with Inverter("dexed-flow-mlp", workers=1, show_progress=False) as inverter:
+        feats, audio = module.targets(args, inverter.synth)
+        expected = torch.stack([inverter.prepare(folder / name).audio for name in ("a.wav", "b.wav")])  # (2, T)
+        torch.testing.assert_close(audio, expected)
+        torch.testing.assert_close(feats, inverter.synth.features(expected))
