@@ -165,13 +165,14 @@ def write_table(rows: list[dict], args: argparse.Namespace) -> str:
     model_rows = [r for source in SOURCE_NAMES for r in by_source.get(source, {}).values()]
     t = next((r["temperature"] for r in model_rows), None)
     g = next((r["guidance"] for r in model_rows), None)
+    pools = sorted({r["pool"] for r in model_rows if r.get("pool")})
     sounds_of = (f"The files of {args.audio_dir} in name order, prepared as `synthinv invert` prepares a sound"
                  if args.audio_dir else f"The first sounds of {args.data}")
     lines += ["", f"{sounds_of} ('sounds' says how many); MSS in dB of each source's first "
               f"candidate by invert's ranking (each candidate also tried at the target's pitch), mean ± 95% interval "
               f"over sounds; paired: the per-sound difference, negative when the source's pick is closer. Sources: "
               + "; ".join(f"{k}: {v}" for k, v in SOURCE_NAMES.items()) + f". Flow: {args.steps} RK4 "
-              f"steps, guidance {g}, temperature {t}; lookup: the N nearest of {args.bank} rendered prior patches; "
+              f"steps, guidance {g}, temperature {t}{f', pool {pools}' if pools else ''}; lookup: the N nearest of {args.bank} rendered prior patches; "
               f"random patches: N prior patches per sound, ranked the same way (the rows of source random in "
               f"{args.out}/rows.jsonl or in {args.random_rows}, made with `--sources random`; '-' where N was not "
               f"run). "
