@@ -110,7 +110,8 @@ def run_source(source: str, args: argparse.Namespace, done: set[int]) -> list[di
         row = {"source": source, "sound": i, "mss": {str(n): by_pick[p] for n, p in zip(ns, picks)},
                "guidance": guidance if source.startswith("model") else None,
                "temperature": temperature if source.startswith("model") else None,
-               "pool": ranker.pool if ranker else None, "cpu_seconds": round(time.process_time() - start, 2)}
+               "pool": ranker.pool if ranker else (args.pool or POOL) if source.startswith("model_by") else None,
+               "cpu_seconds": round(time.process_time() - start, 2)}
         with (args.out / "rows.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows.append(row)
