@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from synthinv.checkpoint import load_checkpoint
@@ -67,14 +68,27 @@ def test_a_given_model_names_its_own_synth(tmp_path):
     assert refused.exit_code == 2 and "error:" in refused.output and not (tmp_path / "no").exists()
 
 
-def test_the_shipped_dexed_simple_model_carries_its_ranker():
-    """Its best of N is the N nearest by predicted sound among a pool of samples (results/README.md, issue #12)."""
+@pytest.mark.parametrize("synth_name", ["dexed", "dexed_simple"])
+def test_the_default_dexed_models_carry_their_rankers(synth_name):
+    """Their best of N is the N nearest by predicted sound among a pool of samples (results/README.md, issue #12)."""
     pytest.importorskip("dexed")
     from synthinv.checkpoint import read_checkpoint
     from synthinv.models.surrogate import ranker_from_checkpoint
 
-    path = shipped_models()[DEFAULT_MODEL["dexed_simple"]]
+    path = shipped_models()[DEFAULT_MODEL[synth_name]]
     _, synth, _ = load_checkpoint(path)
     ranker = ranker_from_checkpoint(read_checkpoint(path), synth, str(path))  # refused for another spec
     assert ranker is not None and ranker.pool == 512
     assert ranker.surrogate.n_params == synth.spec.size
+
+
+def test_dexed_flow_mlp_ranked_is_the_pinned_dexed_flow_plus_a_ranker():
+    """The ranked model's flow is dexed-flow-mlp's, weight for weight: tests/test_pinned_flows.py pins it, and the
+    pages measured on dexed-flow-mlp describe its samples."""
+    pytest.importorskip("dexed")
+    models = shipped_models()
+    ranked, _, ranked_blob = load_checkpoint(models["dexed-flow-mlp-ranked"])
+    plain, _, plain_blob = load_checkpoint(models["dexed-flow-mlp"])
+    assert "ranker" in ranked_blob and "ranker" not in plain_blob
+    for (name, a), (_, b) in zip(ranked.state_dict().items(), plain.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

@@ -7,7 +7,7 @@ from pathlib import Path
 from synthinv.errors import UsageError
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
-DEFAULT_MODEL = {"kosc": "kosc4-flow-transformer", "dexed": "dexed-flow-mlp", "dexed_simple": "dexed-simple-flow-mlp-ranked"}
+DEFAULT_MODEL = {"kosc": "kosc4-flow-transformer", "dexed": "dexed-flow-mlp-ranked", "dexed_simple": "dexed-simple-flow-mlp-ranked"}
 DEFAULT_SYNTH = "dexed"  # `invert` without --synth or --model: the project's default real synth
 
 
