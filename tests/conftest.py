@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,14 @@ def _private_cache(tmp_path_factory):
     os.environ["SYNTHINV_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["SYNTHINV_BANK_SIZE"] = "128"
     yield
+
+
+def load_script(name: str):
+    """scripts/<name>.py imported as a module (the scripts are not a package), for tests of their functions."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def freq_to_param(spec, index: int, hz: float) -> float:

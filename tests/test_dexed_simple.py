@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_script
+
 pytest.importorskip("dexed")
 
 from synthinv import synths  # noqa: E402
@@ -114,12 +116,9 @@ def test_a_checkpoint_of_another_simple_is_refused(simple, tmp_path):
 
 
 def test_ship_model_ships_a_simple_model(simple, datasets, tmp_path, monkeypatch):
-    import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py")
-    ship = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship)
+    ship = load_script("ship_model")
     monkeypatch.setattr(ship, "SHIPPED_DIR", tmp_path / "shipped")
     config = load_config("flow_mlp", "dexed_simple")
     meta = {"steps": 1, "train_seconds": 1.0, "torch_threads": 1, "best_val_mss": 20.0, "val_data": "none",
@@ -140,12 +139,7 @@ def test_swapping_operators_keeps_the_sound_only_where_the_algorithm_allows_it(s
     """The symmetry scripts/dexed_symmetry.py counts: in algorithm 32 operators 1 and 2 are both plain
     carriers, so swapping all their fields changes nothing; in algorithm 1 operator 1 is a carrier and
     operator 2 its modulator, so the same swap changes the sound."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "dexed_symmetry.py"
-    spec = importlib.util.spec_from_file_location("dexed_symmetry", path)
-    symmetry = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(symmetry)
+    symmetry = load_script("dexed_symmetry")
     from synthinv.metrics import mss_distance
 
     params = simple.random_params(256, seed=21)  # (256, P)

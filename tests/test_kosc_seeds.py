@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,12 +62,9 @@ def test_variant_table_groups_a_configs_seeds(tmp_path):
 
 
 def test_a_grouping_already_in_the_table_is_kept_when_its_checkpoint_is_gone(tmp_path):
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("kosc_seeds", ROOT / "scripts" / "kosc_seeds.py")
-    kosc_seeds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kosc_seeds)
+    kosc_seeds = load_script("kosc_seeds")
     root = tmp_path / "res"
     (root / "s0" / "kosc_k4").mkdir(parents=True)
     row = {"method": "flow_param2tok", "task": "sym", "steps": 10, "budget_minutes": 8, "lsd": 9.5, "lsd_ci95": 0.1,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from conftest import load_script
 from synthinv.audio_io import AudioError
 from synthinv.cli import app
 from synthinv.ood import audio_files, evaluate_audio_dir, fmt, markdown_table, ood_out_dir
@@ -22,10 +22,7 @@ OOD = ROOT / "examples" / "ood"
 
 
 def make_ood_script():
-    spec = importlib.util.spec_from_file_location("make_ood_set", ROOT / "scripts" / "make_ood_set.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_ood_set")
 
 
 # --- the committed set ---------------------------------------------------------------------------------

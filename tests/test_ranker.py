@@ -3,13 +3,13 @@ the synth's grid and in order; attach_ranker stores it safely in a checkpoint; e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import load_script
 from synthinv import synths
 from synthinv.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from synthinv.config import load_config
@@ -18,14 +18,9 @@ from synthinv.models.surrogate import Ranker, SoundSurrogate, ranker_from_checkp
 from synthinv.synths.base import Param, ParamSpec
 from synthinv.training import train
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _attach_module():
-    spec = importlib.util.spec_from_file_location("attach_ranker", ROOT / "scripts" / "attach_ranker.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("attach_ranker")
 
 
 class UniformSampler:

@@ -98,19 +98,17 @@ def test_best_of_n_scores_a_folder_as_invert_prepares_it(tmp_path):
     """scripts/best_of_n.py --audio-dir: the files in name order, each the exact target `invert` would score."""
     pytest.importorskip("dexed")
     import argparse
-    import importlib.util
     import shutil
     from pathlib import Path
 
     import soundfile as sf
     from scipy.signal import resample_poly
 
+    from conftest import load_script
     from synthinv.pipeline import Inverter
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("best_of_n", root / "scripts" / "best_of_n.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("best_of_n")
     folder = tmp_path / "sounds"
     folder.mkdir()
     shutil.copy(root / "examples" / "ood" / "bass_43.wav", folder / "b.wav")
